@@ -1,0 +1,397 @@
+"""The command line: a thin shell that builds configuration values and reports results.
+
+Bad input ends here as one sentence on stderr and exit code 2; nothing below the CLI
+prints usage errors or reads argv or the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+from .config import MAX_EPOCHS, PARAM_BUDGET, DataConfig, Recipe, SearchConfig
+from .data import DATA_ENV, DataError
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+MAIN_EXAMPLES = """\
+examples:
+  drill-search run --trials 50                search: 50 finished trials, resumable
+  drill-search run --baseline round3          reproduce a hand-designed round (15 epochs)
+  drill-search run --baseline round1 --epochs 2 --device cpu
+  drill-search baselines                      list the four rounds and their reported figures
+
+data: MNIST is read from --data-dir, else $DRILL_SEARCH_DATA, else ./data, in
+torchvision's layout (<dir>/MNIST/raw/); it is downloaded there when missing.
+"""
+
+RUN_EXAMPLES = """\
+examples:
+  drill-search run --trials 50
+      search the space until the study holds 50 finished trials (complete, pruned or
+      rejected over budget); the same command again resumes, and --trials 80 later adds 30
+  drill-search run --trials 50 --with-baselines --epochs 15 --pruner pareto
+      also train the rounds under 10,000 parameters under the search's protocol
+  drill-search run --trials 200 --workers 4 --storage studies/search.journal
+      four worker processes on this machine (SQLite refuses concurrent workers)
+  drill-search run --trials 500 --workers 8 --storage postgresql://user:pw@host/db
+      run the same command on several machines: they share the study
+  drill-search run --baseline round3
+      train round3 with its own recipe: all 60,000 training images, test every epoch,
+      and compare with the original write-up's figures
+  drill-search run --baseline round0 --epochs 3 --seed 1 --quiet
+  DRILL_SEARCH_DATA=../shared/datasets drill-search run --baseline round2 --device cpu
+"""
+
+
+class UsageError(Exception):
+    """Bad input; the message is one sentence for the user."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="drill-search",
+        description="Automated drill-down for tiny MNIST CNNs: reproduce the hand-designed "
+        "rounds, then let Optuna search the same space.",
+        epilog=MAIN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="search the space, or reproduce a baseline round",
+        description="Search the space with Optuna (--trials N), or reproduce a hand-designed "
+        "round (--baseline NAME). Everything is recorded in the study storage.",
+        epilog=RUN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    what = run.add_argument_group("what to run")
+    what.add_argument("--trials", type=int, metavar="N",
+                      help="search until the study holds N finished trials (a total, not N more; "
+                      "rejected and pruned trials count, failed ones are retried)")
+    what.add_argument("--baseline", metavar="NAME", help="a hand-designed round: round0, round1, round2 or round3")
+    search = run.add_argument_group("search")
+    search.add_argument("--max-params", type=int, default=PARAM_BUDGET,
+                        help=f"parameter budget; larger candidates are rejected untrained (default {PARAM_BUDGET:,})")
+    search.add_argument("--pruner", default="pareto", help="pareto (default), median or none; see search/prune.py")
+    search.add_argument("--prune-warmup", type=int, default=3, help="epochs before pruning may stop a trial (default 3)")
+    search.add_argument("--sampler", default="tpe", help="tpe (default), random or nsga2")
+    search.add_argument("--with-baselines", action="store_true",
+                        help="queue the rounds under the budget so they train under the search's protocol")
+    search.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
+    search.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                        help="start no new trial after this many seconds (the study resumes later)")
+    search.add_argument("--val-size", type=int, default=5000,
+                        help="training images held out for validation (default 5,000)")
+    search.add_argument("--train-size", type=int, default=None,
+                        help="train candidates on only this many images (quick looks; default all 55,000)")
+    _add_common(run)
+
+    sub.add_parser("baselines", help="list the hand-designed rounds", description="List the four rounds.")
+    return parser
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    train = p.add_argument_group("training")
+    train.add_argument("--epochs", type=int, default=MAX_EPOCHS, help=f"epochs per run, 1..{MAX_EPOCHS} (default {MAX_EPOCHS})")
+    train.add_argument("--seed", type=int, default=None,
+                       help="training seed (default 99, as in the notebooks); a search also seeds its sampler with it")
+    train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto: the GPU when there is one)")
+    train.add_argument("--data-dir", type=Path, default=None, help=f"folder holding MNIST/raw/ (default ${DATA_ENV}, else ./data)")
+    store = p.add_argument_group("storage")
+    store.add_argument("--storage", metavar="URL", default=None,
+                       help="an Optuna storage URL or journal file (default sqlite:///studies/drill-search.db)")
+    store.add_argument("--study-name", default=None, help="the study to write to")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the final summary")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    from .storage import StorageError
+    from .study import StudyError
+
+    _quiet_libraries()
+    try:
+        if args.command == "baselines":
+            return cmd_baselines()
+        if args.command == "run":
+            return cmd_run(args)
+    except (UsageError, DataError, StudyError, StorageError) as e:
+        print(f"drill-search: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("\ndrill-search: interrupted; finished trials are kept in the storage.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    parser.error(f"unknown command {args.command}")
+    return EXIT_USAGE
+
+
+# --- helpers that turn flags into values ------------------------------------------------
+
+
+def _quiet_libraries() -> None:
+    import warnings
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def data_config(args: argparse.Namespace) -> DataConfig:
+    root = args.data_dir or Path(os.environ.get(DATA_ENV) or "data")
+    return DataConfig(root=root)
+
+
+def resolve_device(name: str):
+    import torch
+
+    name = name.strip().lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps.") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError("--device cuda was asked for, but this PyTorch sees no CUDA GPU; use --device cpu.")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UsageError(f"there is no {name}: this machine has {torch.cuda.device_count()} CUDA device(s).")
+    elif device.type == "mps":
+        if getattr(torch.backends, "mps", None) is None or not torch.backends.mps.is_available():
+            raise UsageError("--device mps was asked for, but MPS is not available here; use --device cpu.")
+    elif device.type != "cpu":
+        raise UsageError(f"unsupported device {name!r}; use auto, cpu, cuda, cuda:N or mps.")
+    return device
+
+
+def _check_epochs(epochs: int) -> None:
+    if not 1 <= epochs <= MAX_EPOCHS:
+        raise UsageError(f"--epochs must be between 1 and {MAX_EPOCHS}, got {epochs}.")
+
+
+# --- commands ---------------------------------------------------------------------------
+
+
+def cmd_baselines() -> int:
+    from baselines import ROUNDS
+
+    from .model import count_params
+
+    print(f"{'name':<8} {'params':>7}  {'lr':>5}  {'architecture':<28} {'test@1':>7} {'test@15':>8} {'best (epoch)':>13}")
+    for b in ROUNDS.values():
+        best, at = b.reported_best
+        print(
+            f"{b.name:<8} {count_params(b.candidate.arch):>7,}  {b.candidate.lr:>5g}  {b.candidate.arch.describe():<28} "
+            f"{b.reported_test_acc[0]:>7.2f} {b.reported_final:>8.2f} {best:>7.2f} ({at})"
+        )
+    print("test accuracy in percent on the 10,000 MNIST test images, as the original write-up reported it")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    if args.baseline is None and args.trials is None:
+        raise UsageError("say what to run: --trials N (a search) or --baseline NAME (round0..round3).")
+    if args.baseline is not None and args.trials is not None:
+        raise UsageError("--trials and --baseline are two different runs: give one of them.")
+    if args.baseline is not None:
+        return run_baseline(args)
+    return run_search(args)
+
+
+def search_config(args: argparse.Namespace, device) -> SearchConfig:
+    from .prune import PRUNERS
+    from .storage import storage_url
+    from .study import SAMPLERS
+
+    if args.trials < 1:
+        raise UsageError(f"--trials must be at least 1, got {args.trials}.")
+    _check_epochs(args.epochs)
+    if args.max_params < 1:
+        raise UsageError(f"--max-params must be at least 1, got {args.max_params}.")
+    if args.pruner not in PRUNERS:
+        raise UsageError(f"unknown pruner {args.pruner!r}; choose one of: {', '.join(PRUNERS)}.")
+    if args.sampler not in SAMPLERS:
+        raise UsageError(f"unknown sampler {args.sampler!r}; choose one of: {', '.join(SAMPLERS)}.")
+    if args.workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {args.workers}.")
+    if args.prune_warmup < 1:
+        raise UsageError(f"--prune-warmup must be at least 1, got {args.prune_warmup}.")
+    if args.timeout is not None and args.timeout <= 0:
+        raise UsageError(f"--timeout must be a positive number of seconds, got {args.timeout:g}.")
+    if not 1 <= args.val_size <= 30000:
+        raise UsageError(f"--val-size must be between 1 and 30000, got {args.val_size}.")
+    if args.train_size is not None and not 1 <= args.train_size <= 60000 - args.val_size:
+        raise UsageError(f"--train-size must be between 1 and {60000 - args.val_size}, got {args.train_size}.")
+    seed = 99 if args.seed is None else args.seed
+    return SearchConfig(
+        storage=storage_url(args.storage),
+        recipe=Recipe(epochs=args.epochs, seed=seed),
+        data=dataclasses.replace(data_config(args), val_size=args.val_size, train_size=args.train_size),
+        study_name=args.study_name or "search",
+        trials=args.trials,
+        max_params=args.max_params,
+        pruner=args.pruner,
+        prune_warmup=args.prune_warmup,
+        sampler=args.sampler,
+        seed=args.seed,
+        with_baselines=args.with_baselines,
+        workers=args.workers,
+        timeout=args.timeout,
+        device=str(device),
+    )
+
+
+def run_search(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from . import report
+    from . import study as studies
+    from .data import load_mnist
+    from .storage import dashboard_command
+    from .study import counts, todo
+
+    device = resolve_device(args.device)
+    cfg = search_config(args, device)
+    load_mnist(cfg.data.root, download=cfg.data.download)  # fail early, before any worker starts
+    studies.check_workers(cfg)
+    study = studies.open_search(cfg)
+    c = counts(study)
+    done = c["complete"] + c["pruned"]
+    left = todo(study, cfg.trials)
+    print(
+        f"study {cfg.study_name!r} in {cfg.storage}: {done} of {cfg.trials} trials finished; "
+        f"{'starting ' + str(left) + ' more' if left else 'nothing to do'} on {device} with "
+        f"{cfg.workers} worker(s); {cfg.recipe.epochs} epochs at most, budget {cfg.max_params:,} "
+        f"parameters, pruner {cfg.pruner}, sampler {cfg.sampler}"
+    )
+    bar = tqdm(total=cfg.trials, initial=min(done, cfg.trials), unit="trial", desc="search",
+               disable=True if args.quiet else None, dynamic_ncols=True)
+
+    def on_trial(t) -> None:
+        if not args.quiet:
+            bar.write(report.trial_line(t))
+        if t.state.is_finished() and t.state.name != "FAIL":
+            bar.update(1)
+
+    interrupted = False
+    _sigterm_as_interrupt()
+    try:
+        study = studies.run_search(cfg, on_trial=on_trial)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+    print()
+    print(f"trials: {report.counts_line(study)}")
+    print(report.front_table(study))
+    print(f"\nsee the accuracy-vs-parameters front:  {dashboard_command(cfg.storage)}")
+    if interrupted:
+        print("interrupted: finished trials are kept; run the same command again to resume.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 0
+
+
+def _sigterm_as_interrupt() -> None:
+    import signal
+
+    def handler(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def run_baseline(args: argparse.Namespace) -> int:
+    import baselines
+
+    from . import study as studies
+    from .data import load_mnist
+    from .model import build_model, count_params, layer_table
+    from .storage import open_storage, storage_url
+    from .train import EpochResult
+
+    try:
+        baseline = baselines.get(args.baseline)
+    except KeyError as e:
+        raise UsageError(e.args[0] + ".") from None
+    _check_epochs(args.epochs)
+    device = resolve_device(args.device)
+    recipe = Recipe(epochs=args.epochs, seed=99 if args.seed is None else args.seed)
+    data = load_mnist(data_config(args).root).to(device)
+    url = storage_url(args.storage)
+    storage = open_storage(url)
+    study_name = args.study_name or studies.BASELINE_STUDY
+
+    c = baseline.candidate
+    model = build_model(c.arch)
+    print(
+        f"{baseline.name}: {c.arch.describe()}, {count_params(model):,} parameters, lr {c.lr:g}, "
+        f"{recipe.epochs} epochs, batch {recipe.batch_size}, seed {recipe.seed}, device {device}"
+    )
+    if not args.quiet:
+        print(layer_table(model))
+
+    def show(e: EpochResult) -> None:
+        if args.quiet:
+            return
+        t = e.evals["test"]
+        print(
+            f"epoch {e.epoch:>2}/{recipe.epochs}  lr {e.lr:<7.4g} train loss {e.train.loss:.4f} "
+            f"acc {e.train.acc:6.2f}%  test loss {t.loss:.4f} acc {t.acc:6.2f}%  {e.seconds:5.1f} s",
+            flush=True,
+        )
+
+    result = studies.reproduce(
+        baseline, recipe, data, device, storage, study_name, on_epoch=show, progress=not args.quiet
+    )
+    print()
+    print(comparison_table(baseline, [e.evals["test"].acc for e in result.history]))
+    per_epoch = result.seconds / len(result.history)
+    print(f"\n{len(result.history)} epochs in {result.seconds:.1f} s ({per_epoch:.1f} s/epoch, {60000 / per_epoch:,.0f} images/s)")
+    print(f"recorded in study {study_name!r} of {url}")
+    return 0
+
+
+def comparison_table(baseline, test_acc: list[float]) -> str:
+    """Test accuracy per epoch, this run next to the original write-up's."""
+    rep = baseline.reported_test_acc
+    lines = [
+        "Test accuracy per epoch (MNIST test set, 10,000 images), this run vs the original write-up:",
+        f"{'epoch':>5}  {'this run':>8}  {'original':>8}  {'diff':>6}",
+    ]
+    for i, acc in enumerate(test_acc):
+        orig = rep[i] if i < len(rep) else None
+        diff = f"{acc - orig:+6.2f}" if orig is not None else ""
+        shown = "" if orig is None else f"{orig:.2f}"
+        lines.append(f"{i + 1:>5}  {acc:>8.2f}  {shown:>8}  {diff:>6}")
+    n = len(test_acc)
+    best = max(test_acc)
+    lines.append(
+        f"final (epoch {n}): {test_acc[-1]:.2f} vs {rep[n - 1]:.2f} reported at epoch {n}; "
+        f"best of epochs {best:.2f} (epoch {test_acc.index(best) + 1}) vs "
+        f"{baseline.reported_best[0]:.2f} (epoch {baseline.reported_best[1]}) "
+        "[best-of-epochs picks an epoch by test accuracy]"
+    )
+    return "\n".join(lines)

@@ -1,0 +1,68 @@
+"""Configuration values, built once at the CLI edge and passed down.
+
+Nothing below the CLI reads argv or the environment: everything it needs arrives in one
+of these frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+MAX_EPOCHS = 15  # the exercise's limit
+PARAM_BUDGET = 10_000  # "under 10,000 parameters"
+TARGET_ACC = 99.4  # percent, on the MNIST test set
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a candidate is trained; its learning rate and step come from the candidate.
+
+    Defaults are the notebooks' recipe: batch 64, SGD momentum 0.9, StepLR gamma 0.01,
+    15 epochs, seed 99.
+    """
+
+    epochs: int = MAX_EPOCHS
+    batch_size: int = 64
+    momentum: float = 0.9
+    lr_gamma: float = 0.01  # StepLR factor at the candidate's lr_step
+    seed: int = 99  # weights, dropout masks, batch order and rotation angles
+    augment: bool = True  # random rotation of +-7 degrees on training images
+    sparse_dropout: bool = True  # nn.Dropout's distribution from far fewer random numbers
+    # Learning rates in the space are for batch 64; a larger batch scales them linearly.
+    reference_batch: int = 64
+
+    def lr_for(self, lr: float) -> float:
+        return lr * self.batch_size / self.reference_batch
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    root: Path  # holds MNIST/raw/ in torchvision's layout
+    download: bool = True  # try torchvision's download when files are missing
+    val_size: int = 5_000  # held out of the 60,000 training images for search selection
+    val_seed: int = 0  # fixes which images are held out; the same for every trial
+    train_size: int | None = None  # train on only this many of the rest (quick looks, tests)
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """One search: where it is stored, how many trials, and how candidates are judged."""
+
+    storage: str  # an Optuna storage URL or a journal file path
+    recipe: Recipe
+    data: DataConfig
+    study_name: str = "search"
+    trials: int = 50  # total finished trials wanted in the study (complete + pruned)
+    max_params: int = PARAM_BUDGET  # larger candidates are rejected before training
+    pruner: str = "pareto"  # see search.prune
+    prune_warmup: int = 3  # epochs before the pruner may judge
+    sampler: str = "tpe"  # tpe, random or nsga2
+    seed: int | None = None  # sampler seed (training uses recipe.seed)
+    with_baselines: bool = False  # enqueue the rounds that fit the budget
+    workers: int = 1  # worker processes on this machine
+    timeout: float | None = None  # seconds after which no new trial starts
+    device: str = "cpu"  # resolved torch device string

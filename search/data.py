@@ -1,0 +1,192 @@
+"""MNIST as uint8 tensors on the training device, split, and augmented in whole batches.
+
+The images are read once through torchvision's dataset class (its download is the
+default for users with internet) and kept as uint8: 47 MB for all 70,000. Every epoch
+the training images are shuffled and rotated in large chunks with `affine_grid` +
+`grid_sample` on the device, which reproduces `RandomRotation((-7, 7), fill=(1,))` as
+the notebooks applied it (a uniform angle per image, nearest-neighbour sampling, fill 1
+of 255) without per-image PIL work or DataLoader worker processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+MEAN, STD = 0.1307, 0.3081  # training-set pixel statistics on the 0..1 scale
+ROTATION_DEGREES = 7.0
+ROTATION_FILL = 1.0  # on the 0..255 scale, as RandomRotation(fill=(1,)) on uint8 images
+DATA_ENV = "DRILL_SEARCH_DATA"  # environment variable naming the data root
+
+# The uncompressed originals torchvision reads from <root>/MNIST/raw: size, published MD5.
+FILES = {
+    "train-images-idx3-ubyte": (47_040_016, "6bbc9ace898e44ae57da46a324031adb"),
+    "train-labels-idx1-ubyte": (60_008, "a25bea736e30d166cdddb491f175f624"),
+    "t10k-images-idx3-ubyte": (7_840_016, "2646ac647ad5339dbf082846283269ea"),
+    "t10k-labels-idx1-ubyte": (10_008, "27ae3e4e09519cfbb04c329615203637"),
+}
+
+
+class DataError(Exception):
+    """The data cannot be had; the message is one sentence for the user."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """Images (N, 28, 28) uint8 and labels (N,) int64, on one device."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def to(self, device: torch.device | str) -> "Split":
+        return Split(self.images.to(device), self.labels.to(device))
+
+    def take(self, index: torch.Tensor | slice) -> "Split":
+        return Split(self.images[index], self.labels[index])
+
+
+@dataclass(frozen=True)
+class Mnist:
+    train: Split  # the 60,000 training images
+    test: Split  # the 10,000 test images
+
+    def to(self, device: torch.device | str) -> "Mnist":
+        return Mnist(self.train.to(device), self.test.to(device))
+
+
+def load_mnist(root: str | Path, download: bool = True) -> Mnist:
+    """Read MNIST from `root`/MNIST/raw, downloading it first if it is missing."""
+    root = Path(root).expanduser()
+    raw = root / "MNIST" / "raw"
+    tried = download and _missing(raw)
+    if tried:
+        _download(root)
+    problems = _check(raw)
+    if problems:
+        names = ", ".join(FILES)
+        fetched = " and could not be downloaded" if tried else ""
+        raise DataError(
+            f"MNIST is not usable in {raw} ({problems[0]}){fetched}: put the four uncompressed files "
+            f"{names} there (torchvision's layout), or point --data-dir or ${DATA_ENV} at a "
+            "folder that holds MNIST/raw/ with them."
+        )
+    from torchvision.datasets import MNIST
+
+    train = MNIST(str(root), train=True, download=False)
+    test = MNIST(str(root), train=False, download=False)
+    return Mnist(Split(train.data, train.targets), Split(test.data, test.targets))
+
+
+def _missing(raw: Path) -> bool:
+    return any(not (raw / name).is_file() for name in FILES)
+
+
+def _download(root: Path) -> None:
+    from torchvision.datasets import MNIST
+
+    try:
+        for train in (True, False):
+            MNIST(str(root), train=train, download=True)
+    except Exception:  # noqa: BLE001 - any failure leads to the same instruction below
+        pass  # _check reports exactly which file is missing
+
+
+def _check(raw: Path) -> list[str]:
+    """What is wrong with the files in `raw`, first problem first (empty: all good)."""
+    problems = []
+    for name, (size, md5) in FILES.items():
+        path = raw / name
+        if not path.is_file():
+            problems.append(f"{name} is missing")
+        elif path.stat().st_size != size:
+            problems.append(f"{name} has {path.stat().st_size} bytes, not {size}")
+        elif _md5(path) != md5:
+            problems.append(f"{name} does not match its published MD5 checksum")
+    return problems
+
+
+def _md5(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def split_validation(train: Split, val_size: int, seed: int = 0) -> tuple[Split, Split]:
+    """A fixed, seeded held-out part of the training images: (train, validation)."""
+    if not 0 < val_size < len(train):
+        raise ValueError(f"val_size must be between 1 and {len(train) - 1}, got {val_size}")
+    perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
+    perm = perm.to(train.labels.device)
+    return train.take(perm[val_size:]), train.take(perm[:val_size])
+
+
+def normalize(images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """uint8 (N, 28, 28) or float on the 0..255 scale -> normalized (N, 1, 28, 28)."""
+    x = images.to(dtype)
+    if x.dim() == 3:
+        x = x.unsqueeze(1)
+    return (x / 255.0 - MEAN) / STD
+
+
+def rotate(images: torch.Tensor, degrees: torch.Tensor, fill: float = ROTATION_FILL) -> torch.Tensor:
+    """Rotate each image counter-clockwise by its own angle, as torchvision's `rotate` does.
+
+    images: (N, 28, 28) uint8; degrees: (N,). Returns float32 (N, 1, 28, 28) on the
+    0..255 scale. Nearest-neighbour sampling about the image centre; pixels that come
+    from outside the image take `fill`.
+    """
+    n, h, w = images.shape
+    rad = degrees.to(torch.float32) * (math.pi / 180.0)
+    cos, sin = torch.cos(rad).view(n, 1, 1), torch.sin(rad).view(n, 1, 1)
+    # grid_sample reads each output pixel from the input point the grid names, in a
+    # frame where x runs right and y down over [-1, 1] (pixel centres, align_corners=False).
+    # A counter-clockwise turn on screen therefore reads from the point turned by -angle.
+    # Built elementwise: affine_grid's batched 3x2 matmul is 10x slower on CPU.
+    xs = ((torch.arange(w, device=images.device) * 2 + 1) / w - 1).view(1, 1, w)
+    ys = ((torch.arange(h, device=images.device) * 2 + 1) / h - 1).view(1, h, 1)
+    grid = torch.stack((cos * xs - sin * (h / w) * ys, sin * (w / h) * xs + cos * ys), dim=-1)
+    # Sampling (image - fill) with zero padding and adding fill back gives `fill` exactly
+    # where the source point falls outside the image.
+    x = images.unsqueeze(1).to(torch.float32) - fill
+    return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False) + fill
+
+
+def augmented_epoch(
+    split: Split, generator: torch.Generator, augment: bool = True, chunk: int = 8192
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One epoch's training inputs: shuffled, each image rotated by its own uniform angle
+    in [-7, 7] degrees (when `augment`), normalized. Returns (inputs, labels) on the
+    split's device; batches are then plain slices of them."""
+    device = split.labels.device
+    n = len(split)
+    order = torch.randperm(n, generator=generator, device=device)
+    labels = split.labels[order]
+    inputs = torch.empty((n, 1, 28, 28), dtype=torch.float32, device=device)
+    if augment:
+        angles = (torch.rand(n, generator=generator, device=device) * 2 - 1) * ROTATION_DEGREES
+    for start in range(0, n, chunk):
+        idx = order[start : start + chunk]
+        images = split.images[idx]
+        if augment:
+            images = rotate(images, angles[start : start + chunk])
+        inputs[start : start + chunk] = normalize(images)
+    return inputs, labels
+
+
+def batches(
+    inputs: torch.Tensor, labels: torch.Tensor, batch_size: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Consecutive slices; the last batch may be smaller (as DataLoader's drop_last=False)."""
+    for start in range(0, len(labels), batch_size):
+        yield inputs[start : start + batch_size], labels[start : start + batch_size]

@@ -1,0 +1,120 @@
+"""The only trial-aware glue: sample -> budget -> build -> train -> record -> return.
+
+Objectives: final-epoch validation accuracy (maximize) and parameter count (minimize).
+Validation is a fixed held-out part of the training images; test accuracy is recorded
+for reporting and never read by anything that selects or prunes.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass
+
+import optuna
+import torch
+from optuna.trial import TrialState
+
+import spaces
+
+from . import record
+from .config import Recipe
+from .data import Split
+from .model import build_model, count_params
+from .prune import Peer, Pruner
+from .train import Diverged, EpochResult, train
+
+_PEER_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+
+
+@dataclass(frozen=True)
+class SearchData:
+    train: Split  # what candidates learn from
+    val: Split  # what the search selects and prunes on
+    test: Split  # recorded per epoch for reporting only
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Objective:
+    """Callable for `study.optimize`; one instance per worker process."""
+
+    def __init__(
+        self,
+        data: SearchData,
+        recipe: Recipe,
+        max_params: int,
+        pruner: Pruner,
+        device: torch.device,
+        progress: bool = False,
+    ) -> None:
+        self.data = data
+        self.recipe = recipe
+        self.max_params = max_params
+        self.pruner = pruner
+        self.device = device
+        self.progress = progress
+
+    def __call__(self, trial: optuna.Trial) -> tuple[float, int]:
+        start = time.time()
+        candidate = spaces.sample(trial)
+        n_params = count_params(build_model(candidate.arch))
+        trial.set_user_attr("arch", candidate.arch.describe())
+        trial.set_user_attr("params", n_params)
+        trial.set_user_attr("worker", worker_id())
+        trial.set_user_attr("seed", self.recipe.seed)
+        for key, value in record.provenance(self.recipe.to_dict(), str(self.device)).items():
+            trial.set_user_attr(key, value)
+        # Budget before compute: over-budget candidates are infeasible and never trained.
+        trial.set_constraint("params", float(n_params - self.max_params))
+        if n_params > self.max_params:
+            self._stop(trial, start, f"rejected: {n_params:,} parameters > budget {self.max_params:,}")
+
+        def on_epoch(e: EpochResult) -> None:
+            history.append(e)
+            for key, value in record.curves(history).items():
+                trial.set_user_attr(key, value)
+            if e.epoch < self.recipe.epochs:
+                reason = self.pruner.prune(e.epoch, e.evals["val"].acc, n_params, self._peers(trial))
+                if reason is not None:
+                    trial.set_user_attr("pruned_at_epoch", e.epoch)
+                    self._stop(trial, start, f"pruned: {reason}")
+
+        history: list[EpochResult] = []
+        evals = {"val": self.data.val, "test": self.data.test}
+        try:
+            train(candidate, self.recipe, self.data.train, evals, self.device,
+                           on_epoch=on_epoch, progress=self.progress)
+        except optuna.TrialPruned:
+            raise
+        except KeyboardInterrupt:
+            trial.set_user_attr("state_reason", "interrupted")
+            raise
+        except Diverged as e:
+            self._stop(trial, start, f"diverged: {e}")
+        except torch.OutOfMemoryError:
+            self._stop(trial, start, "out of memory")
+        except Exception as e:  # noqa: BLE001 - one bad candidate must not end the study
+            self._stop(trial, start, f"error: {type(e).__name__}: {e}")
+
+        trial.set_user_attr("epochs_done", len(history))
+        trial.set_user_attr("state_reason", "complete")
+        trial.set_user_attr("seconds", round(time.time() - start, 3))
+        return history[-1].evals["val"].acc, n_params
+
+    def _stop(self, trial: optuna.Trial, start: float, reason: str):
+        trial.set_user_attr("state_reason", reason)
+        trial.set_user_attr("seconds", round(time.time() - start, 3))
+        raise optuna.TrialPruned(reason)
+
+    def _peers(self, trial: optuna.Trial) -> list[Peer]:
+        """Other trials' validation curves, read from storage (works across workers)."""
+        peers = []
+        for t in trial.study.get_trials(deepcopy=False, states=_PEER_STATES):
+            curve = t.user_attrs.get("val_acc")
+            if t.number != trial.number and curve:
+                peers.append(Peer(params=t.user_attrs["params"], val_acc=tuple(curve)))
+        return peers

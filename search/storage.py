@@ -1,0 +1,110 @@
+"""Storage URLs -> Optuna storages.
+
+Storage is a URL; `studies/` only holds the files. Forms accepted by `--storage`:
+
+    sqlite:///studies/x.db         one process at a time (the default file)
+    postgresql://user:pw@host/db   many workers, many machines (heartbeats, retries)
+    mysql+pymysql://...            likewise
+    studies/x.journal              an Optuna journal file: many workers on one machine
+    redis://host:6379              an Optuna journal in Redis: many machines
+
+A bare path ending in .db, .sqlite or .sqlite3 means SQLite; any other bare path means a
+journal file (the form optuna-dashboard also accepts).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+from optuna.storages import BaseStorage, RDBStorage
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.trial import FrozenTrial
+
+DEFAULT_STORAGE = "sqlite:///studies/drill-search.db"
+HEARTBEAT_SECONDS = 30  # RDB storages: a running trial proves it is alive this often
+GRACE_SECONDS = 120  # ... and is failed and re-queued after this long without a beat
+
+_RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "oracle", "mssql")
+
+
+class StorageError(Exception):
+    """The storage cannot be used; the message is one sentence for the user."""
+
+
+def storage_url(spec: str | None) -> str:
+    """The canonical storage URL for what the user typed (None: the default file)."""
+    if not spec:
+        return DEFAULT_STORAGE
+    if "://" in spec:
+        return spec
+    if Path(spec).suffix in (".db", ".sqlite", ".sqlite3"):
+        return f"sqlite:///{spec}"
+    return spec  # a journal file path
+
+
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def is_journal_file(url: str) -> bool:
+    return "://" not in url
+
+
+StaleCallback = Callable[[optuna.Study, FrozenTrial], None]
+
+
+def open_storage(url: str, on_stale: StaleCallback | None = None) -> BaseStorage:
+    """An Optuna storage for `url`.
+
+    RDB storages (SQLite, PostgreSQL, MySQL) get Optuna's heartbeat: a trial whose worker
+    stops beating for GRACE_SECONDS is failed when the next trial starts, and `on_stale`
+    is called with it (drill-search re-queues its parameters there). Journal storages have
+    no heartbeat; see `search.study.fail_dead_workers`.
+    """
+    scheme = url.split("://", 1)[0].split("+", 1)[0] if "://" in url else ""
+    try:
+        if not scheme:
+            path = Path(url)
+            if path.is_dir():
+                raise StorageError(f"the journal storage {url!r} is a folder; name a file, e.g. {url.rstrip('/')}/search.journal.")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return JournalStorage(JournalFileBackend(str(path)))
+        if scheme == "redis":
+            from optuna.storages.journal import JournalRedisBackend
+
+            return JournalStorage(JournalRedisBackend(url))
+        if scheme in _RDB_SCHEMES:
+            if scheme == "sqlite":
+                _make_sqlite_folder(url)
+            beat = {}
+            if on_stale is not None:
+                beat = dict(heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
+                            heartbeat_stale_trial_callback=on_stale)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(url, **beat)
+    except StorageError:
+        raise
+    except ImportError as e:
+        raise StorageError(f"the storage {url!r} needs a package that is not installed ({e.name}).") from None
+    except Exception as e:  # noqa: BLE001 - every database driver raises its own kind
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise StorageError(f"cannot open the storage {url!r}: {first}") from None
+    raise StorageError(
+        f"cannot read the storage {url!r}: use sqlite:///FILE, postgresql://..., "
+        "mysql://..., redis://..., or a path to a journal file."
+    )
+
+
+def _make_sqlite_folder(url: str) -> None:
+    path = url.split(":///", 1)[1] if ":///" in url else ""
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def dashboard_command(url: str) -> str:
+    """The shell command that opens this storage in optuna-dashboard."""
+    return f"optuna-dashboard {url}"

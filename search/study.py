@@ -1,0 +1,447 @@
+"""Studies: create or resume them, enqueue baselines, and run the workers that fill them.
+
+Two kinds of study live in a storage:
+
+- "baselines" (default name): `reproduce` records a hand-designed round trained with its
+  own recipe (all 60,000 training images; objective 0 is final-epoch test accuracy).
+- a search ("search" by default): `run_search` starts worker processes that run
+  `Objective` trials until the study holds the requested number of finished trials.
+  Objective 0 there is final-epoch validation accuracy; test accuracy is only recorded.
+
+Both kinds record the protocol in the study's user attributes and refuse to mix in runs
+made under another protocol.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing as mp
+import os
+import signal
+import socket
+import time
+import warnings
+from collections.abc import Callable
+
+import optuna
+import torch
+from optuna.distributions import BaseDistribution
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+import spaces
+from baselines import ROUNDS, Baseline
+
+from . import __version__, record
+from .config import Recipe, SearchConfig
+from .data import Mnist, load_mnist, split_validation
+from .model import build_model, count_params
+from .objective import Objective, SearchData, worker_id
+from .prune import make_pruner
+from .storage import is_sqlite, open_storage
+from .train import EpochResult, TrainResult, train
+
+BASELINE_STUDY = "baselines"
+SCHEMA = 1  # bump when the meaning of stored attributes changes
+MAX_RETRY = 2  # a trial whose worker died runs again at most this many times
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+SAMPLERS = ("tpe", "random", "nsga2")
+
+
+class StudyError(Exception):
+    """A study cannot be used as asked; the message is one sentence for the user."""
+
+
+def open_study(
+    storage: optuna.storages.BaseStorage,
+    name: str,
+    directions: list[str],
+    metric_names: list[str],
+    attrs: dict,
+    sampler: optuna.samplers.BaseSampler | None = None,
+) -> optuna.Study:
+    """Create the study, or load it and check it was made under the same protocol.
+
+    `attrs` are the study's identity (kind, schema, protocol, space fingerprint, ...); a
+    study of that name made with other directions or other attrs is refused, not mixed.
+    """
+    try:
+        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+    except KeyError:
+        study = optuna.create_study(storage=storage, study_name=name, directions=directions, sampler=sampler)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(metric_names)
+        for key, value in {"schema": SCHEMA, "drill_search_version": __version__, **attrs}.items():
+            study.set_user_attr(key, value)
+        return study
+    check_study(study, directions, attrs)
+    return study
+
+
+def check_study(study: optuna.Study, directions: list[str], attrs: dict) -> None:
+    name, have = study.study_name, study.user_attrs
+    if have.get("schema") != SCHEMA:
+        made = have.get("drill_search_version", "something other than drill-search")
+        raise StudyError(
+            f"the study {name!r} was written by {made} with storage schema {have.get('schema')}; "
+            f"drill-search {__version__} reads schema {SCHEMA}: open it with that version or "
+            "choose another --study-name."
+        )
+    want = [StudyDirection.MAXIMIZE if d == "maximize" else StudyDirection.MINIMIZE for d in directions]
+    if study.directions != want:
+        raise StudyError(
+            f"the study {name!r} already exists with directions "
+            f"{[d.name.lower() for d in study.directions]}, not {directions}: choose another --study-name."
+        )
+    for key, value in attrs.items():
+        if have.get(key) != value:
+            raise StudyError(
+                f"the study {name!r} was made with {key} = {have.get(key)!r}, not {value!r}: "
+                "resume it with the options it was made with, or choose another --study-name."
+            )
+
+
+# --- baselines --------------------------------------------------------------------------
+
+BASELINE_ATTRS = {
+    "kind": "baselines",
+    "protocol": "train on all 60,000 training images; objective 0 is final-epoch test accuracy",
+}
+
+
+def reproduce(
+    baseline: Baseline,
+    recipe: Recipe,
+    data: Mnist,
+    device: torch.device,
+    storage: optuna.storages.BaseStorage,
+    study_name: str = BASELINE_STUDY,
+    on_epoch: Callable[[EpochResult], None] | None = None,
+    progress: bool = False,
+) -> TrainResult:
+    """Train a hand-designed round with its own recipe and record it as a finished trial.
+
+    The trial is written once training ends, so nothing is left RUNNING; an interrupted
+    or failed run is recorded as FAIL with the epochs it finished.
+    """
+    study = open_study(storage, study_name, ["maximize", "minimize"], ["test_acc", "params"], BASELINE_ATTRS)
+    candidate = baseline.candidate
+    params = spaces.encode(candidate)
+    distributions = {name: spaces.SPACE[name] for name in params}
+    n_params = count_params(build_model(candidate.arch))
+    attrs = {
+        "baseline": baseline.name,
+        "arch": candidate.arch.describe(),
+        "params": n_params,
+        "seed": recipe.seed,
+        **record.provenance(recipe.to_dict(), str(device)),
+    }
+    history: list[EpochResult] = []
+
+    def keep(e: EpochResult) -> None:
+        history.append(e)
+        if on_epoch is not None:
+            on_epoch(e)
+
+    start = time.time()
+    try:
+        result = train(candidate, recipe, data.train, {"test": data.test}, device, on_epoch=keep, progress=progress)
+    except BaseException as e:
+        reason = "interrupted" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}"
+        _add(study, TrialState.FAIL, None, params, distributions,
+             {**attrs, **record.curves(history), "state_reason": reason, "seconds": time.time() - start})
+        raise
+    final = history[-1].evals["test"].acc
+    _add(study, TrialState.COMPLETE, [final, n_params], params, distributions,
+         {**attrs, **record.curves(history), "state_reason": "complete", "seconds": round(result.seconds, 3)})
+    return result
+
+
+def _add(study, state, values, params, distributions: dict[str, BaseDistribution], attrs) -> None:
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=state, values=values, params=params, distributions=distributions, user_attrs=attrs
+        )
+    )
+
+
+# --- search -----------------------------------------------------------------------------
+
+
+def search_identity(cfg: SearchConfig) -> dict:
+    """What makes two runs comparable: a study refuses runs that differ in any of these."""
+    return {
+        "kind": "search",
+        "protocol": (
+            f"train on {'all' if cfg.data.train_size is None else cfg.data.train_size} of the "
+            f"training images left after holding out {cfg.data.val_size:,} (seed "
+            f"{cfg.data.val_seed}); objective 0 is final-epoch validation accuracy; test "
+            "accuracy is recorded, never used to select or prune"
+        ),
+        "space": spaces.fingerprint(),
+        "val_size": cfg.data.val_size,
+        "val_seed": cfg.data.val_seed,
+        "train_size": cfg.data.train_size,
+        "max_params": cfg.max_params,
+        "recipe": cfg.recipe.to_dict(),
+    }
+
+
+def make_sampler(name: str, seed: int | None, workers: int = 1) -> optuna.samplers.BaseSampler:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if name == "tpe":
+            # group=True: c5 exists only with block5, and multivariate TPE needs groups
+            # for such conditional spaces. constant_liar keeps parallel workers apart.
+            return optuna.samplers.TPESampler(
+                seed=seed, multivariate=True, group=True, constant_liar=workers > 1, n_startup_trials=10
+            )
+        if name == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        if name == "nsga2":
+            return optuna.samplers.NSGAIISampler(seed=seed, population_size=20)
+    raise ValueError(f"unknown sampler {name!r}; choose one of: {', '.join(SAMPLERS)}")
+
+
+def open_search(cfg: SearchConfig, sampler: optuna.samplers.BaseSampler | None = None) -> optuna.Study:
+    storage = open_storage(cfg.storage, on_stale=requeue)
+    return open_study(storage, cfg.study_name, ["maximize", "minimize"], ["val_acc", "params"],
+                      search_identity(cfg), sampler=sampler)
+
+
+def enqueue_baselines(study: optuna.Study, max_params: int) -> list[str]:
+    """Queue the rounds that fit the budget, once; returns the names queued now or before."""
+    names = []
+    for b in ROUNDS.values():
+        if count_params(build_model(b.candidate.arch)) <= max_params:
+            study.enqueue_trial(spaces.encode(b.candidate), user_attrs={"baseline": b.name}, skip_if_exists=True)
+            names.append(b.name)
+    return names
+
+
+def counts(study: optuna.Study) -> dict[str, int]:
+    c = {s.name.lower(): 0 for s in TrialState}
+    for t in study.get_trials(deepcopy=False):
+        c[t.state.name.lower()] += 1
+    return c
+
+
+def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Run a failed trial's parameters again (at most MAX_RETRY times per candidate).
+
+    This is the heartbeat callback of RDB storages and what the supervisor calls for a
+    worker that died or was interrupted mid-trial. The copy keeps the baseline name.
+    """
+    retries = trial.user_attrs.get("retries", 0)
+    if retries >= MAX_RETRY or not trial.params:
+        return
+    keep = {k: trial.user_attrs[k] for k in ("baseline",) if k in trial.user_attrs}
+    study.enqueue_trial(trial.params, user_attrs={**keep, "retry_of": trial.number, "retries": retries + 1})
+
+
+def fail_trial(study: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
+    """Mark a RUNNING trial FAIL with `reason` and re-queue it; False if it had finished."""
+    storage = study._storage  # noqa: SLF001 - Optuna exposes no public per-trial state setter
+    try:
+        storage.set_trial_user_attr(trial._trial_id, "state_reason", reason)  # noqa: SLF001
+        if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):  # noqa: SLF001
+            return False
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+    requeue(study, study._storage.get_trial(trial._trial_id))  # noqa: SLF001
+    return True
+
+
+def fail_dead_workers(study: optuna.Study, host: str | None = None) -> list[int]:
+    """Fail and re-queue RUNNING trials whose worker process on this host is gone.
+
+    Journal storages have no heartbeat, so this is how their stale trials end: the
+    supervisor calls it when a worker exits abnormally and before every run, and
+    `drill-search fail-stale` calls it by hand. Returns the trial numbers it failed.
+    """
+    host = host or socket.gethostname()
+    failed = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = t.user_attrs.get("worker", "")
+        name, _, pid = worker.rpartition(":")
+        if name == host and pid.isdigit() and not _alive(int(pid)):
+            if fail_trial(study, t, f"worker {worker} died"):
+                failed.append(t.number)
+    return failed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie child still answers kill(0); it is dead for our purpose
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][:1] != "Z"
+    except OSError:
+        return True
+
+
+def todo(study: optuna.Study, total: int) -> int:
+    """Trials still to start: the total minus those finished or running now."""
+    c = counts(study)
+    return max(0, total - c["complete"] - c["pruned"] - c["running"])
+
+
+def load_search_data(cfg: SearchConfig, device: torch.device) -> SearchData:
+    mnist = load_mnist(cfg.data.root, download=cfg.data.download)
+    train_split, val = split_validation(mnist.train, cfg.data.val_size, cfg.data.val_seed)
+    if cfg.data.train_size is not None:
+        train_split = train_split.take(slice(0, cfg.data.train_size))
+    return SearchData(train_split.to(device), val.to(device), mnist.test.to(device))
+
+
+def run_worker(
+    cfg: SearchConfig,
+    quota: int,
+    index: int = 0,
+    data: SearchData | None = None,
+    callbacks: list | None = None,
+    progress: bool = False,
+) -> None:
+    """Run up to `quota` trials in this process, stopping early once the study is full."""
+    device = torch.device(cfg.device)
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.workers))
+    seed = None if cfg.seed is None else cfg.seed + index
+    study = open_search(cfg, sampler=make_sampler(cfg.sampler, seed, cfg.workers))
+    data = data or load_search_data(cfg, device)
+    objective = Objective(data, cfg.recipe, cfg.max_params,
+                          make_pruner(cfg.pruner, cfg.prune_warmup), device, progress=progress)
+    stop = optuna.study.MaxTrialsCallback(cfg.trials, states=(*FINISHED, TrialState.RUNNING))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study.optimize(objective, n_trials=quota, timeout=cfg.timeout,
+                       callbacks=[stop, *(callbacks or [])], gc_after_trial=False)
+    except KeyboardInterrupt:
+        me = worker_id()
+        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+            if t.user_attrs.get("worker") == me and t.user_attrs.get("state_reason") == "interrupted":
+                if not any(o.user_attrs.get("retry_of") == t.number for o in study.get_trials(deepcopy=False)):
+                    requeue(study, t)
+        raise
+
+
+def _worker_main(cfg: SearchConfig, quota: int, index: int) -> None:
+    """Entry point of a worker process: SIGINT/SIGTERM close the running trial once."""
+
+    def interrupt_once(signum, frame):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt_once)
+    signal.signal(signal.SIGTERM, interrupt_once)
+    try:
+        run_worker(cfg, quota, index)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+
+
+def check_workers(cfg: SearchConfig) -> None:
+    if cfg.workers > 1 and is_sqlite(cfg.storage):
+        raise StudyError(
+            f"SQLite is not safe for {cfg.workers} concurrent workers (\"database is locked\", no row "
+            "locks): use --storage studies/search.journal on one machine, or a postgresql:// URL."
+        )
+
+
+@dataclasses.dataclass
+class _Worker:
+    index: int
+    quota: int
+    process: mp.process.BaseProcess
+
+    @property
+    def id(self) -> str:
+        return f"{socket.gethostname()}:{self.process.pid}"
+
+
+def run_search(
+    cfg: SearchConfig,
+    on_trial: Callable[[FrozenTrial], None] | None = None,
+    poll_seconds: float = 1.0,
+    max_deaths: int | None = None,
+) -> optuna.Study:
+    """Fill the study to `cfg.trials` finished trials with `cfg.workers` processes.
+
+    Workers are separate processes (real concurrency; no GIL). The supervisor polls the
+    storage and calls `on_trial` once for every trial that finishes, whoever ran it. A
+    worker that dies has its running trial failed and re-queued at once, and is replaced
+    with one that runs the rest of its share.
+    """
+    check_workers(cfg)
+    study = open_search(cfg)
+    if cfg.with_baselines:
+        enqueue_baselines(study, cfg.max_params)
+    fail_dead_workers(study)
+    seen = {t.number for t in study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.FAIL))}
+    left = todo(study, cfg.trials)
+    shares = [left // cfg.workers + (1 if i < left % cfg.workers else 0) for i in range(cfg.workers)]
+    ctx = mp.get_context("spawn")
+    workers: list[_Worker] = []
+    deaths, max_deaths = 0, max_deaths if max_deaths is not None else 3 * cfg.workers
+
+    def spawn(index: int, quota: int) -> None:
+        p = ctx.Process(target=_worker_main, args=(cfg, quota, index), daemon=False)
+        p.start()
+        workers.append(_Worker(index, quota, p))
+
+    def report() -> None:
+        for t in study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.FAIL)):
+            if t.number not in seen:
+                seen.add(t.number)
+                if on_trial is not None:
+                    on_trial(t)
+
+    def share_done(w: _Worker) -> int:
+        return sum(1 for t in study.get_trials(deepcopy=False, states=FINISHED) if t.user_attrs.get("worker") == w.id)
+
+    for i, quota in enumerate(shares):
+        if quota:
+            spawn(i, quota)
+    try:
+        while workers:
+            time.sleep(poll_seconds)
+            report()
+            for w in list(workers):
+                if w.process.is_alive():
+                    continue
+                w.process.join()
+                workers.remove(w)
+                if w.process.exitcode == 0:
+                    continue
+                if w.process.exitcode == 130:  # interrupted
+                    raise KeyboardInterrupt
+                deaths += 1
+                for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                    if t.user_attrs.get("worker") == w.id:
+                        fail_trial(study, t, f"worker {w.id} died (exit code {w.process.exitcode})")
+                rest = w.quota - share_done(w)
+                if rest > 0 and deaths <= max_deaths:
+                    spawn(w.index, rest)
+        report()
+    except KeyboardInterrupt:
+        for w in workers:
+            if w.process.is_alive():
+                os.kill(w.process.pid, signal.SIGINT)
+        for w in workers:
+            w.process.join(timeout=60)
+            if w.process.is_alive():
+                w.process.kill()
+                w.process.join()
+        fail_dead_workers(study)
+        report()
+        raise
+    if deaths > max_deaths:
+        raise StudyError(f"workers died {deaths} times; the study keeps every finished trial, but look at the logs above.")
+    return study

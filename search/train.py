@@ -1,0 +1,139 @@
+"""The one training loop: optimizer, schedule, loss and backward live here and nowhere else.
+
+It knows nothing of Optuna. Whoever calls it may pass `on_epoch`, called after every
+epoch with that epoch's figures; raising from it stops training (that is how the search
+prunes), and the exception reaches the caller unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from spaces import Candidate
+
+from .config import Recipe
+from .data import Split, augmented_epoch, batches, normalize
+from .model import build_model
+
+
+class Diverged(RuntimeError):
+    """The training loss stopped being a finite number."""
+
+
+@dataclass(frozen=True)
+class Metrics:
+    loss: float  # mean negative log-likelihood
+    acc: float  # percent correct
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    epoch: int  # counted from 1
+    lr: float  # learning rate used during this epoch
+    train: Metrics  # running figures over the epoch, in training mode, augmented inputs
+    evals: Mapping[str, Metrics]  # per evaluation split, after the epoch
+    seconds: float  # training and evaluation wall time of this epoch
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    history: list[EpochResult] = field(default_factory=list)
+    steps: int = 0  # optimizer steps taken
+    seconds: float = 0.0
+
+
+EpochCallback = Callable[[EpochResult], None]
+
+
+def train(
+    candidate: Candidate,
+    recipe: Recipe,
+    train_split: Split,
+    evals: Mapping[str, Split],
+    device: torch.device,
+    on_epoch: EpochCallback | None = None,
+    progress: bool = False,
+) -> TrainResult:
+    """Train `candidate` on `train_split` with `recipe`, evaluating `evals` after each epoch.
+
+    Same seed, same device, same data: same numbers. The data splits must already be on
+    `device`.
+    """
+    torch.manual_seed(recipe.seed)  # weights and dropout masks
+    generator = torch.Generator(device=device).manual_seed(recipe.seed)  # order and angles
+    model = build_model(candidate.arch, sparse_dropout=recipe.sparse_dropout).to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr_for(candidate.lr), momentum=recipe.momentum)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=candidate.lr_step, gamma=recipe.lr_gamma)
+    result = TrainResult(model=model)
+    start = time.perf_counter()
+
+    for epoch in range(1, recipe.epochs + 1):
+        t0 = time.perf_counter()
+        lr = optimizer.param_groups[0]["lr"]
+        inputs, labels = augmented_epoch(train_split, generator, augment=recipe.augment)
+        n_steps = math.ceil(len(labels) / recipe.batch_size)
+        bar = tqdm(total=n_steps, desc=f"epoch {epoch}/{recipe.epochs}", leave=False,
+                   disable=None if progress else True, unit="step")
+        model.train()
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        seen = 0
+        for step, (x, y) in enumerate(batches(inputs, labels, recipe.batch_size)):
+            # forward / backward / step
+            out = model(x)
+            loss = F.nll_loss(out, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            # running figures stay on the device: no host sync per step
+            loss_sum += loss.detach() * len(y)
+            correct += (out.detach().argmax(1) == y).sum()
+            seen += len(y)
+            if not bar.disable and (step % 50 == 0 or step == n_steps - 1):
+                bar.set_postfix_str(f"loss={loss.item():.4f} acc={100 * correct.item() / seen:.2f}")
+                bar.update(step + 1 - bar.n)
+        bar.close()
+        result.steps += n_steps
+        scheduler.step()
+
+        train_loss = loss_sum.item() / seen
+        if not math.isfinite(train_loss):
+            raise Diverged(f"the training loss became {train_loss} in epoch {epoch}")
+        figures = EpochResult(
+            epoch=epoch,
+            lr=lr,
+            train=Metrics(train_loss, 100.0 * correct.item() / seen),
+            evals={name: evaluate(model, split) for name, split in evals.items()},
+            seconds=time.perf_counter() - t0,
+        )
+        result.history.append(figures)
+        result.seconds = time.perf_counter() - start
+        if on_epoch is not None:
+            on_epoch(figures)
+    return result
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, split: Split, batch_size: int = 2000) -> Metrics:
+    """Mean NLL and percent correct on `split`, in eval mode (BatchNorm running stats)."""
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), device=split.labels.device)
+    correct = torch.zeros((), device=split.labels.device, dtype=torch.long)
+    for start in range(0, len(split), batch_size):
+        x = normalize(split.images[start : start + batch_size])
+        y = split.labels[start : start + batch_size]
+        out = model(x)
+        loss_sum += F.nll_loss(out, y, reduction="sum")
+        correct += (out.argmax(1) == y).sum()
+    model.train(was_training)
+    return Metrics(loss_sum.item() / len(split), 100.0 * correct.item() / len(split))

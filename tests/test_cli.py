@@ -1,0 +1,77 @@
+"""The CLI, called in-process as a user would call it."""
+
+import optuna
+import pytest
+
+import spaces
+from baselines import ROUNDS
+from search.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["run", "--baseline", "round9"], "round0, round1, round2, round3"),
+        (["run", "--baseline", "round3", "--epochs", "0"], "--epochs must be between 1 and 15"),
+        (["run", "--baseline", "round3", "--epochs", "16"], "--epochs must be between 1 and 15"),
+        (["run", "--baseline", "round3", "--device", "tpu"], "unknown device"),
+        (["run", "--baseline", "round3", "--device", "cuda:99"], "cuda"),
+        (["run"], "say what to run"),
+    ],
+)
+def test_bad_input_is_one_sentence_and_exit_2(capsys, tmp_path, argv, words):
+    db = tmp_path / "s.db"
+    code, out, err = run(capsys, *argv, "--storage", str(db))
+    assert code == 2
+    assert words in err and err.startswith("drill-search: error: ")
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not db.exists()  # nothing written to storage
+
+
+def test_missing_data_exits_2_with_the_folder_and_files(capsys, tmp_path):
+    db = tmp_path / "s.db"
+    code, _, err = run(capsys, "run", "--baseline", "round3", "--data-dir", str(tmp_path / "none"),
+                       "--storage", str(db), "--epochs", "1")
+    assert code == 2
+    assert "MNIST/raw" in err and "train-images-idx3-ubyte" in err and "DRILL_SEARCH_DATA" in err
+    assert not db.exists()
+
+
+def test_help_shows_worked_examples(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["run", "--help"])
+    assert e.value.code == 0
+    assert "drill-search run --baseline round3" in capsys.readouterr().out
+
+
+def test_baselines_lists_the_rounds(capsys):
+    code, out, _ = run(capsys, "baselines")
+    assert code == 0
+    for b in ROUNDS.values():
+        assert b.name in out and f"{b.params:,}" in out
+
+
+@pytest.mark.mnist
+def test_run_baseline_on_real_mnist_is_recorded_for_plain_optuna(capsys, tmp_path, data_root):
+    db = tmp_path / "s.db"
+    code, out, err = run(capsys, "run", "--baseline", "round3", "--epochs", "1", "--storage", str(db),
+                         "--data-dir", str(data_root), "--device", "cpu")
+    assert code == 0, err
+    assert "5,760 parameters" in out and "this run vs the original write-up" in out
+    assert "block1.conv (Conv2d)" in out  # the layer table
+    study = optuna.load_study(study_name="baselines", storage=f"sqlite:///{db}")
+    assert study.metric_names == ["test_acc", "params"]
+    (trial,) = study.trials
+    assert trial.state == optuna.trial.TrialState.COMPLETE
+    assert trial.params == spaces.encode(ROUNDS["round3"].candidate)
+    a = trial.user_attrs
+    assert a["baseline"] == "round3" and a["params"] == 5760 and a["seed"] == 99
+    assert len(a["test_acc"]) == 1 and trial.values == [a["test_acc"][0], 5760]
+    assert a["test_acc"][0] > 97.0
+    assert a["device"] == "cpu" and "torch" in a["versions"] and a["recipe"]["batch_size"] == 64

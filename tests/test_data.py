@@ -1,0 +1,117 @@
+import numpy as np
+import pytest
+import torch
+import torchvision.transforms.functional as TF
+from PIL import Image
+from torchvision.transforms import InterpolationMode
+
+from search.data import (
+    FILES,
+    MEAN,
+    ROTATION_FILL,
+    STD,
+    DataError,
+    Split,
+    augmented_epoch,
+    batches,
+    load_mnist,
+    normalize,
+    rotate,
+    split_validation,
+)
+from tests.conftest import synthetic_split
+
+
+@pytest.mark.parametrize("angle", [-7.0, -3.3, 0.0, 2.5, 7.0])
+def test_rotation_matches_torchvision_rotate_exactly(mnist, angle):
+    x = mnist.train.images[:16]
+    mine = rotate(x, torch.full((16,), angle))
+    ref = TF.rotate(x.unsqueeze(1), angle, interpolation=InterpolationMode.NEAREST, fill=[ROTATION_FILL])
+    assert torch.equal(mine, ref.float())
+
+
+@pytest.mark.parametrize("angle", [-7.0, 4.2, 7.0])
+def test_rotation_matches_the_notebooks_pil_rotation_up_to_rounding_ties(mnist, angle):
+    # The notebooks rotated PIL images; PIL breaks nearest-neighbour ties differently from
+    # grid_sample, which moves a few border pixels (well under 1%) and nothing else.
+    x = mnist.train.images[:16]
+    mine = rotate(x, torch.full((16,), angle))[:, 0]
+    pil = torch.stack([
+        torch.from_numpy(np.array(TF.rotate(Image.fromarray(im.numpy(), mode="L"), angle, fill=1)))
+        for im in x
+    ]).float()
+    assert (mine != pil).float().mean().item() < 0.005
+
+
+def test_rotation_fills_with_one_of_255_before_normalisation():
+    blank = torch.zeros(1, 28, 28, dtype=torch.uint8)
+    out = rotate(blank, torch.tensor([7.0]))
+    assert out[0, 0, 0, 0].item() == ROTATION_FILL  # a corner comes from outside the image
+    assert out[0, 0, 14, 14].item() == 0.0
+    assert normalize(out)[0, 0, 0, 0].item() == pytest.approx((1 / 255 - MEAN) / STD)
+
+
+def test_each_image_gets_its_own_angle():
+    # 256 copies of one image: a single shared angle would make every output identical.
+    one = synthetic_split(1).images
+    split = Split(one.expand(256, 28, 28).contiguous(), torch.zeros(256, dtype=torch.long))
+    inputs, _ = augmented_epoch(split, torch.Generator().manual_seed(0))
+    distinct = {tuple(img.flatten().tolist()) for img in inputs[:, 0]}
+    assert len(distinct) > 50
+
+
+def test_epoch_is_a_seeded_permutation_and_batches_cover_it():
+    split = synthetic_split(300)
+    a_in, a_lab = augmented_epoch(split, torch.Generator().manual_seed(5))
+    b_in, b_lab = augmented_epoch(split, torch.Generator().manual_seed(5))
+    assert torch.equal(a_in, b_in) and torch.equal(a_lab, b_lab)
+    assert sorted(a_lab.tolist()) == sorted(split.labels.tolist())
+    sizes = [len(y) for _, y in batches(a_in, a_lab, 64)]
+    assert sizes == [64, 64, 64, 64, 44]
+
+
+def test_without_augmentation_inputs_are_the_normalized_images():
+    split = synthetic_split(10)
+    inputs, labels = augmented_epoch(split, torch.Generator().manual_seed(0), augment=False)
+    for img, lab in zip(inputs, labels):
+        match = [i for i in range(10) if torch.equal(normalize(split.images[i : i + 1])[0], img)]
+        assert match and split.labels[match[0]] == lab
+
+
+def test_validation_split_is_fixed_disjoint_and_complete():
+    split = Split(torch.arange(100, dtype=torch.uint8).view(100, 1, 1).expand(100, 28, 28), torch.arange(100))
+    tr, va = split_validation(split, 10, seed=0)
+    tr2, va2 = split_validation(split, 10, seed=0)
+    assert torch.equal(va.labels, va2.labels) and len(va) == 10 and len(tr) == 90
+    assert set(tr.labels.tolist()).isdisjoint(va.labels.tolist())
+    assert set(tr.labels.tolist()) | set(va.labels.tolist()) == set(range(100))
+
+
+def test_real_mnist_shapes(mnist):
+    assert mnist.train.images.shape == (60000, 28, 28) and mnist.train.images.dtype == torch.uint8
+    assert mnist.test.images.shape == (10000, 28, 28)
+    assert mnist.train.labels.bincount().tolist()[:2] == [5923, 6742]
+
+
+def test_missing_data_is_one_sentence_naming_folder_and_files(tmp_path):
+    with pytest.raises(DataError) as err:
+        load_mnist(tmp_path, download=False)
+    msg = str(err.value)
+    assert str(tmp_path / "MNIST" / "raw") in msg and all(name in msg for name in FILES)
+    assert "\n" not in msg
+
+
+def test_corrupt_or_truncated_files_are_refused(tmp_path, data_root):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in FILES:
+        (raw / name).write_bytes((data_root / "MNIST" / "raw" / name).read_bytes())
+    labels = raw / "t10k-labels-idx1-ubyte"
+    blob = bytearray(labels.read_bytes())
+    blob[100] ^= 1  # same size, one flipped bit
+    labels.write_bytes(bytes(blob))
+    with pytest.raises(DataError, match="MD5"):
+        load_mnist(tmp_path, download=False)
+    labels.write_bytes(bytes(blob[:-8]))
+    with pytest.raises(DataError, match="bytes"):
+        load_mnist(tmp_path, download=False)

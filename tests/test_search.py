@@ -1,0 +1,268 @@
+"""The search: budget, pruning, baselines, resume, workers, faults, and the test set."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+
+import spaces
+from baselines import ROUNDS
+from search import report, study as studies
+from search.config import DataConfig, Recipe, SearchConfig
+from search.data import Split
+from search.objective import SearchData
+from tests.conftest import synthetic_split
+
+
+def synthetic_data() -> SearchData:
+    return SearchData(train=synthetic_split(512, 1), val=synthetic_split(128, 3), test=synthetic_split(128, 4))
+
+
+def config(tmp_path: Path, root: Path = Path("unused"), **kw) -> SearchConfig:
+    base = dict(
+        storage=f"sqlite:///{tmp_path}/s.db",
+        recipe=Recipe(epochs=2, batch_size=64),
+        data=DataConfig(root=root, download=False, val_size=500),
+        trials=3,
+        pruner="none",
+        seed=0,
+        device="cpu",
+    )
+    base.update(kw)
+    return SearchConfig(**base)
+
+
+def load(cfg: SearchConfig) -> optuna.Study:
+    return optuna.load_study(study_name=cfg.study_name, storage=studies.open_storage(cfg.storage))
+
+
+@pytest.fixture
+def count_steps(monkeypatch):
+    steps = {"n": 0}
+    original = torch.optim.SGD.step
+
+    def step(self, *a, **k):
+        steps["n"] += 1
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", step)
+    return steps
+
+
+def test_over_budget_candidate_is_infeasible_and_never_trained(tmp_path, count_steps):
+    cfg = config(tmp_path, max_params=7000, trials=1)
+    study = studies.open_search(cfg)
+    study.enqueue_trial(spaces.encode(ROUNDS["round1"].candidate))  # 7,936 parameters
+    studies.run_worker(cfg, quota=1, data=synthetic_data())
+    (t,) = load(cfg).trials
+    assert count_steps["n"] == 0
+    assert t.state == TrialState.PRUNED and t.user_attrs["state_reason"].startswith("rejected")
+    assert t.constraints == {"params": 936.0} and not report.feasible(t)
+    assert load(cfg).best_trials == []
+    assert report.outcome(t) == "rejected"
+
+
+def test_a_trial_records_curves_provenance_and_two_objectives(tmp_path, count_steps):
+    cfg = config(tmp_path, trials=1)
+    studies.open_search(cfg).enqueue_trial(spaces.encode(ROUNDS["round3"].candidate))
+    studies.run_worker(cfg, quota=1, data=synthetic_data())
+    study = load(cfg)
+    (t,) = study.trials
+    a = t.user_attrs
+    assert t.state == TrialState.COMPLETE and count_steps["n"] == 2 * 8
+    assert study.metric_names == ["val_acc", "params"]
+    assert t.values == [a["val_acc"][-1], 5760]
+    for key in ("val_acc", "val_loss", "test_acc", "test_loss", "train_acc", "train_loss", "lr", "epoch_seconds"):
+        assert len(a[key]) == 2, key
+    assert a["params"] == 5760 and a["arch"] == "8-16-t8-12-14-14 d0.01"
+    assert a["seed"] == 99 and a["device"] == "cpu" and a["state_reason"] == "complete"
+    assert set(a["versions"]) >= {"torch", "optuna", "drill_search", "code_revision"}
+    assert t.constraints == {"params": 5760.0 - 10000.0}
+    assert study.user_attrs["kind"] == "search" and study.user_attrs["space"] == spaces.fingerprint()
+
+
+def test_pruning_stops_a_trial_and_keeps_its_curve(tmp_path, monkeypatch):
+    class PruneAtTwo:
+        def prune(self, epoch, val_acc, params, peers):
+            return "test rule" if epoch == 2 else None
+
+    monkeypatch.setattr(studies, "make_pruner", lambda name, warmup: PruneAtTwo())
+    cfg = config(tmp_path, recipe=Recipe(epochs=4, batch_size=64), trials=1)
+    studies.open_search(cfg).enqueue_trial(spaces.encode(ROUNDS["round3"].candidate))
+    studies.run_worker(cfg, quota=1, data=synthetic_data())
+    (t,) = load(cfg).trials
+    assert t.state == TrialState.PRUNED, t.user_attrs["state_reason"]
+    assert t.user_attrs["pruned_at_epoch"] == 2 and len(t.user_attrs["val_acc"]) == 2
+    assert t.user_attrs["state_reason"] == "pruned: test rule"
+    assert "pruned at epoch 2: test rule" in report.trial_line(t)
+
+
+def test_pruner_reads_peers_from_storage_and_prunes_a_dominated_curve(tmp_path):
+    # Five finished peers, all smaller and far better at every epoch: the Pareto rule must
+    # stop the running trial at its first judged epoch, reading them from the storage.
+    cfg = config(tmp_path, recipe=Recipe(epochs=4, batch_size=64), pruner="pareto", prune_warmup=2, trials=6)
+    study = studies.open_search(cfg)
+    params = spaces.encode(ROUNDS["round3"].candidate)
+    dists = {k: spaces.SPACE[k] for k in params}
+    for _ in range(5):
+        study.add_trial(optuna.trial.create_trial(
+            state=TrialState.COMPLETE, values=[100.0, 1000], params=params, distributions=dists,
+            user_attrs={"params": 1000, "val_acc": [100.0] * 4}))
+    study.enqueue_trial(params)
+    studies.run_worker(cfg, quota=1, data=synthetic_data())
+    t = load(cfg).trials[-1]
+    assert t.state == TrialState.PRUNED and t.user_attrs["pruned_at_epoch"] == 2
+    assert "beaten by 5 trials" in t.user_attrs["state_reason"]
+
+
+def test_with_baselines_enqueues_the_rounds_under_budget_by_name(tmp_path):
+    cfg = config(tmp_path, with_baselines=True, trials=3, recipe=Recipe(epochs=1, batch_size=64))
+    study = studies.open_search(cfg)
+    assert studies.enqueue_baselines(study, cfg.max_params) == ["round1", "round2", "round3"]
+    assert studies.enqueue_baselines(study, cfg.max_params) == ["round1", "round2", "round3"]  # once only
+    assert len(study.get_trials(states=(TrialState.WAITING,))) == 3
+    studies.run_worker(cfg, quota=3, data=synthetic_data())
+    trials = load(cfg).trials
+    assert sorted(t.user_attrs["baseline"] for t in trials) == ["round1", "round2", "round3"]
+    for t in trials:
+        assert spaces.decode(t.params) == ROUNDS[t.user_attrs["baseline"]].candidate
+
+
+def test_the_test_set_never_steers_selection_or_pruning(tmp_path):
+    # Same search twice, the second with a scrambled test set: every sampled candidate,
+    # pruning decision, validation curve and objective value must be identical.
+    def run(name: str, data: SearchData):
+        cfg = config(tmp_path, study_name=name, trials=8, pruner="median", prune_warmup=1,
+                     recipe=Recipe(epochs=2, batch_size=64))
+        studies.run_worker(cfg, quota=8, data=data)
+        return [(t.params, t.state, t.user_attrs.get("val_acc"), t.values, t.user_attrs.get("state_reason"))
+                for t in load(cfg).trials]
+
+    data = synthetic_data()
+    g = torch.Generator().manual_seed(9)
+    scrambled = Split(torch.randint(0, 256, data.test.images.shape, generator=g, dtype=torch.uint8),
+                      data.test.labels[torch.randperm(len(data.test), generator=g)])
+    a = run("clean", data)
+    b = run("scrambled", dataclasses.replace(data, test=scrambled))
+    assert a == b
+    assert any(state == TrialState.PRUNED for _, state, *_ in a)  # the rule did act
+
+
+def test_resume_with_another_protocol_is_refused(tmp_path):
+    cfg = config(tmp_path)
+    studies.open_search(cfg)
+    with pytest.raises(studies.StudyError, match="max_params"):
+        studies.open_search(dataclasses.replace(cfg, max_params=5000))
+    with pytest.raises(studies.StudyError, match="recipe"):
+        studies.open_search(dataclasses.replace(cfg, recipe=Recipe(epochs=3)))
+
+
+def test_sqlite_refuses_concurrent_workers(tmp_path):
+    with pytest.raises(studies.StudyError, match="journal"):
+        studies.run_search(config(tmp_path, workers=2))
+
+
+# --- worker processes on real MNIST (tiny subsets) ----------------------------------------
+
+
+def real_config(tmp_path, data_root, **kw) -> SearchConfig:
+    return config(
+        tmp_path,
+        root=data_root,
+        storage=str(tmp_path / "s.journal"),
+        data=DataConfig(root=data_root, download=False, val_size=500, train_size=256),
+        recipe=Recipe(epochs=1, batch_size=64),
+        **kw,
+    )
+
+
+@pytest.mark.mnist
+def test_resume_reaches_the_requested_total(tmp_path, data_root):
+    cfg = real_config(tmp_path, data_root, trials=2)
+    studies.run_search(cfg, poll_seconds=0.2)
+    assert studies.counts(load(cfg))["complete"] + studies.counts(load(cfg))["pruned"] == 2
+    studies.run_search(dataclasses.replace(cfg, trials=4), poll_seconds=0.2)
+    studies.run_search(dataclasses.replace(cfg, trials=4), poll_seconds=0.2)  # nothing left to do
+    c = studies.counts(load(cfg))
+    assert c["complete"] + c["pruned"] == 4 and c["running"] == c["waiting"] == 0
+
+
+@pytest.mark.mnist
+def test_two_workers_on_a_journal_share_the_study_without_duplicates(tmp_path, data_root):
+    cfg = real_config(tmp_path, data_root, trials=7, workers=2, with_baselines=True)
+    seen = []
+    studies.run_search(cfg, on_trial=seen.append, poll_seconds=0.2)
+    trials = load(cfg).trials
+    assert len(trials) == 7 and all(t.state.is_finished() and t.state != TrialState.FAIL for t in trials)
+    assert sorted(t.number for t in seen) == list(range(7))  # each reported once
+    assert len({t.user_attrs["worker"] for t in trials}) == 2  # both workers ran trials
+    names = [t.user_attrs["baseline"] for t in trials if "baseline" in t.user_attrs]
+    assert sorted(names) == ["round1", "round2", "round3"]  # each queued round ran exactly once
+
+
+@pytest.mark.mnist
+def test_a_killed_worker_trial_ends_failed_and_runs_again(tmp_path, data_root):
+    cfg = real_config(tmp_path, data_root, trials=2,
+                      recipe=Recipe(epochs=6, batch_size=64),
+                      data=DataConfig(root=data_root, download=False, val_size=500, train_size=3000))
+    killed = {}
+
+    def killer():
+        storage = studies.open_storage(cfg.storage)
+        deadline = time.time() + 120
+        while time.time() < deadline and not killed:
+            try:
+                study = optuna.load_study(study_name=cfg.study_name, storage=storage)
+            except KeyError:
+                time.sleep(0.2)
+                continue
+            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                if t.user_attrs.get("val_acc"):  # mid-trial: one epoch done
+                    pid = int(t.user_attrs["worker"].rsplit(":", 1)[1])
+                    os.kill(pid, signal.SIGKILL)
+                    killed.update(number=t.number, params=t.params)
+                    return
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=killer)
+    thread.start()
+    studies.run_search(cfg, poll_seconds=0.2)
+    thread.join()
+    assert killed, "no running trial was seen to kill"
+    trials = load(cfg).trials
+    dead = trials[killed["number"]]
+    assert dead.state == TrialState.FAIL and "died" in dead.user_attrs["state_reason"]
+    retry = [t for t in trials if t.user_attrs.get("retry_of") == dead.number]
+    assert len(retry) == 1 and retry[0].params == killed["params"] and retry[0].state.is_finished()
+    c = studies.counts(load(cfg))
+    assert c["complete"] + c["pruned"] == 2 and c["running"] == 0
+
+
+def test_rdb_heartbeat_fails_and_requeues_a_silent_trial(tmp_path, monkeypatch):
+    # A trial whose worker stopped beating (killed on another machine, say) is failed by
+    # Optuna's heartbeat check and re-queued by drill-search's callback.
+    monkeypatch.setattr("search.storage.HEARTBEAT_SECONDS", 1)
+    monkeypatch.setattr("search.storage.GRACE_SECONDS", 1)
+    cfg = config(tmp_path)
+    study = studies.open_search(cfg)
+    study.enqueue_trial(spaces.encode(ROUNDS["round2"].candidate), user_attrs={"baseline": "round2"})
+    with pytest.warns(UserWarning, match="Heartbeat"):  # Optuna prefers optimize(); ask() is fine here
+        trial = study.ask()
+    spaces.sample(trial)
+    study._storage.record_heartbeat(trial._trial_id)  # then the worker goes silent
+    time.sleep(2.5)
+    optuna.storages.fail_stale_trials(study)
+    trials = load(cfg).trials
+    assert trials[0].state == TrialState.FAIL
+    assert trials[1].state == TrialState.WAITING
+    assert trials[1].system_attrs["fixed_params"] == trials[0].params
+    assert trials[1].user_attrs == {"baseline": "round2", "retry_of": 0, "retries": 1}

@@ -1,0 +1,63 @@
+import optuna
+import pytest
+
+import spaces
+from baselines import ROUNDS
+from search.model import build_model, count_params
+from spaces import Arch, Candidate
+
+
+@pytest.mark.parametrize("name", list(ROUNDS))
+def test_every_round_is_a_point_of_the_space(name):
+    cand = ROUNDS[name].candidate
+    assert spaces.outside(cand) == []
+    assert spaces.decode(spaces.encode(cand)) == cand
+
+
+@pytest.mark.parametrize("name", list(ROUNDS))
+def test_every_round_round_trips_through_a_real_study(name):
+    # Optuna raises for a categorical value outside its choices and keeps the params of an
+    # enqueued trial; sampling must give the round back exactly.
+    cand = ROUNDS[name].candidate
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.enqueue_trial(spaces.encode(cand))
+    trial = study.ask()
+    assert spaces.sample(trial) == cand
+    assert count_params(build_model(spaces.sample(trial).arch)) == ROUNDS[name].params
+
+
+def test_a_point_outside_the_space_is_named():
+    cand = Candidate(Arch(8, 16, 8, 12, None, 14, 40, 0.01), lr=0.1)
+    assert spaces.outside(cand) == ["c7"]
+    assert not spaces.contains(Candidate(Arch(8, 16, 8, 12, None, 14, 14, 0.013), lr=0.1))
+
+
+def test_sampled_candidates_lie_in_the_space_and_c5_is_conditional():
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen_with, seen_without = False, False
+    for _ in range(40):
+        trial = study.ask()
+        cand = spaces.sample(trial)
+        assert spaces.contains(cand)
+        assert ("c5" in trial.params) == (cand.arch.c5 is not None)
+        seen_with |= cand.arch.c5 is not None
+        seen_without |= cand.arch.c5 is None
+        study.tell(trial, 0.0)
+    assert seen_with and seen_without
+
+
+def test_fingerprint_is_stable_and_changes_with_the_space(monkeypatch):
+    fp = spaces.fingerprint()
+    assert fp == spaces.fingerprint() and len(fp) == 12
+    changed = dict(spaces.SPACE, lr=optuna.distributions.FloatDistribution(0.01, 0.5, log=True))
+    monkeypatch.setattr(spaces.space, "SPACE", changed)
+    assert spaces.fingerprint() != fp
+
+
+def test_arch_rejects_nonsense():
+    with pytest.raises(ValueError):
+        Arch(0, 16, 8, 12, None, 14, 14, 0.01)
+    with pytest.raises(ValueError):
+        Arch(8, 16, 8, 12, None, 14, 14, 1.5)
+    with pytest.raises(ValueError):
+        Arch(8, 16, 8, 12, None, 14, 14, 0.0, pool="max")
