@@ -175,14 +175,12 @@ def test_sqlite_refuses_concurrent_workers(tmp_path):
 
 
 def real_config(tmp_path, data_root, **kw) -> SearchConfig:
-    return config(
-        tmp_path,
-        root=data_root,
+    base = dict(
         storage=str(tmp_path / "s.journal"),
         data=DataConfig(root=data_root, download=False, val_size=500, train_size=256),
         recipe=Recipe(epochs=1, batch_size=64),
-        **kw,
     )
+    return config(tmp_path, **{**base, **kw})
 
 
 @pytest.mark.mnist
