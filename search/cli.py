@@ -91,23 +91,75 @@ def build_parser() -> argparse.ArgumentParser:
                         help="training images held out for validation (default 5,000)")
     search.add_argument("--train-size", type=int, default=None,
                         help="train candidates on only this many images (quick looks; default all 55,000)")
-    _add_common(run)
+    _add_training(run)
+    _add_storage(run, default_study=None)
 
     sub.add_parser("baselines", help="list the hand-designed rounds", description="List the four rounds.")
+
+    rep = sub.add_parser(
+        "report", help="write an HTML report of a study",
+        description="Write one self-contained HTML file (plotly) with the Pareto front, the "
+        "validation curves, parameter importances and a table of the front, and attach the "
+        "figures to the study so optuna-dashboard shows them too.",
+        epilog="examples:\n  drill-search report\n  drill-search report --study-name big --storage studies/big.journal\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_storage(rep)
+    rep.add_argument("--output", type=Path, default=None, help="the HTML file (default: beside the study file)")
+    rep.add_argument("--no-attach", action="store_true", help="do not store the figures in the study")
+
+    dash = sub.add_parser(
+        "dashboard", help="open the study in optuna-dashboard",
+        description="Serve optuna-dashboard on the study's storage (with its artifacts) until Ctrl-C.",
+        epilog="examples:\n  drill-search dashboard\n  drill-search dashboard --port 8081\n"
+        "  drill-search dashboard --storage studies/search.journal --host 0.0.0.0   (other machines may connect)\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_storage(dash)
+    dash.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    dash.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+
+    conf = sub.add_parser(
+        "confirm", help="retrain winners with several seeds on all training images",
+        description="Retrain chosen trials (default: the Pareto front under the budget, plus the "
+        "rounds under it) on all 60,000 training images with several seeds, and report "
+        "final-epoch test accuracy: mean, standard deviation, minimum, and whether 99.4%% is "
+        "reached on every seed. Results are stored in the study <name>-confirm.",
+        epilog="examples:\n  drill-search confirm\n  drill-search confirm --trials 12,31 --seeds 5\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    conf.add_argument("--trials", default=None, metavar="N,N,...", help="trial numbers to confirm (default: the Pareto front)")
+    conf.add_argument("--seeds", type=int, default=3, help="seeds per architecture (default 3: seeds 1, 2, 3; --seed S starts them at S)")
+    conf.add_argument("--no-baselines", action="store_true", help="leave the hand-designed rounds out")
+    conf.add_argument("--train-size", type=int, default=None, help="train on only this many images (quick looks)")
+    _add_training(conf)
+    _add_storage(conf)
+
+    exp = sub.add_parser(
+        "export", help="write a trial's trained model to files plain PyTorch can load",
+        description="Write the trial's weights, architecture (JSON), layer table and a torch.export "
+        "program that loads with plain PyTorch: torch.export.load(path).module().",
+        epilog="examples:\n  drill-search export 12\n  drill-search export 3 --study-name baselines --output my-model\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    exp.add_argument("trial", type=int, help="the trial number")
+    _add_storage(exp)
+    exp.add_argument("--output", type=Path, default=None, help="folder to write (default exports/<study>-trial-<N>)")
     return parser
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
+def _add_storage(p: argparse.ArgumentParser, default_study: str | None = "search") -> None:
+    store = p.add_argument_group("storage")
+    store.add_argument("--storage", metavar="URL", default=None,
+                       help="an Optuna storage URL or journal file (default sqlite:///studies/drill-search.db)")
+    store.add_argument("--study-name", default=default_study,
+                       help="the study (default: search; baselines for --baseline)" if default_study is None
+                       else f"the study (default {default_study})")
+
+
+def _add_training(p: argparse.ArgumentParser) -> None:
     train = p.add_argument_group("training")
     train.add_argument("--epochs", type=int, default=MAX_EPOCHS, help=f"epochs per run, 1..{MAX_EPOCHS} (default {MAX_EPOCHS})")
     train.add_argument("--seed", type=int, default=None,
                        help="training seed (default 99, as in the notebooks); a search also seeds its sampler with it")
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto: the GPU when there is one)")
     train.add_argument("--data-dir", type=Path, default=None, help=f"folder holding MNIST/raw/ (default ${DATA_ENV}, else ./data)")
-    store = p.add_argument_group("storage")
-    store.add_argument("--storage", metavar="URL", default=None,
-                       help="an Optuna storage URL or journal file (default sqlite:///studies/drill-search.db)")
-    store.add_argument("--study-name", default=None, help="the study to write to")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the final summary")
 
 
@@ -117,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    from .export import ExportError
     from .storage import StorageError
     from .study import StudyError
 
@@ -126,7 +179,15 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_baselines()
         if args.command == "run":
             return cmd_run(args)
-    except (UsageError, DataError, StudyError, StorageError) as e:
+        if args.command == "report":
+            return cmd_report(args)
+        if args.command == "dashboard":
+            return cmd_dashboard(args)
+        if args.command == "confirm":
+            return cmd_confirm(args)
+        if args.command == "export":
+            return cmd_export(args)
+    except (UsageError, DataError, StudyError, StorageError, ExportError) as e:
         print(f"drill-search: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -329,7 +390,7 @@ def run_baseline(args: argparse.Namespace) -> int:
     from . import study as studies
     from .data import load_mnist
     from .model import build_model, count_params, layer_table
-    from .storage import open_storage, storage_url
+    from .storage import artifact_store, open_storage, storage_url
     from .train import EpochResult
 
     try:
@@ -341,8 +402,8 @@ def run_baseline(args: argparse.Namespace) -> int:
     recipe = Recipe(epochs=args.epochs, seed=99 if args.seed is None else args.seed)
     data = load_mnist(data_config(args).root).to(device)
     url = storage_url(args.storage)
-    storage = open_storage(url)
     study_name = args.study_name or studies.BASELINE_STUDY
+    study = studies.open_baselines(open_storage(url), study_name)
 
     c = baseline.candidate
     model = build_model(c.arch)
@@ -364,7 +425,8 @@ def run_baseline(args: argparse.Namespace) -> int:
         )
 
     result = studies.reproduce(
-        baseline, recipe, data, device, storage, study_name, on_epoch=show, progress=not args.quiet
+        baseline, recipe, data, device, study, on_epoch=show, progress=not args.quiet,
+        artifacts=artifact_store(url),
     )
     print()
     print(comparison_table(baseline, [e.evals["test"].acc for e in result.history]))
@@ -395,3 +457,114 @@ def comparison_table(baseline, test_acc: list[float]) -> str:
         "[best-of-epochs picks an epoch by test accuracy]"
     )
     return "\n".join(lines)
+
+
+def _load_study(args: argparse.Namespace):
+    """The study named on the command line, from its storage (refusing to create one)."""
+    import optuna
+
+    from .storage import open_storage, storage_url
+
+    url = storage_url(args.storage)
+    storage = open_storage(url)
+    try:
+        return optuna.load_study(study_name=args.study_name, storage=storage), url
+    except KeyError:
+        names = sorted(s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False))
+        raise UsageError(
+            f"there is no study {args.study_name!r} in {url}; studies there: {', '.join(names) or 'none'}."
+        ) from None
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from . import report
+    from .storage import report_path
+
+    study, url = _load_study(args)
+    figs = report.figures(study)
+    path = args.output or report_path(url, study.study_name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    report.write_html(study, path, figs)
+    if not args.no_attach:
+        report.attach(study, figs)
+    print(report.counts_line(study))
+    print(report.front_table(study))
+    print(f"\nreport written to {path}")
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    import optuna_dashboard
+
+    from .storage import artifact_store
+
+    study, url = _load_study(args)
+    host = "localhost" if args.host in ("127.0.0.1", "localhost") else args.host
+    print(f"optuna-dashboard on {url}: http://{host}:{args.port}/dashboard/studies/{study._study_id}"
+          "  (Ctrl-C stops it)", flush=True)
+    optuna_dashboard.run_server(study._storage, host=args.host, port=args.port,
+                                artifact_store=artifact_store(url))
+    return 0
+
+
+def cmd_confirm(args: argparse.Namespace) -> int:
+    from . import confirm
+    from .data import load_mnist
+    from .storage import artifact_store
+
+    study, url = _load_study(args)
+    _check_epochs(args.epochs)
+    if args.seeds < 1:
+        raise UsageError(f"--seeds must be at least 1, got {args.seeds}.")
+    numbers = None
+    if args.trials:
+        try:
+            numbers = [int(n) for n in args.trials.split(",") if n.strip()]
+        except ValueError:
+            raise UsageError(f"--trials takes trial numbers separated by commas, got {args.trials!r}.") from None
+    device = resolve_device(args.device)
+    max_params = study.user_attrs.get("max_params", PARAM_BUDGET)
+    try:
+        choices = confirm.choose(study, numbers, max_params, with_baselines=not args.no_baselines)
+    except ValueError as e:
+        raise UsageError(str(e) + ".") from None
+    if not choices:
+        raise UsageError(f"study {study.study_name!r} has no complete trial under the budget to confirm yet.")
+    data = load_mnist(data_config(args).root).to(device)
+    if args.train_size is not None:
+        data = dataclasses.replace(data, train=data.train.take(slice(0, args.train_size)))
+    first = 1 if args.seed is None else args.seed
+    seeds = list(range(first, first + args.seeds))
+    recipe = Recipe(epochs=args.epochs)
+    print(f"confirming {len(choices)} architecture(s) x {len(seeds)} seeds, {recipe.epochs} epochs each, "
+          f"on {len(data.train):,} training images, device {device}: {', '.join(c.label for c in choices)}")
+
+    def on_run(choice, seed, history) -> None:
+        if history is None:
+            print(f"  {choice.label:<10} seed {seed}: already stored")
+        else:
+            t = history[-1].evals["test"]
+            print(f"  {choice.label:<10} seed {seed}: final test {t.acc:.2f}%  "
+                  f"({sum(e.seconds for e in history):.0f} s)", flush=True)
+
+    from .storage import open_storage
+
+    verdicts = confirm.run(choices, seeds, recipe, data, device, open_storage(url),
+                           confirm.confirm_study_name(args.study_name), on_run=on_run,
+                           artifacts=artifact_store(url), train_size=args.train_size)
+    print()
+    print(confirm.table(verdicts, recipe.epochs))
+    print(f"stored in study {confirm.confirm_study_name(args.study_name)!r} of {url}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from . import export
+    from .storage import artifact_store
+
+    study, url = _load_study(args)
+    out = args.output or Path("exports") / f"{study.study_name}-trial-{args.trial}"
+    export.export(study, args.trial, artifact_store(url), out)
+    print(f"exported trial {args.trial} of study {study.study_name!r} to {out}/")
+    print(f"  load it with plain PyTorch:  torch.export.load('{out}/model.pt2').module()")
+    return 0

@@ -50,6 +50,7 @@ class Objective:
         pruner: Pruner,
         device: torch.device,
         progress: bool = False,
+        artifacts=None,
     ) -> None:
         self.data = data
         self.recipe = recipe
@@ -57,6 +58,7 @@ class Objective:
         self.pruner = pruner
         self.device = device
         self.progress = progress
+        self.artifacts = artifacts  # an Optuna artifact store for the trained weights
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, int]:
         start = time.time()
@@ -86,7 +88,7 @@ class Objective:
         history: list[EpochResult] = []
         evals = {"val": self.data.val, "test": self.data.test}
         try:
-            train(candidate, self.recipe, self.data.train, evals, self.device,
+            result = train(candidate, self.recipe, self.data.train, evals, self.device,
                            on_epoch=on_epoch, progress=self.progress)
         except optuna.TrialPruned:
             raise
@@ -100,6 +102,8 @@ class Objective:
         except Exception as e:  # noqa: BLE001 - one bad candidate must not end the study
             self._stop(trial, start, f"error: {type(e).__name__}: {e}")
 
+        if self.artifacts is not None:
+            record.save_weights(trial, result.model, self.artifacts)
         trial.set_user_attr("epochs_done", len(history))
         trial.set_user_attr("state_reason", "complete")
         trial.set_user_attr("seconds", round(time.time() - start, 3))

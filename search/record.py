@@ -8,12 +8,21 @@ epoch 1 first.
 from __future__ import annotations
 
 import functools
+import io
 import platform
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
+import optuna
+import torch
+from optuna.artifacts import download_artifact, get_all_artifact_meta, upload_artifact
+from torch import nn
+
 from .train import EpochResult
+
+WEIGHTS = "weights.pt"  # the artifact holding a trained model's state dict
 
 
 
@@ -71,3 +80,22 @@ def _git_revision() -> str:
 def provenance(recipe_dict: dict[str, Any], device: str) -> dict[str, Any]:
     """Recipe, device and library versions: what a trial needs to be reproduced."""
     return {"recipe": recipe_dict, "device": device, "versions": versions()}
+
+
+def save_weights(trial: optuna.Trial, model: nn.Module, store) -> str:
+    """Upload the model's state dict as the running trial's `weights.pt` artifact."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / WEIGHTS
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
+        return upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial)
+
+
+def load_weights(trial: optuna.trial.FrozenTrial, storage, store) -> dict[str, torch.Tensor] | None:
+    """The state dict a finished trial saved, or None if it saved none."""
+    metas = [m for m in get_all_artifact_meta(trial, storage=storage) if m.filename == WEIGHTS]
+    if not metas:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / WEIGHTS
+        download_artifact(artifact_store=store, file_path=str(path), artifact_id=metas[-1].artifact_id)
+        return torch.load(io.BytesIO(path.read_bytes()), map_location="cpu", weights_only=True)

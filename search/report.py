@@ -80,3 +80,174 @@ def counts_line(study: optuna.Study) -> str:
         c[key] = c.get(key, 0) + 1
     order = ("complete", "pruned", "rejected", "failed", "running", "waiting")
     return ", ".join(f"{c[k]} {k}" for k in order if c.get(k))
+
+
+# --- figures and the HTML report ---------------------------------------------------------
+
+TARGET_ACC = 99.4
+
+
+def _baseline_name(t: FrozenTrial) -> str | None:
+    return t.user_attrs.get("baseline")
+
+
+def front_figure(study: optuna.Study):
+    """Validation accuracy against parameters: every complete trial, the front joined,
+    baselines labelled, the budget and the 99.4% line drawn."""
+    import plotly.graph_objects as go
+
+    budget = study.user_attrs.get("max_params", 10_000)
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    best = front(study)
+    best_ids = {t.number for t in best}
+    fig = go.Figure()
+
+    def hover(t: FrozenTrial) -> str:
+        test = t.user_attrs.get("test_acc", [float("nan")])[-1]
+        name = f" ({_baseline_name(t)})" if _baseline_name(t) else ""
+        return (f"trial {t.number}{name}<br>{t.user_attrs.get('arch', '')}<br>"
+                f"{int(t.values[1]):,} params<br>val {t.values[0]:.2f}%  test {test:.2f}%")
+
+    others = [t for t in done if t.number not in best_ids]
+    fig.add_trace(go.Scatter(
+        x=[t.values[1] for t in others], y=[t.values[0] for t in others], mode="markers",
+        name="complete trials", marker=dict(color="#9aa5b1", size=8),
+        hovertext=[hover(t) for t in others], hoverinfo="text"))
+    fig.add_trace(go.Scatter(
+        x=[t.values[1] for t in best], y=[t.values[0] for t in best], mode="lines+markers",
+        name="Pareto front (validation)", line=dict(color="#1f77b4", shape="hv"),
+        marker=dict(size=11), hovertext=[hover(t) for t in best], hoverinfo="text"))
+    fig.add_trace(go.Scatter(
+        x=[t.values[1] for t in best], y=[t.user_attrs.get("test_acc", [None])[-1] for t in best],
+        mode="markers", name="front, test accuracy (reported, not selected on)",
+        marker=dict(symbol="diamond-open", size=10, color="#d62728"),
+        hovertext=[hover(t) for t in best], hoverinfo="text"))
+    named = [t for t in done if _baseline_name(t)]
+    if named:
+        fig.add_trace(go.Scatter(
+            x=[t.values[1] for t in named], y=[t.values[0] for t in named], mode="markers+text",
+            name="hand-designed rounds", text=[_baseline_name(t) for t in named],
+            textposition="top center", marker=dict(symbol="star", size=14, color="#ff7f0e"),
+            hovertext=[hover(t) for t in named], hoverinfo="text"))
+    fig.add_vline(x=budget, line_dash="dash", line_color="#444",
+                  annotation_text=f"budget {budget:,}", annotation_position="top left")
+    fig.add_hline(y=TARGET_ACC, line_dash="dot", line_color="#2ca02c",
+                  annotation_text="99.4% target (test set)", annotation_position="bottom right")
+    accs = [t.values[0] for t in done] or [TARGET_ACC]
+    low = max(min(accs), 97.0)
+    fig.update_layout(
+        title=f"{study.study_name}: accuracy vs parameters ({counts_line(study)})",
+        xaxis_title="parameters", yaxis_title="final-epoch accuracy (%)",
+        yaxis_range=[low - 0.2, 100.0], template="plotly_white", legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def curves_figure(study: optuna.Study):
+    """Validation accuracy per epoch of every trial; pruned ones stop early, in grey."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    trials = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("val_acc")]
+    for kind, color, dash in (("pruned", "#c0c4c8", "dot"), ("complete", None, "solid")):
+        for t in trials:
+            if outcome(t) != kind:
+                continue
+            curve = t.user_attrs["val_acc"]
+            name = _baseline_name(t) or f"trial {t.number}"
+            fig.add_trace(go.Scatter(
+                x=list(range(1, len(curve) + 1)), y=curve, mode="lines+markers",
+                name=f"{name} ({t.user_attrs.get('params', 0):,})",
+                line=dict(color=color, dash=dash, width=3 if _baseline_name(t) else 1.5),
+                marker=dict(size=4, symbol=["circle"] * (len(curve) - 1) + ["x" if kind == "pruned" else "circle"]),
+                legendgroup=kind, showlegend=kind == "complete" or t is trials[0],
+                hovertemplate=f"{name}<br>epoch %{{x}}: %{{y:.2f}}%<extra>{kind}</extra>"))
+    fig.update_layout(
+        title="validation accuracy per epoch (pruned trials dotted grey, cut short at the x)",
+        xaxis_title="epoch", yaxis_title="validation accuracy (%)", yaxis_range=[96.0, 100.0],
+        template="plotly_white", showlegend=len(trials) <= 40)
+    return fig
+
+
+def importance_figure(study: optuna.Study):
+    """Which parameters matter for reaching high validation accuracy, or None when there
+    are too few complete trials to say. Optuna's default evaluator (PED-ANOVA) scores
+    what leads to low target values, hence the minus sign."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if len(complete) < 4:
+        return None
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes")
+        fig = optuna.visualization.plot_param_importances(
+            study, target=lambda t: -t.values[0], target_name="validation accuracy")
+    fig.update_layout(title="parameter importance for high final validation accuracy (Optuna's PED-ANOVA)",
+                      template="plotly_white")
+    return fig
+
+
+def figures(study: optuna.Study) -> dict:
+    out = {"pareto-front": front_figure(study), "curves": curves_figure(study)}
+    imp = importance_figure(study)
+    if imp is not None:
+        out["importance"] = imp
+    return out
+
+
+def attach(study: optuna.Study, figs: dict) -> None:
+    """Store the figures in the study so optuna-dashboard shows them too."""
+    from optuna_dashboard import save_plotly_graph_object
+
+    for name, fig in figs.items():
+        save_plotly_graph_object(study, fig, graph_object_id=name)
+
+
+def front_html(study: optuna.Study) -> str:
+    import html
+
+    rows = []
+    for t in front(study):
+        a = t.user_attrs
+        test = a.get("test_acc", [float("nan")])[-1]
+        name = html.escape(_baseline_name(t) or "")
+        rows.append(
+            f"<tr><td>{t.number}</td><td>{name}</td><td>{int(t.values[1]):,}</td>"
+            f"<td>{t.values[0]:.2f}</td><td>{test:.2f}</td><td>{len(a.get('val_acc', []))}</td>"
+            f"<td><code>{html.escape(a.get('arch', ''))}</code></td><td>{t.params.get('lr', 0):.3g}</td></tr>"
+        )
+    return (
+        "<table><thead><tr><th>trial</th><th>round</th><th>params</th><th>val acc %</th>"
+        "<th>test acc %</th><th>epochs</th><th>architecture</th><th>lr</th></tr></thead><tbody>"
+        + "".join(rows) + "</tbody></table>"
+    )
+
+
+def write_html(study: optuna.Study, path, figs: dict | None = None, extra_html: str = "") -> None:
+    """One self-contained HTML file: plotly.js is embedded, nothing is fetched."""
+    import html
+    from pathlib import Path
+
+    import plotly.io as pio
+
+    figs = figs if figs is not None else figures(study)
+    parts = []
+    for i, fig in enumerate(figs.values()):
+        parts.append(pio.to_html(fig, full_html=False, include_plotlyjs=(i == 0), default_height="560px"))
+    protocol = html.escape(str(study.user_attrs.get("protocol", "")))
+    body = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>drill-search report: {html.escape(study.study_name)}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}
+code{{font-size:90%}}</style></head><body>
+<h1>drill-search: study <code>{html.escape(study.study_name)}</code></h1>
+<p>{html.escape(counts_line(study))}. Protocol: {protocol}.</p>
+<p>Validation accuracy (held-out training images) selects and prunes; test accuracy is
+reported only. Best-of-epoch figures are not used anywhere: every accuracy is the final
+epoch's.</p>
+{parts[0]}
+<h2>Pareto front</h2>
+{front_html(study)}
+{extra_html}
+{"".join(parts[1:])}
+</body></html>"""
+    Path(path).write_text(body)

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import optuna
+from optuna.artifacts import FileSystemArtifactStore
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import FrozenTrial
@@ -103,6 +104,27 @@ def _make_sqlite_folder(url: str) -> None:
     path = url.split(":///", 1)[1] if ":///" in url else ""
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def artifact_dir(url: str) -> Path:
+    """Where trained weights are kept: beside a study file, else studies/artifacts."""
+    if is_journal_file(url):
+        path = Path(url)
+    elif url.startswith("sqlite:///") and not url.endswith(":memory:"):
+        path = Path(url[len("sqlite:///"):])
+    else:
+        return Path("studies") / "artifacts"
+    return path.with_name(path.stem + "-artifacts")
+
+
+def report_path(url: str, study_name: str) -> Path:
+    return artifact_dir(url).parent / f"{study_name}-report.html"
+
+
+def artifact_store(url: str) -> FileSystemArtifactStore:
+    path = artifact_dir(url)
+    path.mkdir(parents=True, exist_ok=True)
+    return FileSystemArtifactStore(str(path))
 
 
 def dashboard_command(url: str) -> str:

@@ -25,7 +25,6 @@ from collections.abc import Callable
 
 import optuna
 import torch
-from optuna.distributions import BaseDistribution
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
@@ -38,7 +37,7 @@ from .data import Mnist, load_mnist, split_validation
 from .model import build_model, count_params
 from .objective import Objective, SearchData, worker_id
 from .prune import make_pruner
-from .storage import is_sqlite, open_storage
+from .storage import artifact_store, is_sqlite, open_storage
 from .train import EpochResult, TrainResult, train
 
 BASELINE_STUDY = "baselines"
@@ -110,60 +109,80 @@ BASELINE_ATTRS = {
 }
 
 
+def open_baselines(storage: optuna.storages.BaseStorage, name: str = BASELINE_STUDY) -> optuna.Study:
+    return open_study(storage, name, ["maximize", "minimize"], ["test_acc", "params"], BASELINE_ATTRS)
+
+
 def reproduce(
     baseline: Baseline,
     recipe: Recipe,
     data: Mnist,
     device: torch.device,
-    storage: optuna.storages.BaseStorage,
-    study_name: str = BASELINE_STUDY,
+    study: optuna.Study,
     on_epoch: Callable[[EpochResult], None] | None = None,
     progress: bool = False,
+    artifacts=None,
 ) -> TrainResult:
-    """Train a hand-designed round with its own recipe and record it as a finished trial.
+    """Train a hand-designed round with its own recipe as a trial of `study` (see
+    `open_baselines`)."""
+    return record_run(study, baseline.candidate, recipe, data, device, {"baseline": baseline.name},
+                      on_epoch=on_epoch, progress=progress, artifacts=artifacts)
 
-    The trial is written once training ends, so nothing is left RUNNING; an interrupted
-    or failed run is recorded as FAIL with the epochs it finished.
+
+def record_run(
+    study: optuna.Study,
+    candidate: spaces.Candidate,
+    recipe: Recipe,
+    data: Mnist,
+    device: torch.device,
+    attrs: dict,
+    on_epoch: Callable[[EpochResult], None] | None = None,
+    progress: bool = False,
+    artifacts=None,
+) -> TrainResult:
+    """Train `candidate` on all training images, testing every epoch, as one trial.
+
+    Curves are recorded every epoch, the trained weights go to `artifacts` (an Optuna
+    artifact store), and the trial ends COMPLETE with (final-epoch test accuracy,
+    parameters), or FAIL with its reason if training is interrupted or fails.
     """
-    study = open_study(storage, study_name, ["maximize", "minimize"], ["test_acc", "params"], BASELINE_ATTRS)
-    candidate = baseline.candidate
-    params = spaces.encode(candidate)
-    distributions = {name: spaces.SPACE[name] for name in params}
+    study.enqueue_trial(spaces.encode(candidate), user_attrs=attrs)
+    trial = study.ask()
+    spaces.sample(trial)  # records the candidate's parameters on the trial
     n_params = count_params(build_model(candidate.arch))
-    attrs = {
-        "baseline": baseline.name,
+    info = {
         "arch": candidate.arch.describe(),
         "params": n_params,
         "seed": recipe.seed,
+        "worker": worker_id(),
         **record.provenance(recipe.to_dict(), str(device)),
     }
+    for key, value in info.items():
+        trial.set_user_attr(key, value)
     history: list[EpochResult] = []
 
     def keep(e: EpochResult) -> None:
         history.append(e)
+        for key, value in record.curves(history).items():
+            trial.set_user_attr(key, value)
         if on_epoch is not None:
             on_epoch(e)
 
     start = time.time()
     try:
         result = train(candidate, recipe, data.train, {"test": data.test}, device, on_epoch=keep, progress=progress)
+        if artifacts is not None:
+            record.save_weights(trial, result.model, artifacts)
     except BaseException as e:
         reason = "interrupted" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}"
-        _add(study, TrialState.FAIL, None, params, distributions,
-             {**attrs, **record.curves(history), "state_reason": reason, "seconds": time.time() - start})
+        trial.set_user_attr("state_reason", reason)
+        trial.set_user_attr("seconds", round(time.time() - start, 3))
+        study.tell(trial, state=TrialState.FAIL)
         raise
-    final = history[-1].evals["test"].acc
-    _add(study, TrialState.COMPLETE, [final, n_params], params, distributions,
-         {**attrs, **record.curves(history), "state_reason": "complete", "seconds": round(result.seconds, 3)})
+    trial.set_user_attr("state_reason", "complete")
+    trial.set_user_attr("seconds", round(result.seconds, 3))
+    study.tell(trial, [history[-1].evals["test"].acc, n_params])
     return result
-
-
-def _add(study, state, values, params, distributions: dict[str, BaseDistribution], attrs) -> None:
-    study.add_trial(
-        optuna.trial.create_trial(
-            state=state, values=values, params=params, distributions=distributions, user_attrs=attrs
-        )
-    )
 
 
 # --- search -----------------------------------------------------------------------------
@@ -315,8 +334,8 @@ def run_worker(
     seed = None if cfg.seed is None else cfg.seed + index
     study = open_search(cfg, sampler=make_sampler(cfg.sampler, seed, cfg.workers))
     data = data or load_search_data(cfg, device)
-    objective = Objective(data, cfg.recipe, cfg.max_params,
-                          make_pruner(cfg.pruner, cfg.prune_warmup), device, progress=progress)
+    objective = Objective(data, cfg.recipe, cfg.max_params, make_pruner(cfg.pruner, cfg.prune_warmup),
+                          device, progress=progress, artifacts=artifact_store(cfg.storage))
     stop = optuna.study.MaxTrialsCallback(cfg.trials, states=(*FINISHED, TrialState.RUNNING))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:

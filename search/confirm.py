@@ -1,0 +1,168 @@
+"""Confirmation: does a winner reach 99.4% on the test set on every seed, not one lucky run?
+
+Chosen architectures (by default the search's Pareto front under the budget, plus the
+hand-designed rounds under it) are retrained with the full recipe: all 60,000 training
+images, 15 epochs, several seeds. Each run is a trial of the companion study
+`<search>-confirm`, so results survive interruption and a second `confirm` only runs
+what is missing. The verdict uses final-epoch test accuracy; best-of-epochs figures are
+shown beside it, labelled, since picking an epoch by test accuracy is selection on the
+test set.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import optuna
+import torch
+from optuna.trial import TrialState
+
+import spaces
+from baselines import ROUNDS
+
+from . import report
+from .config import TARGET_ACC, Recipe
+from .data import Mnist
+from .model import build_model, count_params
+from .study import open_study, record_run
+from .train import EpochResult
+
+
+@dataclass(frozen=True)
+class Choice:
+    label: str  # "trial 12" or a round's name
+    candidate: spaces.Candidate
+    source_trial: int | None = None
+    baseline: str | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    choice: Choice
+    params: int
+    final: tuple[float, ...]  # final-epoch test accuracy per seed
+    best: tuple[float, ...]  # best-of-epochs test accuracy per seed (selects on test)
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.final)
+
+    @property
+    def std(self) -> float:
+        return statistics.stdev(self.final) if len(self.final) > 1 else 0.0
+
+    @property
+    def reaches_target(self) -> bool:
+        return min(self.final) >= TARGET_ACC
+
+
+def confirm_study_name(search_name: str) -> str:
+    return f"{search_name}-confirm"
+
+
+def choose(study: optuna.Study, trial_numbers: list[int] | None, max_params: int,
+           with_baselines: bool = True) -> list[Choice]:
+    """The trials asked for (default: the Pareto front), plus the rounds under the budget."""
+    if trial_numbers:
+        trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+        missing = [n for n in trial_numbers if n not in trials or trials[n].state != TrialState.COMPLETE]
+        if missing:
+            raise ValueError(f"trial(s) {', '.join(map(str, missing))} of study {study.study_name!r} "
+                             "are not complete trials")
+        picked = [trials[n] for n in trial_numbers]
+    else:
+        picked = report.front(study)
+    choices, seen = [], set()
+    for t in picked:
+        cand = spaces.decode(t.params)
+        if cand not in seen:
+            seen.add(cand)
+            name = t.user_attrs.get("baseline")
+            choices.append(Choice(name or f"trial {t.number}", cand, source_trial=t.number, baseline=name))
+    if with_baselines:
+        for b in ROUNDS.values():
+            if b.candidate not in seen and count_params(build_model(b.candidate.arch)) <= max_params:
+                seen.add(b.candidate)
+                choices.append(Choice(b.name, b.candidate, baseline=b.name))
+    return choices
+
+
+CONFIRM_ATTRS = {
+    "kind": "confirm",
+    "protocol": "train on all 60,000 training images; objective 0 is final-epoch test accuracy",
+}
+
+
+def run(
+    choices: list[Choice],
+    seeds: list[int],
+    recipe: Recipe,
+    data: Mnist,
+    device: torch.device,
+    storage,
+    study_name: str,
+    on_run: Callable[[Choice, int, list[EpochResult] | None], None] | None = None,
+    artifacts=None,
+    train_size: int | None = None,
+) -> list[Verdict]:
+    """Train every choice with every seed (skipping runs already stored) and judge them."""
+    study = open_study(storage, study_name, ["maximize", "minimize"], ["test_acc", "params"],
+                       {**CONFIRM_ATTRS, "epochs": recipe.epochs, "train_size": train_size})
+    for choice in choices:
+        for seed in seeds:
+            if _stored(study, choice.candidate, seed) is not None:
+                if on_run is not None:
+                    on_run(choice, seed, None)
+                continue
+            attrs = {"label": choice.label, "confirm_seed": seed}
+            if choice.source_trial is not None:
+                attrs["source_trial"] = choice.source_trial
+            if choice.baseline:
+                attrs["baseline"] = choice.baseline
+            result = record_run(study, choice.candidate, Recipe(**{**recipe.to_dict(), "seed": seed}),
+                                data, device, attrs, artifacts=artifacts)
+            if on_run is not None:
+                on_run(choice, seed, result.history)
+    return verdicts(study, choices, seeds)
+
+
+def _stored(study: optuna.Study, candidate: spaces.Candidate, seed: int):
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if t.user_attrs.get("confirm_seed") == seed and spaces.decode(t.params) == candidate:
+            return t
+    return None
+
+
+def verdicts(study: optuna.Study, choices: list[Choice], seeds: list[int]) -> list[Verdict]:
+    out = []
+    for choice in choices:
+        runs = [t for t in (_stored(study, choice.candidate, s) for s in seeds) if t is not None]
+        if not runs:
+            continue
+        out.append(Verdict(
+            choice=choice,
+            params=int(runs[0].values[1]),
+            final=tuple(t.values[0] for t in runs),
+            best=tuple(max(t.user_attrs["test_acc"]) for t in runs),
+        ))
+    return out
+
+
+def table(verdicts_: list[Verdict], epochs: int) -> str:
+    lines = [
+        f"Final-epoch test accuracy (epoch {epochs}, MNIST test set) over seeds:",
+        f"{'candidate':<12} {'params':>6}  {'seeds':>5}  {'mean':>6}  {'std':>5}  {'min':>6}  "
+        f"{'>= 99.4 on every seed':<21}  best-of-epochs mean (selects on test)",
+    ]
+    for v in sorted(verdicts_, key=lambda v: v.params):
+        lines.append(
+            f"{v.choice.label:<12} {v.params:>6,}  {len(v.final):>5}  {v.mean:>6.2f}  {v.std:>5.2f}  "
+            f"{min(v.final):>6.2f}  {'yes' if v.reaches_target else 'no':<21}  {statistics.fmean(v.best):.2f}"
+        )
+    winners = [v.choice.label for v in verdicts_ if v.reaches_target]
+    lines.append(
+        "reach 99.4% on every seed: " + (", ".join(winners) if winners else "none")
+    )
+    return "\n".join(lines)

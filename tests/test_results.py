@@ -1,0 +1,139 @@
+"""Seeing and trusting results: report, dashboard app, confirm, export."""
+
+from __future__ import annotations
+
+import json
+import wsgiref.util
+from io import BytesIO
+
+import optuna
+import optuna_dashboard
+import pytest
+import torch
+from optuna.trial import TrialState
+
+import spaces
+from baselines import ROUNDS
+from search import confirm, export, report, study as studies
+from search.config import Recipe
+from search.data import Mnist, normalize
+from search.storage import artifact_store, open_storage
+from tests.conftest import synthetic_split
+from tests.test_search import config, synthetic_data
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    """A small finished search on synthetic digits: baselines plus sampled trials."""
+    tmp = tmp_path_factory.mktemp("study")
+    cfg = config(tmp, trials=7, with_baselines=True, pruner="median", prune_warmup=1,
+                 recipe=Recipe(epochs=2, batch_size=64))
+    studies.enqueue_baselines(studies.open_search(cfg), cfg.max_params)
+    studies.run_worker(cfg, quota=7, data=synthetic_data())
+    return cfg, optuna.load_study(study_name=cfg.study_name, storage=cfg.storage)
+
+
+def test_report_has_the_front_labels_budget_and_target(searched, tmp_path):
+    cfg, study = searched
+    path = tmp_path / "r.html"
+    report.write_html(study, path)
+    html = path.read_text()
+    assert "Pareto front" in html and "hand-designed rounds" in html
+    for name in ("round1", "round2", "round3"):
+        assert name in html
+    assert "budget 10,000" in html and "99.4% target" in html
+    assert "Plotly.newPlot" in html and '<script src="http' not in html  # self-contained
+    for t in report.front(study):
+        assert f"<td>{t.number}</td>" in html
+
+
+def test_front_holds_only_complete_trials_within_budget_that_nothing_beats(searched):
+    _, study = searched
+    front = report.front(study)
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE and report.feasible(t)]
+    assert front and all(t in complete for t in front)
+    for t in front:
+        assert not any(o.values[0] >= t.values[0] and o.values[1] <= t.values[1] and o.values != t.values
+                       for o in complete)
+
+
+def environ_errors(body: bytes) -> str:
+    return body.decode(errors="replace")[:2000]
+
+
+def _get(app, path: str):
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "wsgi.input": BytesIO(b"")}
+    wsgiref.util.setup_testing_defaults(environ)
+    status = {}
+    body = b"".join(app(environ, lambda s, h, exc_info=None: status.setdefault("s", s)))
+    return status["s"], body
+
+
+def test_dashboard_app_serves_the_study_with_metric_names_and_figures(searched):
+    cfg, study = searched
+    report.attach(study, report.figures(study))
+    app = optuna_dashboard.wsgi(open_storage(cfg.storage), artifact_store=artifact_store(cfg.storage))
+    status, body = _get(app, "/api/studies")
+    assert status.startswith("200")
+    listed = json.loads(body)["study_summaries"]
+    (entry,) = [s for s in listed if s["study_name"] == cfg.study_name]
+    status, body = _get(app, f"/api/studies/{entry['study_id']}")
+    assert status.startswith("200"), environ_errors(body)
+    detail = json.loads(body)
+    assert detail["objective_names"] == ["val_acc", "params"]
+    assert {g["id"] for g in detail["plotly_graph_objects"]} >= {"pareto-front", "curves"}
+    attrs = {a["key"] for a in detail["union_user_attrs"]}
+    assert {"baseline", "val_acc", "state_reason", "params"} <= attrs
+    assert len(detail["trials"]) == 7
+
+
+def test_export_loads_in_plain_torch_with_the_same_predictions(searched, tmp_path):
+    cfg, study = searched
+    store = artifact_store(cfg.storage)
+    number = report.front(study)[0].number
+    model, _ = export.trained_model(study, number, store)
+    out = export.export(study, number, store, tmp_path / "exp")
+    loaded = torch.export.load(str(out / "model.pt2")).module()
+    x = normalize(synthetic_split(64, seed=7).images)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+    meta = json.loads((out / "arch.json").read_text())
+    assert meta["trial"] == number and meta["params"] == int(study.trials[number].values[1])
+    assert "total parameters" in (out / "layers.txt").read_text()
+
+
+def test_export_refuses_trials_without_weights(searched, tmp_path):
+    cfg, study = searched
+    not_complete = [t.number for t in study.trials if t.state != TrialState.COMPLETE]
+    with pytest.raises(export.ExportError):
+        export.export(study, 999, artifact_store(cfg.storage), tmp_path)
+    if not_complete:
+        with pytest.raises(export.ExportError, match="only complete trials"):
+            export.export(study, not_complete[0], artifact_store(cfg.storage), tmp_path)
+
+
+def test_confirm_stores_per_seed_results_and_resumes(searched, tmp_path):
+    cfg, study = searched
+    storage = open_storage(cfg.storage)
+    data = Mnist(train=synthetic_split(256, 1), test=synthetic_split(128, 4))
+    choices = confirm.choose(study, [report.front(study)[0].number], cfg.max_params, with_baselines=False)
+    runs = []
+    verdicts = confirm.run(choices, [1, 2], Recipe(epochs=1), data, torch.device("cpu"), storage,
+                           "confirm-test", on_run=lambda c, s, h: runs.append((c.label, s, h is None)))
+    (v,) = verdicts
+    assert len(v.final) == 2 and runs == [(choices[0].label, 1, False), (choices[0].label, 2, False)]
+    stored = optuna.load_study(study_name="confirm-test", storage=storage).trials
+    assert sorted(t.user_attrs["confirm_seed"] for t in stored) == [1, 2]
+    assert all(t.values[0] == pytest.approx(t.user_attrs["test_acc"][-1]) for t in stored)
+    again = confirm.run(choices, [1, 2], Recipe(epochs=1), data, torch.device("cpu"), storage,
+                        "confirm-test", on_run=lambda c, s, h: runs.append((c.label, s, h is None)))
+    assert runs[-2:] == [(choices[0].label, 1, True), (choices[0].label, 2, True)]  # nothing retrained
+    assert again[0].final == v.final
+    assert "reach 99.4% on every seed" in confirm.table(again, 1)
+
+
+def test_confirm_default_choice_is_the_front_plus_rounds_under_budget(searched):
+    _, study = searched
+    labels = [c.label for c in confirm.choose(study, None, 10_000)]
+    assert {"round1", "round2", "round3"} <= set(labels) and "round0" not in labels
+    assert len(labels) == len({c.candidate for c in confirm.choose(study, None, 10_000)})
