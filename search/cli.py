@@ -465,7 +465,12 @@ def _load_study(args: argparse.Namespace):
 
     from .storage import open_storage, storage_url
 
+    from .storage import storage_file
+
     url = storage_url(args.storage)
+    path = storage_file(url)
+    if path is not None and not path.exists():
+        raise UsageError(f"there is no storage at {path}; run a search first, or pass --storage.")
     storage = open_storage(url)
     try:
         return optuna.load_study(study_name=args.study_name, storage=storage), url

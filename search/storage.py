@@ -106,13 +106,19 @@ def _make_sqlite_folder(url: str) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
 
 
+def storage_file(url: str) -> Path | None:
+    """The file a SQLite or journal storage lives in (None for servers and memory)."""
+    if is_journal_file(url):
+        return Path(url)
+    if url.startswith("sqlite:///") and not url.endswith(":memory:"):
+        return Path(url[len("sqlite:///"):])
+    return None
+
+
 def artifact_dir(url: str) -> Path:
     """Where trained weights are kept: beside a study file, else studies/artifacts."""
-    if is_journal_file(url):
-        path = Path(url)
-    elif url.startswith("sqlite:///") and not url.endswith(":memory:"):
-        path = Path(url[len("sqlite:///"):])
-    else:
+    path = storage_file(url)
+    if path is None:
         return Path("studies") / "artifacts"
     return path.with_name(path.stem + "-artifacts")
 

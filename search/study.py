@@ -337,7 +337,9 @@ def run_worker(
     objective = Objective(data, cfg.recipe, cfg.max_params, make_pruner(cfg.pruner, cfg.prune_warmup),
                           device, progress=progress, artifacts=artifact_store(cfg.storage))
     stop = optuna.study.MaxTrialsCallback(cfg.trials, states=(*FINISHED, TrialState.RUNNING))
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Trials end FAIL only when interrupted or killed, which the supervisor reports itself;
+    # Optuna would print a traceback for each.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
         study.optimize(objective, n_trials=quota, timeout=cfg.timeout,
                        callbacks=[stop, *(callbacks or [])], gc_after_trial=False)

@@ -75,3 +75,54 @@ def test_run_baseline_on_real_mnist_is_recorded_for_plain_optuna(capsys, tmp_pat
     assert len(a["test_acc"]) == 1 and trial.values == [a["test_acc"][0], 5760]
     assert a["test_acc"][0] > 97.0
     assert a["device"] == "cpu" and "torch" in a["versions"] and a["recipe"]["batch_size"] == 64
+
+
+@pytest.mark.mnist
+def test_search_report_export_from_the_cli(capsys, tmp_path, data_root):
+    store = str(tmp_path / "s.journal")
+    common = ["--storage", store, "--data-dir", str(data_root)]
+    code, out, err = run(capsys, "run", "--trials", "3", "--epochs", "1", "--train-size", "300",
+                         "--val-size", "500", "--with-baselines", "--device", "cpu", *common)
+    assert code == 0, err
+    assert "[round1]" in out and "Pareto front" in out and f"optuna-dashboard {store}" in out
+    code, out, _ = run(capsys, "run", "--trials", "3", "--epochs", "1", "--train-size", "300",
+                       "--val-size", "500", "--device", "cpu", *common)
+    assert code == 0 and "3 of 3 trials finished; nothing to do" in out  # a total, not 3 more
+    code, out, err = run(capsys, "report", "--storage", store, "--output", str(tmp_path / "r.html"))
+    assert code == 0, err and (tmp_path / "r.html").exists()
+    study = optuna.load_study(study_name="search", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(store)))
+    best = study.best_trials[0].number
+    code, out, err = run(capsys, "export", str(best), "--storage", store, "--output", str(tmp_path / "e"))
+    assert code == 0, err and (tmp_path / "e" / "model.pt2").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["run", "--trials", "0"], "--trials must be at least 1"),
+        (["run", "--trials", "5", "--max-params", "0"], "--max-params must be at least 1"),
+        (["run", "--trials", "5", "--pruner", "hyperband"], "unknown pruner"),
+        (["run", "--trials", "5", "--sampler", "cma"], "unknown sampler"),
+        (["run", "--trials", "5", "--workers", "2"], "SQLite is not safe for 2 concurrent workers"),
+        (["run", "--trials", "5", "--baseline", "round1"], "give one of them"),
+        (["report", "--study-name", "nope"], "there is no storage at"),
+        (["export", "3"], "there is no storage at"),
+        (["run", "--trials", "5", "--storage", "mongodb://x"], "cannot read the storage"),
+    ],
+)
+def test_bad_search_input_is_one_sentence_and_exit_2(capsys, tmp_path, data_root, argv, words):
+    if "--storage" not in argv:
+        argv = [*argv, "--storage", str(tmp_path / "s.db")]
+    code, out, err = run(capsys, *argv, *(["--data-dir", str(data_root)] if argv[0] == "run" else []))
+    assert code == 2, out + err
+    assert words in err and err.count("\n") == 1 and "Traceback" not in err
+    if argv[0] != "run":
+        assert not (tmp_path / "s.db").exists()  # reading commands create no storage
+
+
+def test_missing_study_in_an_existing_storage_is_named(capsys, tmp_path):
+    db = tmp_path / "s.db"
+    optuna.create_study(study_name="other", storage=f"sqlite:///{db}")
+    code, _, err = run(capsys, "report", "--storage", str(db), "--study-name", "nope")
+    assert code == 2 and "there is no study 'nope'" in err and "studies there: other" in err

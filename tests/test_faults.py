@@ -1,0 +1,124 @@
+"""Faults injected into real runs: interrupts, terminations, kills, bad candidates."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from search import study as studies
+from search.config import Recipe
+from search.storage import open_storage
+from tests.test_search import config, synthetic_data
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(args: list[str], data_root: Path) -> subprocess.Popen:
+    env = {**os.environ, "DRILL_SEARCH_DATA": str(data_root), "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "search", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)  # its own process group, like a terminal job
+
+
+def wait_for_running_epoch(storage_path: Path, timeout: float = 120.0) -> optuna.trial.FrozenTrial:
+    """Block until some trial is running and has finished at least one epoch."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if storage_path.exists():
+            try:
+                study = optuna.load_study(study_name="search", storage=open_storage(str(storage_path)))
+                for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                    if t.user_attrs.get("val_acc"):
+                        return t
+            except KeyError:
+                pass
+        time.sleep(0.3)
+    raise AssertionError("no trial got through an epoch in time")
+
+
+def finished(study) -> int:
+    c = studies.counts(study)
+    return c["complete"] + c["pruned"]
+
+
+SEARCH = ["run", "--trials", "2", "--epochs", "3", "--train-size", "2000", "--val-size", "500",
+          "--device", "cpu", "--pruner", "none"]
+
+
+@pytest.mark.mnist
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_interrupt_closes_the_trial_and_the_same_command_resumes(tmp_path, data_root, how):
+    store = tmp_path / "s.journal"
+    proc = cli([*SEARCH, "--storage", str(store)], data_root)
+    victim = wait_for_running_epoch(store)
+    if how == "ctrl-c":
+        os.killpg(proc.pid, signal.SIGINT)  # a terminal sends SIGINT to the whole job
+    else:
+        proc.send_signal(signal.SIGTERM)  # a scheduler signals the main process only
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    assert "run the same command again to resume" in out and "Traceback" not in out
+    study = optuna.load_study(study_name="search", storage=open_storage(str(store)))
+    t = study.trials[victim.number]
+    assert t.state == TrialState.FAIL and t.user_attrs["state_reason"] == "interrupted"
+    assert studies.counts(study)["running"] == 0
+    retry = [o for o in study.trials if o.user_attrs.get("retry_of") == victim.number]
+    assert len(retry) == 1 and retry[0].state == TrialState.WAITING
+
+    proc = cli([*SEARCH, "--storage", str(store)], data_root)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    study = optuna.load_study(study_name="search", storage=open_storage(str(store)))
+    assert finished(study) == 2 and studies.counts(study)["waiting"] == 0
+    assert study.trials[retry[0].number].state == TrialState.COMPLETE  # the interrupted candidate ran
+
+
+def test_a_diverging_candidate_ends_with_its_reason_and_the_study_goes_on(tmp_path):
+    cfg = config(tmp_path, trials=2, recipe=Recipe(epochs=2, batch_size=64))
+    study = studies.open_search(cfg)
+    import spaces
+    from baselines import ROUNDS
+
+    wild = spaces.encode(ROUNDS["round3"].candidate) | {"lr": 1e9}  # outside the space: Optuna only warns
+    study.enqueue_trial(wild)
+    study.enqueue_trial(spaces.encode(ROUNDS["round3"].candidate))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        studies.run_worker(cfg, quota=2, data=synthetic_data())
+    a, b = optuna.load_study(study_name=cfg.study_name, storage=cfg.storage).trials
+    assert a.state == TrialState.PRUNED and a.user_attrs["state_reason"].startswith("diverged")
+    assert b.state == TrialState.COMPLETE
+
+
+@pytest.mark.parametrize("error, reason", [
+    ("oom", "out of memory"),
+    ("raise", "error: RuntimeError: boom"),
+])
+def test_out_of_memory_or_an_exception_in_training_is_recorded(tmp_path, monkeypatch, error, reason):
+    import search.objective as objective
+
+    real_train = objective.train
+    calls = {"n": 0}
+
+    def flaky(*args, **kw):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise (__import__("torch").OutOfMemoryError("CUDA out of memory") if error == "oom"
+                   else RuntimeError("boom"))
+        return real_train(*args, **kw)
+
+    monkeypatch.setattr(objective, "train", flaky)
+    cfg = config(tmp_path, trials=2, recipe=Recipe(epochs=1, batch_size=64), max_params=10**6)
+    studies.run_worker(cfg, quota=2, data=synthetic_data())
+    a, b = optuna.load_study(study_name=cfg.study_name, storage=cfg.storage).trials
+    assert a.state == TrialState.PRUNED and a.user_attrs["state_reason"] == reason
+    assert b.state == TrialState.COMPLETE
