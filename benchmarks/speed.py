@@ -1,7 +1,8 @@
 """Speed of drill-search's engine against the original notebook pipeline, in one run.
 
-    python benchmarks/speed.py                  # round3, CPU: images/s, s/epoch, ratio
-    python benchmarks/speed.py --accuracy-epochs 1   # also train both 1 epoch, test accuracy
+    python benchmarks/speed.py                      # round3, CPU: images/s, s/epoch, ratio
+    python benchmarks/speed.py --accuracy-epochs 1  # also train both 1 epoch, test accuracy
+    python benchmarks/speed.py --mode search        # search throughput: workers, batch sizes
 
 The original pipeline is the notebooks' own: torchvision MNIST with per-image PIL
 RandomRotation((-7, 7), fill=(1,)) + ToTensor + Normalize, a DataLoader with batch 64,
@@ -103,48 +104,105 @@ def accuracy_original(loader, data, arch, lr, epochs):
     return evaluate(model, data.test).acc
 
 
+def search_throughput(args, original_per_image: float) -> None:
+    """Short real searches (journal storage, pruning off) timed from start to finish,
+    worker start-up included: aggregate training images per second across workers."""
+    import tempfile
+
+    from search.config import DataConfig, SearchConfig
+    from search.study import run_search
+
+    settings = [(1, 64, False), (2, 64, False), (2, 256, False)]
+    if args.bf16:
+        settings.append((2, 256, True))
+    rows = []
+    for workers, batch, bf16 in settings:
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = SearchConfig(
+                storage=f"{tmp}/bench.journal",
+                recipe=Recipe(epochs=args.search_epochs, batch_size=batch, bf16=bf16),
+                data=DataConfig(root=args.data_dir, download=False, train_size=args.search_images),
+                trials=args.search_trials * workers, pruner="none", seed=0, workers=workers,
+                max_params=10_000, device="cpu",
+            )
+            start = time.perf_counter()
+            study = run_search(cfg, poll_seconds=0.5)
+            wall = time.perf_counter() - start
+            epochs = sum(len(t.user_attrs.get("val_acc", [])) for t in study.trials)
+            images = epochs * args.search_images
+            rows.append((workers, batch, bf16, wall, epochs, images / wall))
+            print(f"  {workers} worker(s), batch {batch}{', bf16' if bf16 else ''}: {epochs} candidate-epochs "
+                  f"of {args.search_images:,} images in {wall:.1f} s", flush=True)
+    print()
+    print(f"{'search setting':<30} {'wall s':>7} {'cand-epochs/s':>13} {'images/s':>9} {'vs original':>11}")
+    for workers, batch, bf16, wall, epochs, ips in rows:
+        name = f"{workers} worker(s), batch {batch}{', bf16' if bf16 else ''}"
+        print(f"{name:<30} {wall:>7.1f} {epochs / wall:>13.3f} {ips:>9,.0f} {ips * original_per_image:>10.2f}x")
+    print(f"original pipeline (one process, batch 64): {1 / original_per_image:,.0f} images/s, measured in this run")
+    print(f"each search: {args.search_trials} trials per worker, {args.search_epochs} epoch(s) of "
+          f"{args.search_images:,} images, pruning off; wall time includes worker start-up and evaluation")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mode", choices=("pipeline", "search"), default="pipeline")
+    ap.add_argument("--search-trials", type=int, default=3, help="search mode: trials per worker")
+    ap.add_argument("--search-epochs", type=int, default=1, help="search mode: epochs per trial")
+    ap.add_argument("--search-images", type=int, default=20000, help="search mode: training images per epoch")
+    ap.add_argument("--bf16", action="store_true", help="also measure bf16 autocast")
     ap.add_argument("--round", default="round3")
     ap.add_argument("--steps", type=int, default=200, help="timed steps per measurement")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--accuracy-epochs", type=int, default=0, help="also train both this many epochs and compare test accuracy")
     ap.add_argument("--data-dir", type=Path, default=Path(os.environ.get("DRILL_SEARCH_DATA", "data")))
-    ap.add_argument("--dense-dropout", action="store_true", help="engine with nn.Dropout instead of SparseDropout")
     args = ap.parse_args()
 
     base = ROUNDS[args.round]
     cand = base.candidate
-    recipe = Recipe(sparse_dropout=not args.dense_dropout)
+    recipe = Recipe()
     data = load_mnist(args.data_dir, download=False)
     loader = original_loader(args.data_dir, 64, seed=99)
     print(f"{args.round} ({base.params:,} params), CPU threads {torch.get_num_threads()}, torch {torch.__version__}")
+    if args.mode == "search":
+        original = statistics.median(time_original(loader, cand.arch, cand.lr, args.steps) for _ in range(2))
+        search_throughput(args, original)
+        return 0
 
-    orig, eng = [], []
+    settings = {
+        "drill-search engine (default, bs 64)": recipe,
+        "  same, with nn.Dropout": dataclasses.replace(recipe, sparse_dropout=False),
+        "  same, batch 256 (lr x4)": dataclasses.replace(recipe, batch_size=256),
+    }
+    if args.bf16:
+        settings["  same, batch 256 + bf16"] = dataclasses.replace(recipe, batch_size=256, bf16=True)
+    times: dict[str, list[float]] = {"original (DataLoader + PIL, bs 64)": []}
+    times.update({name: [] for name in settings})
     for r in range(args.repeats):
-        orig.append(time_original(loader, cand.arch, cand.lr, args.steps))
-        eng.append(time_engine(data, cand, recipe, args.steps))
-        print(f"  repeat {r + 1}: original {60000 * orig[-1]:.1f} s/epoch, engine {60000 * eng[-1]:.1f} s/epoch", flush=True)
-    rows = {"original": statistics.median(orig), "engine": statistics.median(eng)}
+        times["original (DataLoader + PIL, bs 64)"].append(time_original(loader, cand.arch, cand.lr, args.steps))
+        for name, rec in settings.items():
+            steps = max(20, args.steps * 64 // rec.batch_size)
+            times[name].append(time_engine(data, cand, rec, steps))
+        print(f"  repeat {r + 1}: " + ", ".join(f"{60000 * v[-1]:.1f}" for v in times.values()) + " s/epoch", flush=True)
+    rows = {name: statistics.median(v) for name, v in times.items()}
+    original = rows["original (DataLoader + PIL, bs 64)"]
 
     acc = {}
     if args.accuracy_epochs:
         full = original_loader(args.data_dir, 64, seed=99)
-        acc["original"] = accuracy_original(full, data, cand.arch, cand.lr, args.accuracy_epochs)
-        longer = dataclasses.replace(recipe, epochs=args.accuracy_epochs)
-        r = train(cand, longer, data.train, {"test": data.test}, torch.device("cpu"))
-        acc["engine"] = r.history[-1].evals["test"].acc
+        acc["original (DataLoader + PIL, bs 64)"] = accuracy_original(full, data, cand.arch, cand.lr, args.accuracy_epochs)
+        for name, rec in settings.items():
+            longer = dataclasses.replace(rec, epochs=args.accuracy_epochs)
+            acc[name] = train(cand, longer, data.train, {"test": data.test}, torch.device("cpu")).history[-1].evals["test"].acc
 
-    names = {"original": "original (DataLoader + PIL, bs 64)",
-             "engine": f"drill-search engine (bs {recipe.batch_size}{', nn.Dropout' if args.dense_dropout else ''})"}
     print()
     print(f"{'pipeline':<40} {'images/s':>9} {'s/epoch':>8} {'speed-up':>9}" + (f" {'test acc':>9}" if acc else ""))
-    for key, t in rows.items():
-        line = f"{names[key]:<40} {1 / t:>9,.0f} {60000 * t:>8.1f} {rows['original'] / t:>8.2f}x"
+    for name, t in rows.items():
+        line = f"{name:<40} {1 / t:>9,.0f} {60000 * t:>8.1f} {original / t:>8.2f}x"
         if acc:
-            line += f" {acc[key]:>8.2f}%"
+            line += f" {acc[name]:>8.2f}%"
         print(line)
-    print(f"medians of {args.repeats} alternating measurements of {args.steps} steps each")
+    print(f"medians of {args.repeats} alternating measurements (about {args.steps * 64:,} images each); "
+          "s/epoch = 60,000 images")
     if acc:
         print(f"test accuracy after {args.accuracy_epochs} epoch(s) on the MNIST test set, seed 99, one run each")
     return 0

@@ -132,6 +132,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training(conf)
     _add_storage(conf)
 
+    stale = sub.add_parser(
+        "fail-stale", help="end trials left RUNNING by workers that died",
+        description="Mark RUNNING trials whose worker is gone as failed and re-queue their parameters. "
+        "On this machine a dead worker is recognised by its process id; --older-than also ends "
+        "trials from any machine that recorded no epoch for that long. RDB storages (SQLite, "
+        "PostgreSQL) also use Optuna's heartbeat, checked whenever a trial starts.",
+        epilog="examples:\n  drill-search fail-stale --storage studies/search.journal\n"
+        "  drill-search fail-stale --storage redis://host:6379 --older-than 1800\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_storage(stale)
+    stale.add_argument("--older-than", type=float, default=None, metavar="SECONDS",
+                       help="also end trials with no recorded progress for this long")
+
     exp = sub.add_parser(
         "export", help="write a trial's trained model to files plain PyTorch can load",
         description="Write the trial's weights, architecture (JSON), layer table and a torch.export "
@@ -160,6 +173,13 @@ def _add_training(p: argparse.ArgumentParser) -> None:
                        help="training seed (default 99, as in the notebooks); a search also seeds its sampler with it")
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto: the GPU when there is one)")
     train.add_argument("--data-dir", type=Path, default=None, help=f"folder holding MNIST/raw/ (default ${DATA_ENV}, else ./data)")
+    fast = p.add_argument_group("speed (see benchmarks/README.md for what each does to accuracy)")
+    fast.add_argument("--batch-size", type=int, default=64,
+                      help="training batch (default 64, the notebooks'); learning rates scale linearly from 64")
+    fast.add_argument("--bf16", action="store_true", help="bfloat16 autocast (pays off on CPUs with AVX512-BF16 and on GPUs)")
+    fast.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA graphs on a GPU)")
+    fast.add_argument("--dense-dropout", action="store_true",
+                      help="use nn.Dropout on the CPU too (default there: SparseDropout, same distribution, cheaper)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the final summary")
 
 
@@ -187,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_confirm(args)
         if args.command == "export":
             return cmd_export(args)
+        if args.command == "fail-stale":
+            return cmd_fail_stale(args)
     except (UsageError, DataError, StudyError, StorageError, ExportError) as e:
         print(f"drill-search: error: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -247,6 +269,20 @@ def resolve_device(name: str):
     return device
 
 
+def recipe_from(args: argparse.Namespace, device) -> Recipe:
+    _check_epochs(args.epochs)
+    if not 1 <= args.batch_size <= 60000:
+        raise UsageError(f"--batch-size must be between 1 and 60000, got {args.batch_size}.")
+    return Recipe(
+        epochs=args.epochs,
+        seed=99 if args.seed is None else args.seed,
+        batch_size=args.batch_size,
+        bf16=args.bf16,
+        compile=args.compile,
+        sparse_dropout=device.type == "cpu" and not args.dense_dropout,
+    )
+
+
 def _check_epochs(epochs: int) -> None:
     if not 1 <= epochs <= MAX_EPOCHS:
         raise UsageError(f"--epochs must be between 1 and {MAX_EPOCHS}, got {epochs}.")
@@ -288,7 +324,7 @@ def search_config(args: argparse.Namespace, device) -> SearchConfig:
 
     if args.trials < 1:
         raise UsageError(f"--trials must be at least 1, got {args.trials}.")
-    _check_epochs(args.epochs)
+    recipe = recipe_from(args, device)
     if args.max_params < 1:
         raise UsageError(f"--max-params must be at least 1, got {args.max_params}.")
     if args.pruner not in PRUNERS:
@@ -305,10 +341,9 @@ def search_config(args: argparse.Namespace, device) -> SearchConfig:
         raise UsageError(f"--val-size must be between 1 and 30000, got {args.val_size}.")
     if args.train_size is not None and not 1 <= args.train_size <= 60000 - args.val_size:
         raise UsageError(f"--train-size must be between 1 and {60000 - args.val_size}, got {args.train_size}.")
-    seed = 99 if args.seed is None else args.seed
     return SearchConfig(
         storage=storage_url(args.storage),
-        recipe=Recipe(epochs=args.epochs, seed=seed),
+        recipe=recipe,
         data=dataclasses.replace(data_config(args), val_size=args.val_size, train_size=args.train_size),
         study_name=args.study_name or "search",
         trials=args.trials,
@@ -397,19 +432,19 @@ def run_baseline(args: argparse.Namespace) -> int:
         baseline = baselines.get(args.baseline)
     except KeyError as e:
         raise UsageError(e.args[0] + ".") from None
-    _check_epochs(args.epochs)
     device = resolve_device(args.device)
-    recipe = Recipe(epochs=args.epochs, seed=99 if args.seed is None else args.seed)
+    recipe = recipe_from(args, device)
     data = load_mnist(data_config(args).root).to(device)
     url = storage_url(args.storage)
     study_name = args.study_name or studies.BASELINE_STUDY
     study = studies.open_baselines(open_storage(url), study_name)
 
     c = baseline.candidate
-    model = build_model(c.arch)
+    model = build_model(c.arch, sparse_dropout=recipe.sparse_dropout)
     print(
         f"{baseline.name}: {c.arch.describe()}, {count_params(model):,} parameters, lr {c.lr:g}, "
         f"{recipe.epochs} epochs, batch {recipe.batch_size}, seed {recipe.seed}, device {device}"
+        + (", bf16" if recipe.bf16 else "") + (", compiled" if recipe.compile else "")
     )
     if not args.quiet:
         print(layer_table(model))
@@ -459,7 +494,7 @@ def comparison_table(baseline, test_acc: list[float]) -> str:
     return "\n".join(lines)
 
 
-def _load_study(args: argparse.Namespace):
+def _load_study(args: argparse.Namespace, on_stale=None):
     """The study named on the command line, from its storage (refusing to create one)."""
     import optuna
 
@@ -471,7 +506,7 @@ def _load_study(args: argparse.Namespace):
     path = storage_file(url)
     if path is not None and not path.exists():
         raise UsageError(f"there is no storage at {path}; run a search first, or pass --storage.")
-    storage = open_storage(url)
+    storage = open_storage(url, on_stale=on_stale)
     try:
         return optuna.load_study(study_name=args.study_name, storage=storage), url
     except KeyError:
@@ -518,7 +553,8 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     from .storage import artifact_store
 
     study, url = _load_study(args)
-    _check_epochs(args.epochs)
+    device = resolve_device(args.device)
+    recipe = recipe_from(args, device)
     if args.seeds < 1:
         raise UsageError(f"--seeds must be at least 1, got {args.seeds}.")
     numbers = None
@@ -527,7 +563,6 @@ def cmd_confirm(args: argparse.Namespace) -> int:
             numbers = [int(n) for n in args.trials.split(",") if n.strip()]
         except ValueError:
             raise UsageError(f"--trials takes trial numbers separated by commas, got {args.trials!r}.") from None
-    device = resolve_device(args.device)
     max_params = study.user_attrs.get("max_params", PARAM_BUDGET)
     try:
         choices = confirm.choose(study, numbers, max_params, with_baselines=not args.no_baselines)
@@ -540,7 +575,6 @@ def cmd_confirm(args: argparse.Namespace) -> int:
         data = dataclasses.replace(data, train=data.train.take(slice(0, args.train_size)))
     first = 1 if args.seed is None else args.seed
     seeds = list(range(first, first + args.seeds))
-    recipe = Recipe(epochs=args.epochs)
     print(f"confirming {len(choices)} architecture(s) x {len(seeds)} seeds, {recipe.epochs} epochs each, "
           f"on {len(data.train):,} training images, device {device}: {', '.join(c.label for c in choices)}")
 
@@ -572,4 +606,23 @@ def cmd_export(args: argparse.Namespace) -> int:
     export.export(study, args.trial, artifact_store(url), out)
     print(f"exported trial {args.trial} of study {study.study_name!r} to {out}/")
     print(f"  load it with plain PyTorch:  torch.export.load('{out}/model.pt2').module()")
+    return 0
+
+
+def cmd_fail_stale(args: argparse.Namespace) -> int:
+    import optuna
+
+    from . import study as studies
+
+    study, url = _load_study(args, on_stale=studies.requeue)
+    if args.older_than is not None and args.older_than <= 0:
+        raise UsageError(f"--older-than must be a positive number of seconds, got {args.older_than:g}.")
+    failed = studies.fail_dead_workers(study)
+    if args.older_than is not None:
+        failed += studies.fail_silent(study, args.older_than)
+    if getattr(study._storage, "get_heartbeat_interval", lambda: None)():  # RDB with heartbeats
+        optuna.storages.fail_stale_trials(study)
+    running = studies.counts(study)["running"]
+    print(f"failed and re-queued {len(failed)} trial(s){': ' + ', '.join(map(str, failed)) if failed else ''}; "
+          f"{running} still running")
     return 0

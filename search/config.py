@@ -28,15 +28,26 @@ class Recipe:
     lr_gamma: float = 0.01  # StepLR factor at the candidate's lr_step
     seed: int = 99  # weights, dropout masks, batch order and rotation angles
     augment: bool = True  # random rotation of +-7 degrees on training images
-    sparse_dropout: bool = True  # nn.Dropout's distribution from far fewer random numbers
+    bf16: bool = False  # bfloat16 autocast for forward/backward (fast on CPUs with AVX512-BF16)
     # Learning rates in the space are for batch 64; a larger batch scales them linearly.
     reference_batch: int = 64
+    # Engine choices below change how fast, not what is computed (same distributions and
+    # maths); studies do not compare them when deciding whether runs are comparable.
+    sparse_dropout: bool = True  # nn.Dropout's distribution from far fewer random numbers
+    compile: bool = False  # torch.compile the model; on CUDA with CUDA graphs
 
     def lr_for(self, lr: float) -> float:
         return lr * self.batch_size / self.reference_batch
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def protocol(self) -> dict:
+        """The fields that change what a run computes."""
+        d = asdict(self)
+        for engine_only in ("sparse_dropout", "compile"):
+            d.pop(engine_only)
+        return d
 
 
 @dataclass(frozen=True)

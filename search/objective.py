@@ -79,6 +79,7 @@ class Objective:
             history.append(e)
             for key, value in record.curves(history).items():
                 trial.set_user_attr(key, value)
+            trial.set_user_attr("updated_at", round(time.time(), 1))  # progress, for fail-stale
             if e.epoch < self.recipe.epochs:
                 reason = self.pruner.prune(e.epoch, e.evals["val"].acc, n_params, self._peers(trial))
                 if reason is not None:

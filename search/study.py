@@ -203,7 +203,7 @@ def search_identity(cfg: SearchConfig) -> dict:
         "val_seed": cfg.data.val_seed,
         "train_size": cfg.data.train_size,
         "max_params": cfg.max_params,
-        "recipe": cfg.recipe.to_dict(),
+        "recipe": {k: v for k, v in cfg.recipe.protocol().items() if k != "seed"},
     }
 
 
@@ -287,6 +287,18 @@ def fail_dead_workers(study: optuna.Study, host: str | None = None) -> list[int]
         if name == host and pid.isdigit() and not _alive(int(pid)):
             if fail_trial(study, t, f"worker {worker} died"):
                 failed.append(t.number)
+    return failed
+
+
+def fail_silent(study: optuna.Study, older_than: float) -> list[int]:
+    """Fail and re-queue RUNNING trials that recorded no progress for `older_than` seconds
+    (their last epoch, else their start), wherever their worker ran."""
+    now = time.time()
+    failed = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        last = t.user_attrs.get("updated_at") or (t.datetime_start.timestamp() if t.datetime_start else now)
+        if now - last > older_than and fail_trial(study, t, f"no progress for {now - last:.0f} s"):
+            failed.append(t.number)
     return failed
 
 

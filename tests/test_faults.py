@@ -122,3 +122,91 @@ def test_out_of_memory_or_an_exception_in_training_is_recorded(tmp_path, monkeyp
     a, b = optuna.load_study(study_name=cfg.study_name, storage=cfg.storage).trials
     assert a.state == TrialState.PRUNED and a.user_attrs["state_reason"] == reason
     assert b.state == TrialState.COMPLETE
+
+
+# --- bad input: one sentence, exit 2, nothing written -------------------------------------
+
+from search.cli import main  # noqa: E402
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_study_made_with_other_directions_is_refused(capsys, tmp_path, data_root):
+    db = tmp_path / "s.db"
+    optuna.create_study(study_name="search", storage=f"sqlite:///{db}", direction="minimize")
+    before = db.read_bytes()
+    code, _, err = run_cli(capsys, "run", "--trials", "2", "--storage", str(db), "--data-dir", str(data_root))
+    assert code == 2 and "search" in err and err.count("\n") == 1
+    assert db.read_bytes() == before
+
+
+def test_study_made_for_another_search_space_is_refused(capsys, tmp_path, data_root):
+    cfg = config(tmp_path)
+    study = studies.open_search(cfg)
+    study.set_user_attr("space", "0123456789ab")
+    code, _, err = run_cli(capsys, "run", "--trials", "2", "--storage", cfg.storage, "--data-dir", str(data_root),
+                           "--epochs", "2", "--val-size", "500", "--batch-size", "64")
+    assert code == 2 and "space" in err and "another --study-name" in err
+
+
+def test_study_from_another_drill_search_version_is_refused_with_the_version(capsys, tmp_path, data_root):
+    cfg = config(tmp_path)
+    study = studies.open_search(cfg)
+    study.set_user_attr("schema", 0)
+    study.set_user_attr("drill_search_version", "0.0.1")
+    code, _, err = run_cli(capsys, "run", "--trials", "2", "--storage", cfg.storage, "--data-dir", str(data_root))
+    assert code == 2 and "0.0.1" in err and "schema 0" in err and "reads schema 1" in err
+
+
+def test_unreachable_and_malformed_storage_urls(capsys, tmp_path, data_root):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    for url, words in [
+        (f"sqlite:///{blocker}/x.db", "cannot open the storage"),
+        ("postgresql://nobody:pw@127.0.0.1:1/nothing", "storage"),
+        ("ftp://example/x", "cannot read the storage"),
+    ]:
+        code, _, err = run_cli(capsys, "run", "--trials", "2", "--storage", url, "--data-dir", str(data_root))
+        assert code == 2 and words in err and err.count("\n") == 1, (url, err)
+
+
+def test_corrupt_data_folder_is_refused_before_anything_is_written(capsys, tmp_path, data_root):
+    raw = tmp_path / "d" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte"):
+        (raw / name).symlink_to((data_root / "MNIST" / "raw" / name).resolve())
+    (raw / "t10k-labels-idx1-ubyte").write_bytes(b"\0" * 10008)
+    db = tmp_path / "s.db"
+    code, _, err = run_cli(capsys, "run", "--trials", "2", "--storage", str(db), "--data-dir", str(tmp_path / "d"))
+    assert code == 2 and "MD5" in err and not db.exists()
+
+
+def test_fail_stale_ends_trials_of_dead_workers_on_a_journal(capsys, tmp_path):
+    import spaces
+    from baselines import ROUNDS
+
+    store = tmp_path / "s.journal"
+    cfg = config(tmp_path, storage=str(store))
+    study = studies.open_search(cfg)
+    study.enqueue_trial(spaces.encode(ROUNDS["round3"].candidate))
+    trial = study.ask()
+    spaces.sample(trial)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    import socket
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{dead.pid}")
+    alive = study.ask()
+    spaces.sample(alive)
+    alive.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+    code, out, err = run_cli(capsys, "fail-stale", "--storage", str(store))
+    assert code == 0, err
+    assert "failed and re-queued 1 trial(s): 0; 1 still running" in out
+    trials = optuna.load_study(study_name="search", storage=open_storage(str(store))).trials
+    assert trials[0].state == TrialState.FAIL and trials[1].state == TrialState.RUNNING
+    assert trials[2].state == TrialState.WAITING and trials[2].user_attrs["retry_of"] == 0
+    code, out, _ = run_cli(capsys, "fail-stale", "--storage", str(store), "--older-than", "0.001")
+    assert "failed and re-queued 1 trial(s): 1" in out  # the silent one, whoever ran it

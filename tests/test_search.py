@@ -264,3 +264,25 @@ def test_rdb_heartbeat_fails_and_requeues_a_silent_trial(tmp_path, monkeypatch):
     assert trials[1].state == TrialState.WAITING
     assert trials[1].system_attrs["fixed_params"] == trials[0].params
     assert trials[1].user_attrs == {"baseline": "round2", "retry_of": 0, "retries": 1}
+
+
+@pytest.mark.mnist
+def test_a_trial_trained_beside_another_worker_equals_the_candidate_trained_alone(tmp_path, data_root):
+    # Worker processes share nothing but the storage: a candidate's curve must not depend
+    # on what the other worker trains at the same time.
+    from search.train import train
+
+    cfg = real_config(tmp_path, data_root, trials=3, workers=2, with_baselines=True,
+                      recipe=Recipe(epochs=2, batch_size=64))
+    studies.run_search(cfg, poll_seconds=0.2)
+    searched = {t.user_attrs["baseline"]: t.user_attrs["val_acc"] for t in load(cfg).trials}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.workers))  # as each worker did
+    try:
+        data = studies.load_search_data(cfg, torch.device("cpu"))
+        for name in ("round2", "round3"):
+            alone = train(ROUNDS[name].candidate, cfg.recipe, data.train, {"val": data.val}, torch.device("cpu"))
+            curve = [e.evals["val"].acc for e in alone.history]
+            assert curve == pytest.approx(searched[name], abs=0.21), name  # within one of 500 images
+    finally:
+        torch.set_num_threads(threads)

@@ -1,0 +1,64 @@
+"""Every fast path against the plain path: same maths, or the same distribution."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from baselines import ROUNDS
+from search.config import Recipe
+from search.model import build_model
+from search.train import train
+
+CPU = torch.device("cpu")
+ROUND3 = ROUNDS["round3"].candidate
+NO_DROPOUT = dataclasses.replace(ROUND3, arch=dataclasses.replace(ROUND3.arch, dropout=0.0))
+
+
+def test_without_dropout_sparse_and_native_models_train_identically(synthetic):
+    a = train(NO_DROPOUT, Recipe(epochs=2, sparse_dropout=True), synthetic.train, {"t": synthetic.test}, CPU)
+    b = train(NO_DROPOUT, Recipe(epochs=2, sparse_dropout=False), synthetic.train, {"t": synthetic.test}, CPU)
+    assert [e.evals for e in a.history] == [e.evals for e in b.history]
+
+
+def test_sparse_and_native_dropout_learn_alike(synthetic):
+    # Same distribution, different random streams: both must learn the digits.
+    for sparse in (True, False):
+        r = train(ROUND3, Recipe(epochs=3, batch_size=32, sparse_dropout=sparse), synthetic.train,
+                  {"t": synthetic.test}, CPU)
+        assert r.history[-1].evals["t"].acc > 90.0
+
+
+def test_bf16_autocast_stays_close_to_fp32(synthetic):
+    torch.manual_seed(0)
+    model = build_model(ROUND3.arch).eval()
+    x = torch.randn(16, 1, 28, 28)
+    with torch.no_grad():
+        ref = model(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = model(x).float()
+    assert torch.allclose(low.exp(), ref.exp(), atol=0.05)
+    r = train(ROUND3, Recipe(epochs=3, batch_size=32, bf16=True), synthetic.train, {"t": synthetic.test}, CPU)
+    assert r.history[-1].evals["t"].acc > 90.0
+
+
+def test_compiled_model_matches_eager_forward_and_backward():
+    torch.manual_seed(0)
+    eager = build_model(NO_DROPOUT.arch)
+    compiled_net = build_model(NO_DROPOUT.arch)
+    compiled_net.load_state_dict(eager.state_dict())
+    compiled = torch.compile(compiled_net)
+    x, y = torch.randn(32, 1, 28, 28), torch.randint(0, 10, (32,))
+    for net in (eager, compiled):
+        F.nll_loss(net(x), y).backward()
+    assert torch.allclose(compiled(x), eager(x), atol=1e-5)
+    for (name, p), q in zip(eager.named_parameters(), compiled_net.parameters()):
+        assert torch.allclose(p.grad, q.grad, atol=1e-5), name
+
+
+def test_larger_batches_change_the_step_count_and_scale_the_lr(synthetic):
+    r = train(ROUND3, Recipe(epochs=1, batch_size=128), synthetic.train, {}, CPU)
+    assert r.steps == 4 and r.history[0].lr == pytest.approx(0.2)
