@@ -51,12 +51,12 @@ def original_loader(root: Path, batch_size: int, seed: int):
     return DataLoader(ds, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed))
 
 
-def time_original(loader, arch, lr: float, steps: int, warmup: int = 10) -> float:
+def time_original(loader, arch, lr: float, steps: int, warmup: int = 10, device=torch.device("cpu")) -> float:
     """Seconds per image of the notebook loop (data loading included)."""
     from tqdm import tqdm
 
     torch.manual_seed(99)
-    model = build_model(arch)
+    model = build_model(arch).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     model.train()
     correct = processed = 0
@@ -67,6 +67,7 @@ def time_original(loader, arch, lr: float, steps: int, warmup: int = 10) -> floa
         if i == warmup:
             start = time.perf_counter()
         data, target = next(it)
+        data, target = data.to(device), target.to(device)
         opt.zero_grad()
         y = model(data)
         loss = F.nll_loss(y, target)
@@ -80,24 +81,25 @@ def time_original(loader, arch, lr: float, steps: int, warmup: int = 10) -> floa
     return (time.perf_counter() - start) / (steps * loader.batch_size)
 
 
-def time_engine(data, candidate, recipe: Recipe, steps: int) -> float:
+def time_engine(data, candidate, recipe: Recipe, steps: int, device=torch.device("cpu")) -> float:
     """Seconds per image of search.train (its batched data path included), measured on a
     shortened epoch of `steps` batches after a warm-up epoch of 10 batches."""
     one = dataclasses.replace(recipe, epochs=1)
-    train(candidate, one, data.train.take(slice(0, 10 * recipe.batch_size)), {}, torch.device("cpu"))
+    train(candidate, one, data.train.take(slice(0, 10 * recipe.batch_size)), {}, device)
     part = data.train.take(slice(0, steps * recipe.batch_size))
     start = time.perf_counter()
-    train(candidate, one, part, {}, torch.device("cpu"))
+    train(candidate, one, part, {}, device)  # ends with .item(): the device is synced
     return (time.perf_counter() - start) / len(part)
 
 
-def accuracy_original(loader, data, arch, lr, epochs):
+def accuracy_original(loader, data, arch, lr, epochs, device=torch.device("cpu")):
     torch.manual_seed(99)
-    model = build_model(arch)
+    model = build_model(arch).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     for _ in range(epochs):
         model.train()
         for x, y in loader:
+            x, y = x.to(device), y.to(device)
             opt.zero_grad()
             F.nll_loss(model(x), y).backward()
             opt.step()
@@ -105,12 +107,19 @@ def accuracy_original(loader, data, arch, lr, epochs):
 
 
 def search_throughput(args, original_per_image: float) -> None:
-    """Short real searches (journal storage, pruning off) timed from start to finish,
-    worker start-up included: aggregate training images per second across workers."""
+    """Short real searches (journal storage, pruning off, the round itself queued for
+    every trial) timed from start to finish, worker start-up and per-epoch evaluation of
+    5,000 validation and 10,000 test images included: training images per second,
+    all workers together."""
     import tempfile
 
+    import optuna
+
+    import spaces
     from search.config import DataConfig, SearchConfig
-    from search.study import run_search
+    from search.study import open_search, run_search
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     settings = [(1, 64, False), (2, 64, False), (2, 256, False)]
     if args.bf16:
@@ -123,8 +132,11 @@ def search_throughput(args, original_per_image: float) -> None:
                 recipe=Recipe(epochs=args.search_epochs, batch_size=batch, bf16=bf16),
                 data=DataConfig(root=args.data_dir, download=False, train_size=args.search_images),
                 trials=args.search_trials * workers, pruner="none", seed=0, workers=workers,
-                max_params=10_000, device="cpu",
+                max_params=10_000, device=args.device,
             )
+            queued = open_search(cfg)
+            for _ in range(cfg.trials):  # the same candidate every time: throughput, not luck
+                queued.enqueue_trial(spaces.encode(ROUNDS[args.round].candidate))
             start = time.perf_counter()
             study = run_search(cfg, poll_seconds=0.5)
             wall = time.perf_counter() - start
@@ -146,11 +158,13 @@ def search_throughput(args, original_per_image: float) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mode", choices=("pipeline", "search"), default="pipeline")
-    ap.add_argument("--search-trials", type=int, default=3, help="search mode: trials per worker")
-    ap.add_argument("--search-epochs", type=int, default=1, help="search mode: epochs per trial")
-    ap.add_argument("--search-images", type=int, default=20000, help="search mode: training images per epoch")
+    ap.add_argument("--search-trials", type=int, default=2, help="search mode: trials per worker")
+    ap.add_argument("--search-epochs", type=int, default=2, help="search mode: epochs per trial")
+    ap.add_argument("--search-images", type=int, default=55000, help="search mode: training images per epoch")
     ap.add_argument("--bf16", action="store_true", help="also measure bf16 autocast")
+    ap.add_argument("--compile", action="store_true", help="also measure torch.compile (CUDA graphs on a GPU)")
     ap.add_argument("--round", default="round3")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda: where both pipelines train")
     ap.add_argument("--steps", type=int, default=200, help="timed steps per measurement")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--accuracy-epochs", type=int, default=0, help="also train both this many epochs and compare test accuracy")
@@ -159,29 +173,36 @@ def main() -> int:
 
     base = ROUNDS[args.round]
     cand = base.candidate
-    recipe = Recipe()
-    data = load_mnist(args.data_dir, download=False)
+    device = torch.device(args.device)
+    recipe = Recipe(sparse_dropout=device.type == "cpu")
+    data = load_mnist(args.data_dir, download=False).to(device)
     loader = original_loader(args.data_dir, 64, seed=99)
-    print(f"{args.round} ({base.params:,} params), CPU threads {torch.get_num_threads()}, torch {torch.__version__}")
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"{args.round} ({base.params:,} params), {where}, torch {torch.__version__}")
     if args.mode == "search":
-        original = statistics.median(time_original(loader, cand.arch, cand.lr, args.steps) for _ in range(2))
+        original = statistics.median(time_original(loader, cand.arch, cand.lr, args.steps, device=device)
+                                     for _ in range(2))
         search_throughput(args, original)
         return 0
 
     settings = {
         "drill-search engine (default, bs 64)": recipe,
-        "  same, with nn.Dropout": dataclasses.replace(recipe, sparse_dropout=False),
+        "  same, with nn.Dropout" if device.type == "cpu" else "  same, with SparseDropout":
+            dataclasses.replace(recipe, sparse_dropout=device.type != "cpu"),
         "  same, batch 256 (lr x4)": dataclasses.replace(recipe, batch_size=256),
     }
     if args.bf16:
         settings["  same, batch 256 + bf16"] = dataclasses.replace(recipe, batch_size=256, bf16=True)
+    if args.compile:
+        settings["  same, compiled"] = dataclasses.replace(recipe, compile=True)
     times: dict[str, list[float]] = {"original (DataLoader + PIL, bs 64)": []}
     times.update({name: [] for name in settings})
     for r in range(args.repeats):
-        times["original (DataLoader + PIL, bs 64)"].append(time_original(loader, cand.arch, cand.lr, args.steps))
+        times["original (DataLoader + PIL, bs 64)"].append(
+            time_original(loader, cand.arch, cand.lr, args.steps, device=device))
         for name, rec in settings.items():
             steps = max(20, args.steps * 64 // rec.batch_size)
-            times[name].append(time_engine(data, cand, rec, steps))
+            times[name].append(time_engine(data, cand, rec, steps, device))
         print(f"  repeat {r + 1}: " + ", ".join(f"{60000 * v[-1]:.1f}" for v in times.values()) + " s/epoch", flush=True)
     rows = {name: statistics.median(v) for name, v in times.items()}
     original = rows["original (DataLoader + PIL, bs 64)"]
@@ -189,10 +210,11 @@ def main() -> int:
     acc = {}
     if args.accuracy_epochs:
         full = original_loader(args.data_dir, 64, seed=99)
-        acc["original (DataLoader + PIL, bs 64)"] = accuracy_original(full, data, cand.arch, cand.lr, args.accuracy_epochs)
+        acc["original (DataLoader + PIL, bs 64)"] = accuracy_original(full, data, cand.arch, cand.lr,
+                                                                      args.accuracy_epochs, device)
         for name, rec in settings.items():
             longer = dataclasses.replace(rec, epochs=args.accuracy_epochs)
-            acc[name] = train(cand, longer, data.train, {"test": data.test}, torch.device("cpu")).history[-1].evals["test"].acc
+            acc[name] = train(cand, longer, data.train, {"test": data.test}, device).history[-1].evals["test"].acc
 
     print()
     print(f"{'pipeline':<40} {'images/s':>9} {'s/epoch':>8} {'speed-up':>9}" + (f" {'test acc':>9}" if acc else ""))

@@ -47,10 +47,10 @@ class Split:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def to(self, device: torch.device | str) -> "Split":
+    def to(self, device: torch.device | str) -> Split:
         return Split(self.images.to(device), self.labels.to(device))
 
-    def take(self, index: torch.Tensor | slice) -> "Split":
+    def take(self, index: torch.Tensor | slice) -> Split:
         return Split(self.images[index], self.labels[index])
 
 
@@ -59,7 +59,7 @@ class Mnist:
     train: Split  # the 60,000 training images
     test: Split  # the 10,000 test images
 
-    def to(self, device: torch.device | str) -> "Mnist":
+    def to(self, device: torch.device | str) -> Mnist:
         return Mnist(self.train.to(device), self.test.to(device))
 
 

@@ -29,6 +29,8 @@ def trial_line(t: FrozenTrial) -> str:
     """One line per finished trial: number, size, validation curve, outcome, time."""
     a = t.user_attrs
     name = f" [{a['baseline']}]" if "baseline" in a else ""
+    if "retry_of" in a:
+        name += f" (retry of {a['retry_of']})"
     size = f"{a['params']:>6,} params" if "params" in a else " " * 13
     curve = " ".join(f"{v:.2f}" for v in a.get("val_acc", []))
     curve = f"  val% {curve}" if curve else ""
@@ -161,9 +163,11 @@ def curves_figure(study: optuna.Study):
                 marker=dict(size=4, symbol=["circle"] * (len(curve) - 1) + ["x" if kind == "pruned" else "circle"]),
                 legendgroup=kind, showlegend=kind == "complete" or t is trials[0],
                 hovertemplate=f"{name}<br>epoch %{{x}}: %{{y:.2f}}%<extra>{kind}</extra>"))
+    late = [v for t in trials for v in t.user_attrs["val_acc"][1:]] or [96.0]
     fig.update_layout(
         title="validation accuracy per epoch (pruned trials dotted grey, cut short at the x)",
-        xaxis_title="epoch", yaxis_title="validation accuracy (%)", yaxis_range=[96.0, 100.0],
+        xaxis_title="epoch", yaxis_title="validation accuracy (%)",
+        yaxis_range=[max(90.0, min(late)) - 0.2, 100.0],
         template="plotly_white", showlegend=len(trials) <= 40)
     return fig
 

@@ -124,7 +124,11 @@ def artifact_dir(url: str) -> Path:
 
 
 def report_path(url: str, study_name: str) -> Path:
-    return artifact_dir(url).parent / f"{study_name}-report.html"
+    """Beside the study file: <file stem>-<study>-report.html (studies/ for servers)."""
+    path = storage_file(url)
+    if path is None:
+        return Path("studies") / f"{study_name}-report.html"
+    return path.with_name(f"{path.stem}-{study_name}-report.html")
 
 
 def artifact_store(url: str) -> FileSystemArtifactStore:

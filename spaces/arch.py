@@ -71,5 +71,5 @@ class Candidate:
         return {"arch": self.arch.to_dict(), "lr": self.lr, "lr_step": self.lr_step}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Candidate":
+    def from_dict(cls, d: dict) -> Candidate:
         return cls(arch=Arch(**d["arch"]), lr=d["lr"], lr_step=d.get("lr_step", 8))

@@ -12,8 +12,6 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-import spaces
-from baselines import ROUNDS
 from search import confirm, export, report, study as studies
 from search.config import Recipe
 from search.data import Mnist, normalize

@@ -1,0 +1,181 @@
+"""Stress: N worker processes on one storage, killed at random with SIGKILL.
+
+    python benchmarks/stress.py --storage journal --workers 4 --trials 40
+    python benchmarks/stress.py --storage sqlite --trials 20          # one worker: SQLite's limit
+    python benchmarks/stress.py --storage postgresql --workers 4 --trials 40
+
+The search is real (`search.study.run_search`: worker processes, the objective, the
+supervisor that fails and re-queues a dead worker's trial and replaces the worker), on
+real MNIST with tiny training (a few hundred images, 2 epochs) so that trials are short
+and kills land mid-trial. A killer thread SIGKILLs the worker of a random running trial
+every few seconds. At the end the study is read back and the script prints trials
+requested, finished, failed, retried, lost (must be 0) and duplicated (must be 0).
+
+PostgreSQL: the script installs the server from Debian's packages if it is missing
+(`apt-get install postgresql`), starts a private cluster on 127.0.0.1 in a temporary
+folder, installs psycopg2-binary, runs the same stress, and stops the cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import optuna  # noqa: E402
+from optuna.trial import TrialState  # noqa: E402
+
+from search.config import DataConfig, Recipe, SearchConfig  # noqa: E402
+from search.storage import open_storage  # noqa: E402
+from search.study import run_search  # noqa: E402
+
+
+def killer(cfg: SearchConfig, every: float, stop: threading.Event, kills: list, rng: random.Random) -> None:
+    """SIGKILL the worker of a random running trial every `every` seconds (+-50%)."""
+    host = socket.gethostname()
+    storage = open_storage(cfg.storage)
+    while not stop.wait(every * rng.uniform(0.5, 1.5)):
+        try:
+            study = optuna.load_study(study_name=cfg.study_name, storage=storage)
+        except KeyError:
+            continue
+        running = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                   if t.user_attrs.get("worker", "").startswith(host + ":")]
+        if not running:
+            continue
+        victim = rng.choice(running)
+        pid = int(victim.user_attrs["worker"].rsplit(":", 1)[1])
+        try:
+            os.kill(pid, signal.SIGKILL)
+            kills.append((victim.number, pid))
+        except ProcessLookupError:
+            pass
+
+
+def audit(study: optuna.Study, requested: int, kills: int) -> dict:
+    trials = study.get_trials(deepcopy=False)
+    by_number = {t.number: t for t in trials}
+
+    def root(t) -> int:
+        while "retry_of" in t.user_attrs:
+            t = by_number[t.user_attrs["retry_of"]]
+        return t.number
+
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    per_root: dict[int, int] = {}
+    for t in finished:
+        per_root[root(t)] = per_root.get(root(t), 0) + 1
+    return {
+        "requested": requested,
+        "finished": len(finished),
+        "failed": sum(t.state == TrialState.FAIL for t in trials),
+        "retried": sum("retry_of" in t.user_attrs for t in trials),
+        "kills": kills,
+        "lost": max(0, requested - len(finished)),
+        "duplicated": sum(n - 1 for n in per_root.values() if n > 1),
+        "left running": sum(t.state == TrialState.RUNNING for t in trials),
+        "left waiting": sum(t.state == TrialState.WAITING for t in trials),
+    }
+
+
+def start_postgres(tmp: Path) -> tuple[str, callable]:
+    """A private PostgreSQL cluster on 127.0.0.1; returns its URL and a stop function."""
+    if not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
+        subprocess.run(["apt-get", "update", "-qq"], check=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "postgresql"], check=True,
+                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    try:
+        import psycopg2  # noqa: F401
+    except ImportError:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "psycopg2-binary"], check=True)
+    bindir = sorted(Path("/usr/lib/postgresql").glob("*/bin"))[-1]
+    data = tmp / "pg"
+    data.mkdir()
+    user = "postgres"
+    shutil.chown(tmp, user=user)
+    shutil.chown(data, user=user)
+    as_pg = ["runuser", "-u", user, "--"] if os.geteuid() == 0 else []
+    subprocess.run([*as_pg, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "drill"],
+                   check=True, stdout=subprocess.DEVNULL)
+    port = 55432
+    subprocess.run([*as_pg, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(tmp / "pg.log"), "-w", "-o",
+                    f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c max_connections=200", "start"],
+                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([*as_pg, str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "drill", "stress"],
+                   check=True)
+
+    def stop() -> None:
+        subprocess.run([*as_pg, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
+                       stdout=subprocess.DEVNULL)
+
+    return f"postgresql+psycopg2://drill@127.0.0.1:{port}/stress", stop
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--storage", choices=("journal", "sqlite", "postgresql"), default="journal")
+    ap.add_argument("--workers", type=int, default=4)
+    ap.add_argument("--trials", type=int, default=40)
+    ap.add_argument("--kill-every", type=float, default=4.0, help="mean seconds between kills")
+    ap.add_argument("--train-size", type=int, default=512)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--data-dir", type=Path, default=Path(os.environ.get("DRILL_SEARCH_DATA", "data")))
+    args = ap.parse_args()
+    workers = 1 if args.storage == "sqlite" else args.workers  # drill-search refuses more on SQLite
+
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        stop_db = None
+        if args.storage == "journal":
+            url = str(tmp / "stress.journal")
+        elif args.storage == "sqlite":
+            url = f"sqlite:///{tmp}/stress.db"
+        else:
+            url, stop_db = start_postgres(tmp)
+        cfg = SearchConfig(
+            storage=url,
+            recipe=Recipe(epochs=2, batch_size=64),
+            data=DataConfig(root=args.data_dir, download=False, val_size=500, train_size=args.train_size),
+            trials=args.trials, workers=workers, pruner="pareto", prune_warmup=1, seed=args.seed,
+            with_baselines=True, device="cpu",
+        )
+        kills: list = []
+        stop = threading.Event()
+        thread = threading.Thread(target=killer, args=(cfg, args.kill_every, stop, kills, random.Random(args.seed)))
+        print(f"stress: {args.storage}, {workers} worker(s), {args.trials} trials, a SIGKILL every "
+              f"~{args.kill_every:g} s", flush=True)
+        start = time.time()
+        thread.start()
+        error = None
+        try:
+            run_search(cfg, poll_seconds=0.5, max_deaths=10 * args.trials)
+        except Exception as e:  # noqa: BLE001 - report it with the figures
+            error = e
+        finally:
+            stop.set()
+            thread.join()
+        study = optuna.load_study(study_name=cfg.study_name, storage=open_storage(url))
+        figures = audit(study, args.trials, len(kills))
+        if stop_db is not None:
+            stop_db()
+    print(f"done in {time.time() - start:.0f} s" + (f"; the search raised: {error}" if error else ""))
+    for key, value in figures.items():
+        print(f"  {key:<13} {value}")
+    ok = figures["lost"] == 0 and figures["duplicated"] == 0 and error is None
+    print("OK: nothing lost, nothing duplicated" if ok else "FAILED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
