@@ -14,6 +14,7 @@ journal file (the form optuna-dashboard also accepts).
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -84,9 +85,7 @@ def open_storage(url: str, on_stale: StaleCallback | None = None) -> BaseStorage
             if on_stale is not None:
                 beat = dict(heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
                             heartbeat_stale_trial_callback=on_stale)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return RDBStorage(url, **beat)
+            return _rdb(url, beat)
     except StorageError:
         raise
     except ImportError as e:
@@ -98,6 +97,21 @@ def open_storage(url: str, on_stale: StaleCallback | None = None) -> BaseStorage
         f"cannot read the storage {url!r}: use sqlite:///FILE, postgresql://..., "
         "mysql://..., redis://..., or a path to a journal file."
     )
+
+
+def _rdb(url: str, beat: dict) -> RDBStorage:
+    # Two processes that open a new database at once can both try to create its tables;
+    # the loser sees "already exists" and succeeds on a second look.
+    for attempt in range(3):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(url, **beat)
+        except Exception as e:  # noqa: BLE001 - sqlalchemy's error classes vary by driver
+            if "already exists" not in str(e) or attempt == 2:
+                raise
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
 
 
 def _make_sqlite_folder(url: str) -> None:
