@@ -99,6 +99,8 @@ class Objective:
         except Diverged as e:
             self._stop(trial, start, f"diverged: {e}")
         except torch.OutOfMemoryError:
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()  # give the memory back before the next candidate
             self._stop(trial, start, "out of memory")
         except Exception as e:  # noqa: BLE001 - one bad candidate must not end the study
             self._stop(trial, start, f"error: {type(e).__name__}: {e}")
