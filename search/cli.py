@@ -195,28 +195,22 @@ def main(argv: list[str] | None = None) -> int:
 
     _quiet_libraries()
     try:
-        if args.command == "baselines":
-            return cmd_baselines()
-        if args.command == "run":
-            return cmd_run(args)
-        if args.command == "report":
-            return cmd_report(args)
-        if args.command == "dashboard":
-            return cmd_dashboard(args)
-        if args.command == "confirm":
-            return cmd_confirm(args)
-        if args.command == "export":
-            return cmd_export(args)
-        if args.command == "fail-stale":
-            return cmd_fail_stale(args)
+        commands = {
+            "baselines": lambda _: cmd_baselines(),
+            "run": cmd_run,
+            "report": cmd_report,
+            "dashboard": cmd_dashboard,
+            "confirm": cmd_confirm,
+            "export": cmd_export,
+            "fail-stale": cmd_fail_stale,
+        }
+        return commands[args.command](args)
     except (UsageError, DataError, StudyError, StorageError, ExportError) as e:
         print(f"drill-search: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("\ndrill-search: interrupted; finished trials are kept in the storage.", file=sys.stderr)
         return EXIT_INTERRUPTED
-    parser.error(f"unknown command {args.command}")
-    return EXIT_USAGE
 
 
 # --- helpers that turn flags into values ------------------------------------------------
@@ -364,13 +358,13 @@ def run_search(args: argparse.Namespace) -> int:
 
     from . import report
     from . import study as studies
-    from .data import load_mnist
+    from .data import ensure_mnist
     from .storage import dashboard_command
     from .study import counts, todo
 
     device = resolve_device(args.device)
     cfg = search_config(args, device)
-    load_mnist(cfg.data.root, download=cfg.data.download)  # fail early, before any worker starts
+    ensure_mnist(cfg.data.root, download=cfg.data.download)  # fail early, before any worker starts
     studies.check_workers(cfg)
     study = studies.open_search(cfg)
     c = counts(study)

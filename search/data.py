@@ -65,6 +65,17 @@ class Mnist:
 
 def load_mnist(root: str | Path, download: bool = True) -> Mnist:
     """Read MNIST from `root`/MNIST/raw, downloading it first if it is missing."""
+    root = ensure_mnist(root, download)
+    from torchvision.datasets import MNIST
+
+    train = MNIST(str(root), train=True, download=False)
+    test = MNIST(str(root), train=False, download=False)
+    return Mnist(Split(train.data, train.targets), Split(test.data, test.targets))
+
+
+def ensure_mnist(root: str | Path, download: bool = True) -> Path:
+    """Make sure `root`/MNIST/raw holds the four original files (sizes and MD5 checked),
+    downloading them when missing; returns the root. DataError says what is wrong."""
     root = Path(root).expanduser()
     raw = root / "MNIST" / "raw"
     tried = download and _missing(raw)
@@ -79,11 +90,7 @@ def load_mnist(root: str | Path, download: bool = True) -> Mnist:
             f"{names} there (torchvision's layout), or point --data-dir or ${DATA_ENV} at a "
             "folder that holds MNIST/raw/ with them."
         )
-    from torchvision.datasets import MNIST
-
-    train = MNIST(str(root), train=True, download=False)
-    test = MNIST(str(root), train=False, download=False)
-    return Mnist(Split(train.data, train.targets), Split(test.data, test.targets))
+    return root
 
 
 def _missing(raw: Path) -> bool:

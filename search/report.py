@@ -10,11 +10,6 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 
-def feasible(t: FrozenTrial) -> bool:
-    """Within the parameter budget (every constraint value <= 0, as Optuna reads them)."""
-    return all(v <= 0 for v in t.constraints.values())
-
-
 def outcome(t: FrozenTrial) -> str:
     """complete, rejected, pruned, failed, running or waiting."""
     reason = t.user_attrs.get("state_reason", "")
