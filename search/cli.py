@@ -15,6 +15,7 @@ from pathlib import Path
 from .config import MAX_EPOCHS, PARAM_BUDGET, DataConfig, Recipe, SearchConfig
 from .data import DATA_ENV, DataError
 
+EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
@@ -82,8 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--pruner", default="pareto", help="pareto (default), median or none; see search/prune.py")
     search.add_argument("--prune-warmup", type=int, default=3, help="epochs before pruning may stop a trial (default 3)")
     search.add_argument("--sampler", default="tpe", help="tpe (default), random or nsga2")
-    search.add_argument("--with-baselines", action="store_true",
-                        help="queue the rounds under the budget so they train under the search's protocol")
+    search.add_argument("--no-baselines", dest="with_baselines", action="store_false",
+                        help="do not start with the hand-designed rounds (by default the rounds under the "
+                        "budget are the first trials, trained under the search's protocol)")
+    search.add_argument("--with-baselines", dest="with_baselines", action="store_true", help=argparse.SUPPRESS)
     search.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
     search.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                         help="start no new trial after this many seconds (the study resumes later)")
@@ -191,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     from .export import ExportError
     from .storage import StorageError
-    from .study import StudyError
+    from .study import SearchFailed, StudyError
 
     _quiet_libraries()
     try:
@@ -205,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
             "fail-stale": cmd_fail_stale,
         }
         return commands[args.command](args)
+    except SearchFailed as e:
+        print(f"drill-search: error: {e}", file=sys.stderr)
+        return EXIT_FAILED
     except (UsageError, DataError, StudyError, StorageError, ExportError) as e:
         print(f"drill-search: error: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -364,8 +370,8 @@ def run_search(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     cfg = search_config(args, device)
-    ensure_mnist(cfg.data.root, download=cfg.data.download)  # fail early, before any worker starts
     studies.check_workers(cfg)
+    ensure_mnist(cfg.data.root, download=cfg.data.download)  # fail early, before any worker starts
     study = studies.open_search(cfg)
     c = counts(study)
     done = c["complete"] + c["pruned"]

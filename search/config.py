@@ -73,7 +73,7 @@ class SearchConfig:
     prune_warmup: int = 3  # epochs before the pruner may judge
     sampler: str = "tpe"  # tpe, random or nsga2
     seed: int | None = None  # sampler seed (training uses recipe.seed)
-    with_baselines: bool = False  # enqueue the rounds that fit the budget
+    with_baselines: bool = True  # the rounds that fit the budget are the first trials
     workers: int = 1  # worker processes on this machine
     timeout: float | None = None  # seconds after which no new trial starts
     device: str = "cpu"  # resolved torch device string

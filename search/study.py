@@ -19,10 +19,12 @@ import multiprocessing as mp
 import os
 import signal
 import socket
+import sys
 import time
 import warnings
 from collections.abc import Callable
 
+import numpy as np
 import optuna
 import torch
 from optuna.study import StudyDirection
@@ -35,20 +37,25 @@ from . import __version__, record
 from .config import Recipe, SearchConfig
 from .data import Mnist, load_mnist, split_validation
 from .model import build_model, count_params
-from .objective import Objective, SearchData, worker_id
+from .objective import SCORE_EPOCHS, Objective, SearchData, TrialError, worker_id
 from .prune import make_pruner
 from .storage import artifact_store, is_sqlite, open_storage
 from .train import EpochResult, TrainResult, train
 
 BASELINE_STUDY = "baselines"
-SCHEMA = 1  # bump when the meaning of stored attributes changes
-MAX_RETRY = 2  # a trial whose worker died runs again at most this many times
+SCHEMA = 2  # bump when the meaning of stored attributes changes (2: objective 0 is the last-3 mean)
+MAX_RETRY = 2  # a trial that failed (worker died, interrupted, error) runs again at most this often
+MAX_ERRORS_IN_A_ROW = MAX_RETRY + 2  # a worker whose trials keep raising stops the search
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 SAMPLERS = ("tpe", "random", "nsga2")
 
 
 class StudyError(Exception):
     """A study cannot be used as asked; the message is one sentence for the user."""
+
+
+class SearchFailed(StudyError):
+    """The search stopped because training kept failing; finished trials are kept."""
 
 
 def open_study(
@@ -195,8 +202,8 @@ def search_identity(cfg: SearchConfig) -> dict:
         "protocol": (
             f"train on {'all' if cfg.data.train_size is None else cfg.data.train_size} of the "
             f"training images left after holding out {cfg.data.val_size:,} (seed "
-            f"{cfg.data.val_seed}); objective 0 is final-epoch validation accuracy; test "
-            "accuracy is recorded, never used to select or prune"
+            f"{cfg.data.val_seed}); objective 0 is the mean validation accuracy of the last "
+            f"{SCORE_EPOCHS} epochs; test accuracy is recorded, never used to select or prune"
         ),
         "space": spaces.fingerprint(),
         "val_size": cfg.data.val_size,
@@ -225,7 +232,7 @@ def make_sampler(name: str, seed: int | None, workers: int = 1) -> optuna.sample
 
 def open_search(cfg: SearchConfig, sampler: optuna.samplers.BaseSampler | None = None) -> optuna.Study:
     storage = open_storage(cfg.storage, on_stale=requeue)
-    return open_study(storage, cfg.study_name, ["maximize", "minimize"], ["val_acc", "params"],
+    return open_study(storage, cfg.study_name, ["maximize", "minimize"], [f"val_acc_last{SCORE_EPOCHS}", "params"],
                       search_identity(cfg), sampler=sampler)
 
 
@@ -331,6 +338,18 @@ def load_search_data(cfg: SearchConfig, device: torch.device) -> SearchData:
     return SearchData(train_split.to(device), val.to(device), mnist.test.to(device))
 
 
+def sampler_seed(seed: int | None, index: int, n_trials: int) -> int | None:
+    """The sampler seed of worker `index` starting on a study that holds `n_trials` trials.
+
+    A fresh seeded study is reproducible (same seed, same start), while a resumed study or
+    a respawned worker starts where the study has grown, so it draws new candidates
+    instead of replaying the stream that produced the trials already stored.
+    """
+    if seed is None:
+        return None
+    return int(np.random.SeedSequence([seed, index, n_trials]).generate_state(1)[0])
+
+
 def run_worker(
     cfg: SearchConfig,
     quota: int,
@@ -343,18 +362,23 @@ def run_worker(
     device = torch.device(cfg.device)
     if device.type == "cpu":
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.workers))
-    seed = None if cfg.seed is None else cfg.seed + index
-    study = open_search(cfg, sampler=make_sampler(cfg.sampler, seed, cfg.workers))
+    study = open_search(cfg)
+    study.sampler = make_sampler(cfg.sampler, sampler_seed(cfg.seed, index, len(study.get_trials(deepcopy=False))),
+                                 cfg.workers)
     data = data or load_search_data(cfg, device)
     objective = Objective(data, cfg.recipe, cfg.max_params, make_pruner(cfg.pruner, cfg.prune_warmup),
                           device, progress=progress, artifacts=artifact_store(cfg.storage))
     stop = optuna.study.MaxTrialsCallback(cfg.trials, states=(*FINISHED, TrialState.RUNNING))
-    # Trials end FAIL only when interrupted or killed, which the supervisor reports itself;
-    # Optuna would print a traceback for each.
+    errors = ErrorCallback()
+    # Failed trials are reported by the supervisor, with their reasons; Optuna would print
+    # a traceback for each.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
-        study.optimize(objective, n_trials=quota, timeout=cfg.timeout,
-                       callbacks=[stop, *(callbacks or [])], gc_after_trial=False)
+        # quota + retries: failed trials do not count toward the total, so they do not
+        # use up the worker's share either (MaxTrialsCallback and `errors` stop it).
+        study.optimize(objective, n_trials=quota + MAX_ERRORS_IN_A_ROW * (quota + 1), timeout=cfg.timeout,
+                       callbacks=[stop, errors, *(callbacks or [])], catch=(TrialError,),
+                       gc_after_trial=False)
     except KeyboardInterrupt:
         me = worker_id()
         for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
@@ -362,6 +386,31 @@ def run_worker(
                 if not any(o.user_attrs.get("retry_of") == t.number for o in study.get_trials(deepcopy=False)):
                     requeue(study, t)
         raise
+    if errors.gave_up:
+        raise TrialError(errors.gave_up)
+
+
+class ErrorCallback:
+    """After each trial: re-queue a trial that failed with an error (up to MAX_RETRY), and
+    stop the worker when MAX_ERRORS_IN_A_ROW trials in a row failed with errors."""
+
+    def __init__(self) -> None:
+        self.in_a_row = 0
+        self.gave_up: str | None = None
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        reason = trial.user_attrs.get("state_reason", "")
+        if trial.state != TrialState.FAIL or not reason.startswith("error"):
+            self.in_a_row = 0
+            return
+        requeue(study, trial)
+        self.in_a_row += 1
+        if self.in_a_row >= MAX_ERRORS_IN_A_ROW:
+            self.gave_up = f"{self.in_a_row} trials in a row failed with an error (the last, trial {trial.number}: {reason})"
+            study.stop()
+
+
+EXIT_GAVE_UP = 3  # a worker's trials kept failing with errors
 
 
 def _worker_main(cfg: SearchConfig, quota: int, index: int) -> None:
@@ -378,6 +427,9 @@ def _worker_main(cfg: SearchConfig, quota: int, index: int) -> None:
         run_worker(cfg, quota, index)
     except KeyboardInterrupt:
         raise SystemExit(130) from None
+    except TrialError as e:
+        print(f"drill-search worker {index}: {e}", file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_GAVE_UP) from None
 
 
 def check_workers(cfg: SearchConfig) -> None:
@@ -423,6 +475,7 @@ def run_search(
     ctx = mp.get_context("spawn")
     workers: list[_Worker] = []
     deaths, max_deaths = 0, max_deaths if max_deaths is not None else 3 * cfg.workers
+    gave_up = 0
 
     def spawn(index: int, quota: int) -> None:
         p = ctx.Process(target=_worker_main, args=(cfg, quota, index), daemon=False)
@@ -455,6 +508,9 @@ def run_search(
                     continue
                 if w.process.exitcode == 130:  # interrupted
                     raise KeyboardInterrupt
+                if w.process.exitcode == EXIT_GAVE_UP:
+                    gave_up += 1
+                    continue
                 deaths += 1
                 for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
                     if t.user_attrs.get("worker") == w.id:
@@ -475,6 +531,13 @@ def run_search(
         fail_dead_workers(study)
         report()
         raise
+    if gave_up:
+        last = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+                if t.user_attrs.get("state_reason", "").startswith("error")]
+        raise SearchFailed(
+            f"training kept failing with errors ({len(last)} failed trials, the last: "
+            f"{last[-1].user_attrs['state_reason'] if last else 'unknown'}); finished trials are kept."
+        )
     if deaths > max_deaths:
         raise StudyError(f"workers died {deaths} times; the study keeps every finished trial, but look at the logs above.")
     return study

@@ -79,7 +79,8 @@ def train(
         # this small is bound by kernel launches, not arithmetic.
         forward = torch.compile(model, mode="reduce-overhead" if device.type == "cuda" else None)
     optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr_for(candidate.lr), momentum=recipe.momentum)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=candidate.lr_step, gamma=recipe.lr_gamma)
+    steps_per_epoch = math.ceil(len(train_split) / recipe.batch_size)
+    scheduler, per_batch = make_scheduler(optimizer, candidate, recipe, steps_per_epoch)
     result = TrainResult(model=model)
     start = time.perf_counter()
 
@@ -87,7 +88,7 @@ def train(
         t0 = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
         inputs, labels = augmented_epoch(train_split, generator, augment=recipe.augment)
-        n_steps = math.ceil(len(labels) / recipe.batch_size)
+        n_steps = steps_per_epoch
         bar = tqdm(total=n_steps, desc=f"epoch {epoch}/{recipe.epochs}", leave=False,
                    disable=None if progress else True, unit="step")
         model.train()
@@ -102,6 +103,9 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            result.steps += 1
+            if per_batch:
+                scheduler.step()
             # running figures stay on the device: no host sync per step
             loss_sum += loss.detach() * len(y)
             correct += (out.detach().argmax(1) == y).sum()
@@ -110,8 +114,8 @@ def train(
                 bar.set_postfix_str(f"loss={loss.item():.4f} acc={100 * correct.item() / seen:.2f}")
                 bar.update(step + 1 - bar.n)
         bar.close()
-        result.steps += n_steps
-        scheduler.step()
+        if not per_batch:
+            scheduler.step()
 
         train_loss = loss_sum.item() / seen
         if not math.isfinite(train_loss):
@@ -128,6 +132,18 @@ def train(
         if on_epoch is not None:
             on_epoch(figures)
     return result
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, candidate: Candidate, recipe: Recipe,
+                   steps_per_epoch: int) -> tuple[torch.optim.lr_scheduler.LRScheduler, bool]:
+    """The candidate's learning-rate schedule, and whether it steps every batch."""
+    if candidate.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=candidate.lr_step, gamma=recipe.lr_gamma), False
+    # onecycle: momentum stays at the recipe's value, so only the lr differs from step runs
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=recipe.lr_for(candidate.lr), epochs=recipe.epochs,
+        steps_per_epoch=steps_per_epoch, cycle_momentum=False,
+    ), True
 
 
 @torch.inference_mode()

@@ -14,6 +14,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 POOLS = ("avg6", "gap")  # avg6: AvgPool2d(6) as in the notebooks; gap: true global average
+# step: the notebooks' StepLR (the lr drops 100x after lr_step epochs);
+# onecycle: OneCycleLR per batch, warm-up to lr over 30% of the run, then cosine down.
+SCHEDULES = ("step", "onecycle")
 
 
 @dataclass(frozen=True)
@@ -58,18 +61,31 @@ class Candidate:
     """A point of the search space: a network and the schedule that trains it."""
 
     arch: Arch
-    lr: float  # SGD learning rate at batch size 64 (scaled linearly for larger batches)
-    lr_step: int = 8  # StepLR step size in epochs; the lr drops 100x after that many epochs
+    lr: float  # SGD learning rate (peak lr for onecycle) at batch size 64
+    lr_step: int | None = 8  # step: epochs before the lr drops 100x; None for onecycle
+    schedule: str = "step"
 
     def __post_init__(self) -> None:
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
-        if self.lr_step < 1:
-            raise ValueError(f"lr_step must be at least 1, got {self.lr_step}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.schedule == "step" and (self.lr_step is None or self.lr_step < 1):
+            raise ValueError(f"lr_step must be at least 1 for the step schedule, got {self.lr_step}")
+        if self.schedule != "step" and self.lr_step is not None:
+            raise ValueError(f"lr_step belongs to the step schedule only, not {self.schedule}")
 
-    def to_dict(self) -> dict:
-        return {"arch": self.arch.to_dict(), "lr": self.lr, "lr_step": self.lr_step}
+    def phase(self, epoch: int) -> tuple:
+        """Where `epoch` (from 1) lies in the learning-rate schedule.
 
-    @classmethod
-    def from_dict(cls, d: dict) -> Candidate:
-        return cls(arch=Arch(**d["arch"]), lr=d["lr"], lr_step=d.get("lr_step", 8))
+        Two runs are at a comparable point of training at an epoch only when their phases
+        there are equal: for step, before or after the drop; for onecycle, the epoch
+        itself (every onecycle run of the same length has the same shape).
+        """
+        if self.schedule == "step":
+            return ("step", epoch > self.lr_step)
+        return (self.schedule, epoch)
+
+    def describe(self) -> str:
+        sched = f"step {self.lr_step}" if self.schedule == "step" else self.schedule
+        return f"{self.arch.describe()} lr {self.lr:.3g} {sched}"

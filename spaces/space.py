@@ -1,9 +1,9 @@
 """The search space, declared once as data, and the only code that calls `trial.suggest_*`.
 
 `SPACE` maps each Optuna parameter name to its distribution, in the order they are
-sampled. `c5` is conditional: it is sampled only when `block5` is True, so a network
-without the optional block has no `c5` parameter at all (define-by-run, as Optuna
-intends). The four hand-designed rounds are points of this space (tests prove it).
+sampled. Two parameters are conditional (define-by-run, as Optuna intends): `c5` exists
+only when `block5` is True, and `lr_step` only for the `step` schedule. The four
+hand-designed rounds are points of this space (tests prove it): step schedule, lr_step 8.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from optuna.distributions import (
     distribution_to_json,
 )
 
-from .arch import POOLS, Arch, Candidate
+from .arch import POOLS, SCHEDULES, Arch, Candidate
 
 _NARROW = IntDistribution(4, 16, step=2)  # first block and the transition
 _WIDE = IntDistribution(8, 32, step=2)  # second block: the widest layer of every round
@@ -39,18 +39,21 @@ SPACE: dict[str, BaseDistribution] = {
     "dropout": FloatDistribution(0.0, 0.15, step=0.01),
     "pool": CategoricalDistribution(POOLS),
     "lr": FloatDistribution(0.01, 0.3, log=True),
-    "lr_step": IntDistribution(4, 12),
+    "schedule": CategoricalDistribution(SCHEDULES),
+    "lr_step": IntDistribution(4, 12),  # only for schedule "step"
 }
-CONDITIONS = {"c5": "block5"}  # parameter -> the switch that must be True for it to exist
+# parameter -> (the parameter it depends on, the value that makes it exist)
+CONDITIONS = {"c5": ("block5", True), "lr_step": ("schedule", "step")}
 
 
 def sample(trial: Any) -> Candidate:
     """Ask an Optuna trial for every parameter of the space, in declaration order."""
     params: dict[str, Any] = {}
     for name, dist in SPACE.items():
-        switch = CONDITIONS.get(name)
-        if switch is not None and not params[switch]:
-            continue
+        if name in CONDITIONS:
+            parent, value = CONDITIONS[name]
+            if params[parent] != value:
+                continue
         params[name] = _suggest(trial, name, dist)
     return decode(params)
 
@@ -77,9 +80,10 @@ def encode(candidate: Candidate) -> dict[str, Any]:
     }
     if a.c5 is not None:
         params["c5"] = a.c5
-    params.update(
-        c6=a.c6, c7=a.c7, dropout=a.dropout, pool=a.pool, lr=candidate.lr, lr_step=candidate.lr_step
-    )
+    params.update(c6=a.c6, c7=a.c7, dropout=a.dropout, pool=a.pool, lr=candidate.lr,
+                  schedule=candidate.schedule)
+    if candidate.lr_step is not None:
+        params["lr_step"] = candidate.lr_step
     return params
 
 
@@ -96,7 +100,9 @@ def decode(params: dict[str, Any]) -> Candidate:
         dropout=float(params["dropout"]),
         pool=params["pool"],
     )
-    return Candidate(arch=arch, lr=float(params["lr"]), lr_step=int(params["lr_step"]))
+    schedule = params.get("schedule", "step")
+    lr_step = int(params["lr_step"]) if schedule == "step" else None
+    return Candidate(arch=arch, lr=float(params["lr"]), lr_step=lr_step, schedule=schedule)
 
 
 def outside(candidate: Candidate) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -51,7 +52,7 @@ def finished(study) -> int:
 
 
 SEARCH = ["run", "--trials", "2", "--epochs", "3", "--train-size", "2000", "--val-size", "500",
-          "--device", "cpu", "--pruner", "none"]
+          "--device", "cpu", "--pruner", "none", "--no-baselines"]
 
 
 @pytest.mark.mnist
@@ -99,11 +100,8 @@ def test_a_diverging_candidate_ends_with_its_reason_and_the_study_goes_on(tmp_pa
     assert b.state == TrialState.COMPLETE
 
 
-@pytest.mark.parametrize("error, reason", [
-    ("oom", "out of memory"),
-    ("raise", "error: RuntimeError: boom"),
-])
-def test_out_of_memory_or_an_exception_in_training_is_recorded(tmp_path, monkeypatch, error, reason):
+def flaky_train(monkeypatch, fails: int, error=RuntimeError("boom")):
+    """Make the first `fails` training runs raise `error`."""
     import search.objective as objective
 
     real_train = objective.train
@@ -111,17 +109,67 @@ def test_out_of_memory_or_an_exception_in_training_is_recorded(tmp_path, monkeyp
 
     def flaky(*args, **kw):
         calls["n"] += 1
-        if calls["n"] == 1:
-            raise (__import__("torch").OutOfMemoryError("CUDA out of memory") if error == "oom"
-                   else RuntimeError("boom"))
+        if calls["n"] <= fails:
+            raise error
         return real_train(*args, **kw)
 
     monkeypatch.setattr(objective, "train", flaky)
+
+
+def test_out_of_memory_is_a_named_outcome_and_the_study_goes_on(tmp_path, monkeypatch):
+    import torch
+
+    flaky_train(monkeypatch, 1, torch.OutOfMemoryError("CUDA out of memory"))
     cfg = config(tmp_path, trials=2, recipe=Recipe(epochs=1, batch_size=64), max_params=10**6)
     studies.run_worker(cfg, quota=2, data=synthetic_data())
     a, b = optuna.load_study(study_name=cfg.study_name, storage=cfg.storage).trials
-    assert a.state == TrialState.PRUNED and a.user_attrs["state_reason"] == reason
+    assert a.state == TrialState.PRUNED and a.user_attrs["state_reason"] == "out of memory"
     assert b.state == TrialState.COMPLETE
+
+
+def test_an_error_in_training_fails_the_trial_which_is_retried_and_never_counted(tmp_path, monkeypatch):
+    flaky_train(monkeypatch, 1)
+    cfg = config(tmp_path, trials=2, recipe=Recipe(epochs=1, batch_size=64), max_params=10**6)
+    studies.run_worker(cfg, quota=2, data=synthetic_data())
+    study = optuna.load_study(study_name=cfg.study_name, storage=cfg.storage)
+    a, b, c = study.trials
+    assert a.state == TrialState.FAIL and a.user_attrs["state_reason"] == "error: RuntimeError: boom"
+    assert b.user_attrs["retry_of"] == 0 and b.params == a.params and b.state == TrialState.COMPLETE
+    assert c.state == TrialState.COMPLETE  # the failure did not use up one of the 2 trials
+    assert "failed: error: RuntimeError: boom" in __import__("search.report").report.trial_line(a)
+
+
+def test_a_search_whose_training_always_raises_stops_with_one_sentence(tmp_path, monkeypatch, capsys):
+    # every optimizer step raises: no trial may count as finished, and the run must stop
+    import torch
+
+    def broken(self, *a, **k):
+        raise RuntimeError("step exploded")
+
+    monkeypatch.setattr(torch.optim.SGD, "step", broken)
+    cfg = config(tmp_path, trials=2, recipe=Recipe(epochs=1, batch_size=64), max_params=10**6)
+    with pytest.raises(studies.TrialError, match="in a row failed with an error"):
+        studies.run_worker(cfg, quota=2, data=synthetic_data())
+    study = optuna.load_study(study_name=cfg.study_name, storage=cfg.storage)
+    assert finished(study) == 0
+    assert all(t.state in (TrialState.FAIL, TrialState.WAITING) for t in study.trials)
+    assert studies.counts(study)["fail"] == studies.MAX_ERRORS_IN_A_ROW
+
+
+def test_a_resumed_seeded_search_draws_new_candidates(tmp_path):
+    # a fresh seeded study is reproducible; resuming it must not replay the same stream
+    def run(name: str, totals: list[int]) -> list[dict]:
+        cfg = config(tmp_path, study_name=name, sampler="random", seed=3, recipe=Recipe(epochs=1, batch_size=64),
+                     max_params=10)  # everything is rejected untrained: fast
+        for total in totals:
+            studies.run_worker(dataclasses.replace(cfg, trials=total), quota=total, data=synthetic_data())
+        return [t.params for t in optuna.load_study(study_name=name, storage=cfg.storage).trials]
+
+    once = run("a", [2])
+    assert run("b", [2]) == once  # reproducible from a fresh start
+    resumed = run("c", [2, 4])
+    assert resumed[:2] == once and len(resumed) == 4
+    assert len({tuple(sorted(p.items())) for p in resumed}) == 4  # four distinct candidates
 
 
 # --- bad input: one sentence, exit 2, nothing written -------------------------------------
@@ -159,7 +207,7 @@ def test_study_from_another_drill_search_version_is_refused_with_the_version(cap
     study.set_user_attr("schema", 0)
     study.set_user_attr("drill_search_version", "0.0.1")
     code, _, err = run_cli(capsys, "run", "--trials", "2", "--storage", cfg.storage, "--data-dir", str(data_root))
-    assert code == 2 and "0.0.1" in err and "schema 0" in err and "reads schema 1" in err
+    assert code == 2 and "0.0.1" in err and "schema 0" in err and f"reads schema {studies.SCHEMA}" in err
 
 
 def test_unreachable_and_malformed_storage_urls(capsys, tmp_path, data_root):

@@ -78,7 +78,7 @@ def test_dashboard_app_serves_the_study_with_metric_names_and_figures(searched):
     status, body = _get(app, f"/api/studies/{entry['study_id']}")
     assert status.startswith("200"), environ_errors(body)
     detail = json.loads(body)
-    assert detail["objective_names"] == ["val_acc", "params"]
+    assert detail["objective_names"] == ["val_acc_last3", "params"]
     assert {g["id"] for g in detail["plotly_graph_objects"]} >= {"pareto-front", "curves"}
     attrs = {a["key"] for a in detail["union_user_attrs"]}
     assert {"baseline", "val_acc", "state_reason", "params"} <= attrs

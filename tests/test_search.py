@@ -36,6 +36,7 @@ def config(tmp_path: Path, root: Path = Path("unused"), **kw) -> SearchConfig:
         pruner="none",
         seed=0,
         device="cpu",
+        with_baselines=False,
     )
     base.update(kw)
     return SearchConfig(**base)
@@ -79,8 +80,8 @@ def test_a_trial_records_curves_provenance_and_two_objectives(tmp_path, count_st
     (t,) = study.trials
     a = t.user_attrs
     assert t.state == TrialState.COMPLETE and count_steps["n"] == 2 * 8
-    assert study.metric_names == ["val_acc", "params"]
-    assert t.values == [a["val_acc"][-1], 5760]
+    assert study.metric_names == ["val_acc_last3", "params"]
+    assert t.values == [pytest.approx(sum(a["val_acc"]) / 2, abs=1e-4), 5760]  # 2 epochs: their mean
     for key in ("val_acc", "val_loss", "test_acc", "test_loss", "train_acc", "train_loss", "lr", "epoch_seconds"):
         assert len(a[key]) == 2, key
     assert a["params"] == 5760 and a["arch"] == "8-16-t8-12-14-14 d0.01"
@@ -92,7 +93,7 @@ def test_a_trial_records_curves_provenance_and_two_objectives(tmp_path, count_st
 
 def test_pruning_stops_a_trial_and_keeps_its_curve(tmp_path, monkeypatch):
     class PruneAtTwo:
-        def prune(self, epoch, val_acc, params, peers):
+        def prune(self, epoch, val_acc, params, phase, peers):
             return "test rule" if epoch == 2 else None
 
     monkeypatch.setattr(studies, "make_pruner", lambda name, warmup: PruneAtTwo())
@@ -121,7 +122,7 @@ def test_pruner_reads_peers_from_storage_and_prunes_a_dominated_curve(tmp_path):
     studies.run_worker(cfg, quota=1, data=synthetic_data())
     t = load(cfg).trials[-1]
     assert t.state == TrialState.PRUNED and t.user_attrs["pruned_at_epoch"] == 2
-    assert "beaten by 5 trials" in t.user_attrs["state_reason"]
+    assert "all 5 leading trials" in t.user_attrs["state_reason"]
 
 
 def test_with_baselines_enqueues_the_rounds_under_budget_by_name(tmp_path):
@@ -141,9 +142,9 @@ def test_the_test_set_never_steers_selection_or_pruning(tmp_path):
     # Same search twice, the second with a scrambled test set: every sampled candidate,
     # pruning decision, validation curve and objective value must be identical.
     def run(name: str, data: SearchData):
-        cfg = config(tmp_path, study_name=name, trials=8, pruner="median", prune_warmup=1,
+        cfg = config(tmp_path, study_name=name, trials=14, pruner="median", prune_warmup=1,
                      recipe=Recipe(epochs=2, batch_size=64))
-        studies.run_worker(cfg, quota=8, data=data)
+        studies.run_worker(cfg, quota=14, data=data)
         return [(t.params, t.state, t.user_attrs.get("val_acc"), t.values, t.user_attrs.get("state_reason"))
                 for t in load(cfg).trials]
 

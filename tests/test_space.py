@@ -32,18 +32,25 @@ def test_a_point_outside_the_space_is_named():
     assert not spaces.contains(Candidate(Arch(8, 16, 8, 12, None, 14, 14, 0.013), lr=0.1))
 
 
-def test_sampled_candidates_lie_in_the_space_and_c5_is_conditional():
+def test_sampled_candidates_lie_in_the_space_and_c5_and_lr_step_are_conditional():
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    seen_with, seen_without = False, False
+    seen = set()
     for _ in range(40):
         trial = study.ask()
         cand = spaces.sample(trial)
-        assert spaces.contains(cand)
+        assert spaces.contains(cand) and spaces.decode(spaces.encode(cand)) == cand
         assert ("c5" in trial.params) == (cand.arch.c5 is not None)
-        seen_with |= cand.arch.c5 is not None
-        seen_without |= cand.arch.c5 is None
+        assert ("lr_step" in trial.params) == (cand.schedule == "step") == (cand.lr_step is not None)
+        seen.add((cand.arch.c5 is None, cand.schedule))
         study.tell(trial, 0.0)
-    assert seen_with and seen_without
+    assert len(seen) == 4  # with and without block 5, under both schedules
+
+
+def test_candidate_rejects_a_step_on_onecycle_and_a_missing_step():
+    with pytest.raises(ValueError):
+        Candidate(Arch(8, 16, 8, 12, None, 14, 14, 0.01), lr=0.1, lr_step=8, schedule="onecycle")
+    with pytest.raises(ValueError):
+        Candidate(Arch(8, 16, 8, 12, None, 14, 14, 0.01), lr=0.1, lr_step=None)
 
 
 def test_fingerprint_is_stable_and_changes_with_the_space(monkeypatch):

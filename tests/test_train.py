@@ -42,6 +42,25 @@ def test_schedule_drops_the_lr_100x_after_lr_step_epochs(synthetic):
     assert [e.lr for e in r.history] == pytest.approx([0.1, 0.1, 0.001])
 
 
+def test_onecycle_warms_up_to_the_peak_then_anneals_far_below_it(synthetic, monkeypatch):
+    seen = []
+    real_step = torch.optim.SGD.step
+
+    def step(self, *a, **k):
+        seen.append(self.param_groups[0]["lr"])
+        return real_step(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", step)
+    cand = dataclasses.replace(ROUND3, schedule="onecycle", lr_step=None, lr=0.2)
+    r = train(cand, Recipe(epochs=4, batch_size=64), synthetic.train, {}, CPU)
+    assert len(seen) == r.steps == 4 * 8  # the lr changes every batch
+    peak = seen.index(max(seen))
+    assert max(seen) == pytest.approx(0.2, rel=0.05) and 0.2 * len(seen) < peak < 0.4 * len(seen)
+    assert seen[0] == pytest.approx(0.2 / 25) and seen[-1] < 0.2 / 1000
+    assert all(a <= b for a, b in zip(seen[:peak], seen[1:peak + 1]))  # up, then down
+    assert all(a >= b for a, b in zip(seen[peak:], seen[peak + 1:]))
+
+
 def test_larger_batches_scale_the_learning_rate_linearly(synthetic):
     r = train(ROUND3, Recipe(epochs=1, batch_size=256), synthetic.train, {}, CPU)
     assert r.history[0].lr == pytest.approx(0.4)
