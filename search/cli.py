@@ -360,9 +360,8 @@ def search_config(args: argparse.Namespace, device) -> SearchConfig:
 
 
 def run_search(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from . import report
+    from .progress import Progress, search_status
     from . import study as studies
     from .data import ensure_mnist
     from .storage import dashboard_command
@@ -382,23 +381,22 @@ def run_search(args: argparse.Namespace) -> int:
         f"{cfg.workers} worker(s); {cfg.recipe.epochs} epochs at most, budget {cfg.max_params:,} "
         f"parameters, pruner {cfg.pruner}, sampler {cfg.sampler}"
     )
-    bar = tqdm(total=cfg.trials, initial=min(done, cfg.trials), unit="trial", desc="search",
-               disable=True if args.quiet else None, dynamic_ncols=True)
+    progress = Progress(cfg.trials, done, "trials", enabled=not args.quiet)
 
     def on_trial(t) -> None:
-        if not args.quiet:
-            bar.write(report.trial_line(t))
-        if t.state.is_finished() and t.state.name != "FAIL":
-            bar.update(1)
+        progress.write(report.trial_line(t))
+
+    def on_poll(trials) -> None:
+        progress.update(*search_status(trials, cfg.trials, cfg.recipe.epochs, cfg.workers))
 
     interrupted = False
     _sigterm_as_interrupt()
     try:
-        study = studies.run_search(cfg, on_trial=on_trial)
+        study = studies.run_search(cfg, on_trial=on_trial, on_poll=on_poll)
     except KeyboardInterrupt:
         interrupted = True
     finally:
-        bar.close()
+        progress.close()
     print()
     print(f"trials: {report.counts_line(study)}")
     print(report.front_table(study))
@@ -548,7 +546,10 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 def cmd_confirm(args: argparse.Namespace) -> int:
+    import statistics
+
     from . import confirm
+    from .progress import Progress, Running, estimate_left
     from .data import load_mnist
     from .storage import artifact_store
 
@@ -578,19 +579,34 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     print(f"confirming {len(choices)} architecture(s) x {len(seeds)} seeds, {recipe.epochs} epochs each, "
           f"on {len(data.train):,} training images, device {device}: {', '.join(c.label for c in choices)}")
 
+    progress = Progress(len(choices) * len(seeds), 0, "runs", enabled=not args.quiet)
+    timed: list[float] = []
+
+    def on_epoch(choice, seed, e) -> None:
+        timed.append(e.seconds)
+        row = Running(0, f"{choice.label} seed {seed}", e.epoch, recipe.epochs, "test", e.evals["test"].acc,
+                      statistics.fmean(timed[-e.epoch:]))
+        not_started = progress.total - progress.done - 1
+        progress.update([row], progress.done, estimate_left([row], not_started, recipe.epochs,
+                                                            statistics.fmean(timed), 1))
+
     def on_run(choice, seed, history) -> None:
         if history is None:
-            print(f"  {choice.label:<10} seed {seed}: already stored")
+            progress.write(f"  {choice.label:<10} seed {seed}: already stored")
         else:
             t = history[-1].evals["test"]
-            print(f"  {choice.label:<10} seed {seed}: final test {t.acc:.2f}%  "
-                  f"({sum(e.seconds for e in history):.0f} s)", flush=True)
+            progress.write(f"  {choice.label:<10} seed {seed}: final test {t.acc:.2f}%  "
+                           f"({sum(e.seconds for e in history):.0f} s)")
+        progress.update([], progress.done + 1, progress.left)
 
     from .storage import open_storage
 
-    verdicts = confirm.run(choices, seeds, recipe, data, device, open_storage(url),
-                           confirm.confirm_study_name(args.study_name), on_run=on_run,
-                           artifacts=artifact_store(url), train_size=args.train_size)
+    try:
+        verdicts = confirm.run(choices, seeds, recipe, data, device, open_storage(url),
+                               confirm.confirm_study_name(args.study_name), on_run=on_run,
+                               artifacts=artifact_store(url), train_size=args.train_size, on_epoch=on_epoch)
+    finally:
+        progress.close()
     print()
     print(confirm.table(verdicts, recipe.epochs))
     print(f"stored in study {confirm.confirm_study_name(args.study_name)!r} of {url}")

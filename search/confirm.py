@@ -106,6 +106,7 @@ def run(
     on_run: Callable[[Choice, int, list[EpochResult] | None], None] | None = None,
     artifacts=None,
     train_size: int | None = None,
+    on_epoch: Callable[[Choice, int, EpochResult], None] | None = None,
 ) -> list[Verdict]:
     """Train every choice with every seed (skipping runs already stored) and judge them."""
     study = open_study(storage, study_name, ["maximize", "minimize"], ["test_acc", "params"],
@@ -121,8 +122,9 @@ def run(
                 attrs["source_trial"] = choice.source_trial
             if choice.baseline:
                 attrs["baseline"] = choice.baseline
+            each = None if on_epoch is None else (lambda e, c=choice, s=seed: on_epoch(c, s, e))
             result = record_run(study, choice.candidate, Recipe(**{**recipe.to_dict(), "seed": seed}),
-                                data, device, attrs, artifacts=artifacts)
+                                data, device, attrs, artifacts=artifacts, on_epoch=each)
             if on_run is not None:
                 on_run(choice, seed, result.history)
     return verdicts(study, choices, seeds)

@@ -456,11 +456,13 @@ def run_search(
     on_trial: Callable[[FrozenTrial], None] | None = None,
     poll_seconds: float = 1.0,
     max_deaths: int | None = None,
+    on_poll: Callable[[list[FrozenTrial]], None] | None = None,
 ) -> optuna.Study:
     """Fill the study to `cfg.trials` finished trials with `cfg.workers` processes.
 
     Workers are separate processes (real concurrency; no GIL). The supervisor polls the
-    storage and calls `on_trial` once for every trial that finishes, whoever ran it. A
+    storage and calls `on_trial` once for every trial that finishes, whoever ran it, and
+    `on_poll` with all the study's trials on every poll (live progress). A
     worker that dies has its running trial failed and re-queued at once, and is replaced
     with one that runs the rest of its share.
     """
@@ -483,11 +485,14 @@ def run_search(
         workers.append(_Worker(index, quota, p))
 
     def report() -> None:
-        for t in study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.FAIL)):
-            if t.number not in seen:
+        trials = study.get_trials(deepcopy=False)
+        for t in trials:
+            if t.state in (*FINISHED, TrialState.FAIL) and t.number not in seen:
                 seen.add(t.number)
                 if on_trial is not None:
                     on_trial(t)
+        if on_poll is not None:
+            on_poll(trials)
 
     def share_done(w: _Worker) -> int:
         return sum(1 for t in study.get_trials(deepcopy=False, states=FINISHED) if t.user_attrs.get("worker") == w.id)
