@@ -35,7 +35,7 @@ def fill(study: optuna.Study, n: int, rng: random.Random) -> None:
         cand = spaces.sample(t)
         scratch.tell(t, 0.0)
         params = spaces.encode(cand)
-        n_params = count_params(build_model(cand.arch))
+        n_params = count_params(cand.arch)
         dists = {k: spaces.SPACE[k] for k in params}
         base = 99.5 - 6000 / max(n_params, 1500) + rng.gauss(0, 0.15)
         curve = [round(base - 2.5 / (e + 1) + rng.gauss(0, 0.05), 2) for e in range(15)]

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from .config import MAX_EPOCHS, PARAM_BUDGET, DataConfig, Recipe, SearchConfig
 from .data import DATA_ENV, DataError
+from .prune import PRUNERS
+from .config import SAMPLERS
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -53,8 +55,24 @@ class UsageError(Exception):
     """Bad input; the message is one sentence for the user."""
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one sentence (UsageError) instead of a usage dump."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message} (see {self.prog} --help).")
+
+
+SEARCH_ONLY = ("max_params", "pruner", "prune_warmup", "sampler", "with_baselines", "workers", "timeout",
+               "val_size", "train_size")
+
+
+def _default(name: str, cls=SearchConfig):
+    """A config field's default: the dataclasses are the one place defaults live."""
+    return cls.__dataclass_fields__[name].default
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="drill-search",
         description="Automated drill-down for tiny MNIST CNNs: reproduce the hand-designed "
         "rounds, then let Optuna search the same space.",
@@ -77,23 +95,29 @@ def build_parser() -> argparse.ArgumentParser:
                       help="search until the study holds N finished trials (a total, not N more; "
                       "rejected and pruned trials count, failed ones are retried)")
     what.add_argument("--baseline", metavar="NAME", help="a hand-designed round: round0, round1, round2 or round3")
+    # Search-only options default to None here, so that --baseline can refuse them; the
+    # real defaults come from SearchConfig / DataConfig in search_config().
     search = run.add_argument_group("search")
-    search.add_argument("--max-params", type=int, default=PARAM_BUDGET,
-                        help=f"parameter budget; larger candidates are rejected untrained (default {PARAM_BUDGET:,})")
-    search.add_argument("--pruner", default="pareto", help="pareto (default), median or none; see search/prune.py")
-    search.add_argument("--prune-warmup", type=int, default=3, help="epochs before pruning may stop a trial (default 3)")
-    search.add_argument("--sampler", default="tpe", help="tpe (default), random or nsga2")
-    search.add_argument("--no-baselines", dest="with_baselines", action="store_false",
+    search.add_argument("--max-params", type=int, default=None,
+                        help=f"parameter budget; larger candidates are rejected untrained (default {_default('max_params'):,})")
+    search.add_argument("--pruner", default=None, choices=PRUNERS,
+                        help=f"the early-epoch rule, see search/prune.py (default {_default('pruner')})")
+    search.add_argument("--prune-warmup", type=int, default=None,
+                        help=f"epochs before pruning may stop a trial (default {_default('prune_warmup')})")
+    search.add_argument("--sampler", default=None, choices=SAMPLERS, help=f"Optuna sampler (default {_default('sampler')})")
+    search.add_argument("--no-baselines", dest="with_baselines", action="store_const", const=False, default=None,
                         help="do not start with the hand-designed rounds (by default the rounds under the "
                         "budget are the first trials, trained under the search's protocol)")
-    search.add_argument("--with-baselines", dest="with_baselines", action="store_true", help=argparse.SUPPRESS)
-    search.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
+    search.add_argument("--with-baselines", dest="with_baselines", action="store_const", const=True,
+                        help=argparse.SUPPRESS)
+    search.add_argument("--workers", type=int, default=None,
+                        help=f"worker processes on this machine (default {_default('workers')})")
     search.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                         help="start no new trial after this many seconds (the study resumes later)")
-    search.add_argument("--val-size", type=int, default=5000,
-                        help="training images held out for validation (default 5,000)")
+    search.add_argument("--val-size", type=int, default=None,
+                        help=f"training images held out for validation (default {_default('val_size', DataConfig):,})")
     search.add_argument("--train-size", type=int, default=None,
-                        help="train candidates on only this many images (quick looks; default all 55,000)")
+                        help="train candidates on only this many images (quick looks; default all the rest)")
     _add_training(run)
     _add_storage(run, default_study=None)
 
@@ -188,7 +212,11 @@ def _add_training(p: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as e:
+        print(f"drill-search: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
@@ -313,49 +341,45 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.baseline is not None and args.trials is not None:
         raise UsageError("--trials and --baseline are two different runs: give one of them.")
     if args.baseline is not None:
+        given = [f"--{k.replace('_', '-')}" for k in SEARCH_ONLY if getattr(args, k) is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)} belong to a search: a --baseline run trains the round with its "
+                             "own recipe on all 60,000 training images.")
         return run_baseline(args)
     return run_search(args)
 
 
 def search_config(args: argparse.Namespace, device) -> SearchConfig:
-    from .prune import PRUNERS
     from .storage import storage_url
-    from .study import SAMPLERS
 
+    given = {k: getattr(args, k) for k in SEARCH_ONLY if getattr(args, k) is not None}
+    opt = {k: given.get(k, _default(k)) for k in SEARCH_ONLY if k not in ("val_size", "train_size")}
+    val_size = given.get("val_size", _default("val_size", DataConfig))
+    train_size = given.get("train_size")
     if args.trials < 1:
         raise UsageError(f"--trials must be at least 1, got {args.trials}.")
     recipe = recipe_from(args, device)
-    if args.max_params < 1:
-        raise UsageError(f"--max-params must be at least 1, got {args.max_params}.")
-    if args.pruner not in PRUNERS:
-        raise UsageError(f"unknown pruner {args.pruner!r}; choose one of: {', '.join(PRUNERS)}.")
-    if args.sampler not in SAMPLERS:
-        raise UsageError(f"unknown sampler {args.sampler!r}; choose one of: {', '.join(SAMPLERS)}.")
-    if args.workers < 1:
-        raise UsageError(f"--workers must be at least 1, got {args.workers}.")
-    if args.prune_warmup < 1:
-        raise UsageError(f"--prune-warmup must be at least 1, got {args.prune_warmup}.")
-    if args.timeout is not None and args.timeout <= 0:
-        raise UsageError(f"--timeout must be a positive number of seconds, got {args.timeout:g}.")
-    if not 1 <= args.val_size <= 30000:
-        raise UsageError(f"--val-size must be between 1 and 30000, got {args.val_size}.")
-    if args.train_size is not None and not 1 <= args.train_size <= 60000 - args.val_size:
-        raise UsageError(f"--train-size must be between 1 and {60000 - args.val_size}, got {args.train_size}.")
+    if opt["max_params"] < 1:
+        raise UsageError(f"--max-params must be at least 1, got {opt['max_params']}.")
+    if opt["workers"] < 1:
+        raise UsageError(f"--workers must be at least 1, got {opt['workers']}.")
+    if opt["prune_warmup"] < 1:
+        raise UsageError(f"--prune-warmup must be at least 1, got {opt['prune_warmup']}.")
+    if opt["timeout"] is not None and opt["timeout"] <= 0:
+        raise UsageError(f"--timeout must be a positive number of seconds, got {opt['timeout']:g}.")
+    if not 1 <= val_size <= 30000:
+        raise UsageError(f"--val-size must be between 1 and 30000, got {val_size}.")
+    if train_size is not None and not 1 <= train_size <= 60000 - val_size:
+        raise UsageError(f"--train-size must be between 1 and {60000 - val_size}, got {train_size}.")
     return SearchConfig(
         storage=storage_url(args.storage),
         recipe=recipe,
-        data=dataclasses.replace(data_config(args), val_size=args.val_size, train_size=args.train_size),
+        data=dataclasses.replace(data_config(args), val_size=val_size, train_size=train_size),
         study_name=args.study_name or "search",
         trials=args.trials,
-        max_params=args.max_params,
-        pruner=args.pruner,
-        prune_warmup=args.prune_warmup,
-        sampler=args.sampler,
         seed=args.seed,
-        with_baselines=args.with_baselines,
-        workers=args.workers,
-        timeout=args.timeout,
         device=str(device),
+        **opt,
     )
 
 
@@ -365,11 +389,13 @@ def run_search(args: argparse.Namespace) -> int:
     from . import study as studies
     from .data import ensure_mnist
     from .storage import dashboard_command
-    from .study import counts, todo
+    from . import workers
+    from .study import counts
+    from .workers import todo
 
     device = resolve_device(args.device)
     cfg = search_config(args, device)
-    studies.check_workers(cfg)
+    workers.check_workers(cfg)
     ensure_mnist(cfg.data.root, download=cfg.data.download)  # fail early, before any worker starts
     study = studies.open_search(cfg)
     c = counts(study)
@@ -392,7 +418,7 @@ def run_search(args: argparse.Namespace) -> int:
     interrupted = False
     _sigterm_as_interrupt()
     try:
-        study = studies.run_search(cfg, on_trial=on_trial, on_poll=on_poll)
+        study = workers.run_search(cfg, on_trial=on_trial, on_poll=on_poll)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -553,11 +579,14 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     from .data import load_mnist
     from .storage import artifact_store
 
-    study, url = _load_study(args)
     device = resolve_device(args.device)
     recipe = recipe_from(args, device)
     if args.seeds < 1:
         raise UsageError(f"--seeds must be at least 1, got {args.seeds}.")
+    if args.train_size is not None and not 1 <= args.train_size <= 60000:
+        raise UsageError(f"--train-size must be between 1 and 60000, got {args.train_size}.")
+    study, url = _load_study(args)
+
     numbers = None
     if args.trials:
         try:
@@ -628,14 +657,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_fail_stale(args: argparse.Namespace) -> int:
     import optuna
 
-    from . import study as studies
+    from . import study as studies, workers
 
-    study, url = _load_study(args, on_stale=studies.requeue)
+    study, url = _load_study(args, on_stale=workers.requeue)
     if args.older_than is not None and args.older_than <= 0:
         raise UsageError(f"--older-than must be a positive number of seconds, got {args.older_than:g}.")
-    failed = studies.fail_dead_workers(study)
+    failed = workers.fail_dead_workers(study)
     if args.older_than is not None:
-        failed += studies.fail_silent(study, args.older_than)
+        failed += workers.fail_silent(study, args.older_than)
     if getattr(study._storage, "get_heartbeat_interval", lambda: None)():  # RDB with heartbeats
         optuna.storages.fail_stale_trials(study)
     running = studies.counts(study)["running"]

@@ -26,7 +26,8 @@ from . import report
 from .config import TARGET_ACC, Recipe
 from .data import Mnist
 from .model import build_model, count_params
-from .study import open_study, record_run
+from .record import record_run
+from .study import open_study
 from .train import EpochResult
 
 
@@ -83,7 +84,7 @@ def choose(study: optuna.Study, trial_numbers: list[int] | None, max_params: int
             choices.append(Choice(name or f"trial {t.number}", cand, source_trial=t.number, baseline=name))
     if with_baselines:
         for b in ROUNDS.values():
-            if b.candidate not in seen and count_params(build_model(b.candidate.arch)) <= max_params:
+            if b.candidate not in seen and count_params(b.candidate.arch) <= max_params:
                 seen.add(b.candidate)
                 choices.append(Choice(b.name, b.candidate, baseline=b.name))
     return choices
@@ -109,15 +110,15 @@ def run(
     on_epoch: Callable[[Choice, int, EpochResult], None] | None = None,
 ) -> list[Verdict]:
     """Train every choice with every seed (skipping runs already stored) and judge them."""
-    study = open_study(storage, study_name, ["maximize", "minimize"], ["test_acc", "params"],
-                       {**CONFIRM_ATTRS, "epochs": recipe.epochs, "train_size": train_size})
+    study = open_study(storage, study_name, ["maximize", "minimize"], ["test_acc", "params"], CONFIRM_ATTRS)
+    key = run_protocol(recipe, train_size)
     for choice in choices:
         for seed in seeds:
-            if _stored(study, choice.candidate, seed) is not None:
+            if _stored(study, choice.candidate, seed, key) is not None:
                 if on_run is not None:
                     on_run(choice, seed, None)
                 continue
-            attrs = {"label": choice.label, "confirm_seed": seed}
+            attrs = {"label": choice.label, "confirm_seed": seed, "run_protocol": key}
             if choice.source_trial is not None:
                 attrs["source_trial"] = choice.source_trial
             if choice.baseline:
@@ -127,20 +128,27 @@ def run(
                                 data, device, attrs, artifacts=artifacts, on_epoch=each)
             if on_run is not None:
                 on_run(choice, seed, result.history)
-    return verdicts(study, choices, seeds)
+    return verdicts(study, choices, seeds, key)
 
 
-def _stored(study: optuna.Study, candidate: spaces.Candidate, seed: int):
+def run_protocol(recipe: Recipe, train_size: int | None) -> dict:
+    """Everything that changes what a confirmation run computes, but its seed: runs are
+    reused and compared only under the same protocol."""
+    return {**{k: v for k, v in recipe.protocol().items() if k != "seed"}, "train_size": train_size}
+
+
+def _stored(study: optuna.Study, candidate: spaces.Candidate, seed: int, key: dict):
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if t.user_attrs.get("confirm_seed") == seed and spaces.decode(t.params) == candidate:
+        a = t.user_attrs
+        if a.get("confirm_seed") == seed and a.get("run_protocol") == key and spaces.decode(t.params) == candidate:
             return t
     return None
 
 
-def verdicts(study: optuna.Study, choices: list[Choice], seeds: list[int]) -> list[Verdict]:
+def verdicts(study: optuna.Study, choices: list[Choice], seeds: list[int], key: dict) -> list[Verdict]:
     out = []
     for choice in choices:
-        runs = [t for t in (_stored(study, choice.candidate, s) for s in seeds) if t is not None]
+        runs = [t for t in (_stored(study, choice.candidate, s, key) for s in seeds) if t is not None]
         if not runs:
             continue
         out.append(Verdict(

@@ -14,8 +14,6 @@ unexpected error (`TrialError`), which the worker retries and never counts as fi
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 from dataclasses import dataclass
 
@@ -28,7 +26,7 @@ import spaces
 from . import record
 from .config import Recipe
 from .data import Split
-from .model import build_model, count_params
+from .model import count_params
 from .prune import Peer, Pruner
 from .train import Diverged, EpochResult, train
 
@@ -51,10 +49,6 @@ class SearchData:
     train: Split  # what candidates learn from
     val: Split  # what the search selects and prunes on
     test: Split  # recorded per epoch for reporting only
-
-
-def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class Objective:
@@ -82,13 +76,8 @@ class Objective:
         start = time.time()
         candidate = spaces.sample(trial)
         phases = [candidate.phase(e) for e in range(1, self.recipe.epochs + 1)]
-        n_params = count_params(build_model(candidate.arch))
-        trial.set_user_attr("arch", candidate.arch.describe())
-        trial.set_user_attr("params", n_params)
-        trial.set_user_attr("worker", worker_id())
-        trial.set_user_attr("seed", self.recipe.seed)
-        for key, value in record.provenance(self.recipe.to_dict(), str(self.device)).items():
-            trial.set_user_attr(key, value)
+        n_params = count_params(candidate.arch)
+        record.start(trial, candidate, n_params, self.recipe, str(self.device))
         # Budget before compute: over-budget candidates are infeasible and never trained.
         trial.set_constraint("params", float(n_params - self.max_params))
         if n_params > self.max_params:
@@ -96,9 +85,7 @@ class Objective:
 
         def on_epoch(e: EpochResult) -> None:
             history.append(e)
-            for key, value in record.curves(history).items():
-                trial.set_user_attr(key, value)
-            trial.set_user_attr("updated_at", round(time.time(), 1))  # progress, for fail-stale
+            record.epoch(trial, history)
             if e.epoch < self.recipe.epochs:
                 reason = self.pruner.prune(e.epoch, e.evals["val"].acc, n_params, phases[e.epoch - 1],
                                            self._peers(trial))
@@ -114,7 +101,7 @@ class Objective:
         except optuna.TrialPruned:
             raise
         except KeyboardInterrupt:
-            trial.set_user_attr("state_reason", "interrupted")
+            record.finish(trial, "interrupted", start)
             raise
         except Diverged as e:
             self._stop(trial, start, f"diverged: {e}")
@@ -123,20 +110,16 @@ class Objective:
                 torch.cuda.empty_cache()  # give the memory back before the next candidate
             self._stop(trial, start, "out of memory")
         except Exception as e:  # noqa: BLE001 - FAIL, retried by the worker; never "finished"
-            trial.set_user_attr("state_reason", f"error: {type(e).__name__}: {e}")
-            trial.set_user_attr("seconds", round(time.time() - start, 3))
+            record.finish(trial, f"error: {type(e).__name__}: {e}", start)
             raise TrialError(f"{type(e).__name__}: {e}") from e
 
         if self.artifacts is not None:
             record.save_weights(trial, result.model, self.artifacts)
-        trial.set_user_attr("epochs_done", len(history))
-        trial.set_user_attr("state_reason", "complete")
-        trial.set_user_attr("seconds", round(time.time() - start, 3))
+        record.finish(trial, "complete", start)
         return score(e.evals["val"].acc for e in history), n_params
 
     def _stop(self, trial: optuna.Trial, start: float, reason: str):
-        trial.set_user_attr("state_reason", reason)
-        trial.set_user_attr("seconds", round(time.time() - start, 3))
+        record.finish(trial, reason, start)
         raise optuna.TrialPruned(reason)
 
     def _peers(self, trial: optuna.Trial) -> list[Peer]:

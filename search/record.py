@@ -1,28 +1,80 @@
-"""What a trial carries in storage: its curves and its provenance, as plain JSON values.
+"""What a trial records, written here and nowhere else: architecture, size, provenance,
+per-epoch curves, outcome and weights. The search objective and the baseline / confirm
+runs (`record_run`) both write through these functions.
 
 Everything here is readable with plain `optuna.load_study(...)`: per-epoch figures are
 lists under user attributes named `<split>_<metric>` (`val_acc`, `test_loss`, ...),
-epoch 1 first.
+epoch 1 first; `state_reason` says how the trial ended (complete, pruned: ..., rejected:
+..., diverged: ..., out of memory, interrupted, error: ...).
 """
 
 from __future__ import annotations
 
 import functools
 import io
+import os
 import platform
+import socket
 import subprocess
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import optuna
 import torch
 from optuna.artifacts import download_artifact, get_all_artifact_meta, upload_artifact
+from optuna.trial import TrialState
 from torch import nn
 
-from .train import EpochResult
+import spaces
+
+from .config import Recipe
+from .data import Mnist
+from .model import count_params
+from .train import EpochResult, TrainResult, train
 
 WEIGHTS = "weights.pt"  # the artifact holding a trained model's state dict
+
+
+def process_start(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux), or None where unknown.
+
+    With the pid it names one process: a pid reused after a restart has another start."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(") ", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def worker_id(pid: int | None = None) -> str:
+    """host:pid:start of a process (this one by default); host:pid where /proc is missing."""
+    pid = os.getpid() if pid is None else pid
+    start = process_start(pid)
+    return f"{socket.gethostname()}:{pid}" + (f":{start}" if start else "")
+
+
+def start(trial: optuna.Trial, candidate: spaces.Candidate, n_params: int, recipe: Recipe, device: str) -> None:
+    """What is known before training: architecture, size, seed, worker and provenance."""
+    info = {"arch": candidate.arch.describe(), "params": n_params, "seed": recipe.seed,
+            "worker": worker_id(), **provenance(recipe.to_dict(), device)}
+    for key, value in info.items():
+        trial.set_user_attr(key, value)
+
+
+def epoch(trial: optuna.Trial, history: list[EpochResult]) -> None:
+    """The curves so far, and when they were written (progress, for fail-stale)."""
+    for key, value in curves(history).items():
+        trial.set_user_attr(key, value)
+    trial.set_user_attr("updated_at", round(time.time(), 1))
+
+
+def finish(trial: optuna.Trial, reason: str, started: float) -> None:
+    """How the trial ended and how long it took."""
+    trial.set_user_attr("state_reason", reason)
+    trial.set_user_attr("seconds", round(time.time() - started, 3))
 
 
 
@@ -99,3 +151,61 @@ def load_weights(trial: optuna.trial.FrozenTrial, storage, store) -> dict[str, t
         path = Path(tmp) / WEIGHTS
         download_artifact(artifact_store=store, file_path=str(path), artifact_id=metas[-1].artifact_id)
         return torch.load(io.BytesIO(path.read_bytes()), map_location="cpu", weights_only=True)
+
+
+def new_trial(study: optuna.Study, candidate: spaces.Candidate, attrs: dict) -> optuna.Trial:
+    """A RUNNING trial of `study` holding exactly `candidate`'s parameters.
+
+    Not enqueue + ask: `ask` takes the oldest waiting trial, which may be another
+    command's (two `run --baseline` or `confirm` at once, or a leftover re-queue). Optuna
+    has no public call that creates a running trial with given parameters, so this does
+    what `Study.add_trial` does, with a RUNNING template.
+    """
+    params = spaces.encode(candidate)
+    template = optuna.trial.create_trial(
+        state=TrialState.RUNNING, params=params,
+        distributions={k: spaces.SPACE[k] for k in params}, user_attrs=attrs)
+    trial_id = study._storage.create_new_trial(study._study_id, template_trial=template)  # noqa: SLF001
+    return optuna.trial.Trial(study, trial_id)
+
+
+def record_run(
+    study: optuna.Study,
+    candidate: spaces.Candidate,
+    recipe: Recipe,
+    data: Mnist,
+    device: torch.device,
+    attrs: dict,
+    on_epoch: Callable[[EpochResult], None] | None = None,
+    progress: bool = False,
+    artifacts=None,
+) -> TrainResult:
+    """Train `candidate` on all training images, testing every epoch, as one new trial.
+
+    Curves are recorded every epoch, the trained weights go to `artifacts` (an Optuna
+    artifact store), and the trial ends COMPLETE with (final-epoch test accuracy,
+    parameters), or FAIL with its reason if training is interrupted or fails.
+    """
+    trial = new_trial(study, candidate, attrs)
+    n_params = count_params(candidate.arch)
+    start(trial, candidate, n_params, recipe, str(device))
+    history: list[EpochResult] = []
+
+    def keep(e: EpochResult) -> None:
+        history.append(e)
+        epoch(trial, history)
+        if on_epoch is not None:
+            on_epoch(e)
+
+    started = time.time()
+    try:
+        result = train(candidate, recipe, data.train, {"test": data.test}, device, on_epoch=keep, progress=progress)
+        if artifacts is not None:
+            save_weights(trial, result.model, artifacts)
+    except BaseException as e:
+        finish(trial, "interrupted" if isinstance(e, KeyboardInterrupt) else f"error: {type(e).__name__}: {e}", started)
+        study.tell(trial, state=TrialState.FAIL)
+        raise
+    finish(trial, "complete", started)
+    study.tell(trial, [history[-1].evals["test"].acc, n_params])
+    return result

@@ -9,6 +9,8 @@ from __future__ import annotations
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from .config import TARGET_ACC
+
 
 def outcome(t: FrozenTrial) -> str:
     """complete, rejected, pruned, failed, running or waiting."""
@@ -81,7 +83,11 @@ def counts_line(study: optuna.Study) -> str:
 
 # --- figures and the HTML report ---------------------------------------------------------
 
-TARGET_ACC = 99.4
+ZOOM_FLOOR = 97.0  # the front chart zooms in above this; lower points sit on the floor, counted
+
+
+def _test(t: FrozenTrial) -> float | None:
+    return (t.user_attrs.get("test_acc") or [None])[-1]
 
 
 def _baseline_name(t: FrozenTrial) -> str | None:
@@ -105,37 +111,42 @@ def front_figure(study: optuna.Study):
         return (f"trial {t.number}{name}<br>{t.user_attrs.get('arch', '')}<br>"
                 f"{int(t.values[1]):,} params<br>val {t.values[0]:.2f}%  test {test:.2f}%")
 
+    accs = [t.values[0] for t in done] + [_test(t) for t in best if _test(t) is not None]
+    floor = max(min(accs, default=TARGET_ACC), ZOOM_FLOOR) - 0.2
+    below = set()
+
+    def scatter(trials: list[FrozenTrial], values: list, symbol: str, **kw) -> None:
+        """A trace on the zoomed axis: points below it become triangles on its floor."""
+        clipped = [v is not None and v < floor for v in values]
+        below.update(t.number for t, c in zip(trials, clipped) if c)
+        kw["marker"] = {**kw["marker"], "symbol": ["triangle-down" if c else symbol for c in clipped]}
+        fig.add_trace(go.Scatter(x=[t.values[1] for t in trials], y=[floor if c else v for v, c in zip(values, clipped)],
+                                 hovertext=[hover(t) for t in trials], hoverinfo="text", **kw))
+
     others = [t for t in done if t.number not in best_ids]
-    fig.add_trace(go.Scatter(
-        x=[t.values[1] for t in others], y=[t.values[0] for t in others], mode="markers",
-        name="complete trials", marker=dict(color="#9aa5b1", size=8),
-        hovertext=[hover(t) for t in others], hoverinfo="text"))
-    fig.add_trace(go.Scatter(
-        x=[t.values[1] for t in best], y=[t.values[0] for t in best], mode="lines+markers",
-        name="Pareto front (validation)", line=dict(color="#1f77b4", shape="hv"),
-        marker=dict(size=11), hovertext=[hover(t) for t in best], hoverinfo="text"))
-    fig.add_trace(go.Scatter(
-        x=[t.values[1] for t in best], y=[t.user_attrs.get("test_acc", [None])[-1] for t in best],
-        mode="markers", name="front, test accuracy (reported, not selected on)",
-        marker=dict(symbol="diamond-open", size=10, color="#d62728"),
-        hovertext=[hover(t) for t in best], hoverinfo="text"))
+    scatter(others, [t.values[0] for t in others], "circle", mode="markers", name="complete trials",
+            marker=dict(color="#9aa5b1", size=8))
+    scatter(best, [t.values[0] for t in best], "circle", mode="lines+markers", name="Pareto front (validation)",
+            line=dict(color="#1f77b4", shape="hv"), marker=dict(size=11))
+    scatter(best, [_test(t) for t in best], "diamond-open", mode="markers",
+            name="front, test accuracy (reported, not selected on)", marker=dict(size=10, color="#d62728"))
     named = [t for t in done if _baseline_name(t)]
     if named:
-        fig.add_trace(go.Scatter(
-            x=[t.values[1] for t in named], y=[t.values[0] for t in named], mode="markers+text",
-            name="hand-designed rounds", text=[_baseline_name(t) for t in named],
-            textposition="top center", marker=dict(symbol="star", size=14, color="#ff7f0e"),
-            hovertext=[hover(t) for t in named], hoverinfo="text"))
+        scatter(named, [t.values[0] for t in named], "star", mode="markers+text", name="hand-designed rounds",
+                text=[_baseline_name(t) for t in named], textposition="top center",
+                marker=dict(size=14, color="#ff7f0e"))
     fig.add_vline(x=budget, line_dash="dash", line_color="#444",
                   annotation_text=f"budget {budget:,}", annotation_position="top left")
     fig.add_hline(y=TARGET_ACC, line_dash="dot", line_color="#2ca02c",
                   annotation_text="99.4% target (test set)", annotation_position="bottom right")
-    accs = [t.values[0] for t in done] or [TARGET_ACC]
-    low = max(min(accs), 97.0)
+    if below:
+        fig.add_annotation(x=0, xref="paper", y=floor, yanchor="bottom", xanchor="left", showarrow=False,
+                           text=f"▼ {len(below)} trial(s) below {floor:.1f}%, drawn on the axis floor")
+    metric = study.metric_names[0] if study.metric_names else "accuracy"
     fig.update_layout(
         title=f"{study.study_name}: accuracy vs parameters ({counts_line(study)})",
-        xaxis_title="parameters", yaxis_title="final-epoch accuracy (%)",
-        yaxis_range=[low - 0.2, 100.0], template="plotly_white", legend=dict(orientation="h", y=-0.2))
+        xaxis_title="parameters", yaxis_title=f"{metric} (%)",
+        yaxis_range=[floor, 100.0], template="plotly_white", legend=dict(orientation="h", y=-0.2))
     return fig
 
 
@@ -146,6 +157,7 @@ def curves_figure(study: optuna.Study):
     fig = go.Figure()
     trials = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("val_acc")]
     for kind, color, dash in (("pruned", "#c0c4c8", "dot"), ("complete", None, "solid")):
+        first = True
         for t in trials:
             if outcome(t) != kind:
                 continue
@@ -156,13 +168,19 @@ def curves_figure(study: optuna.Study):
                 name=f"{name} ({t.user_attrs.get('params', 0):,})",
                 line=dict(color=color, dash=dash, width=3 if _baseline_name(t) else 1.5),
                 marker=dict(size=4, symbol=["circle"] * (len(curve) - 1) + ["x" if kind == "pruned" else "circle"]),
-                legendgroup=kind, showlegend=kind == "complete" or t is trials[0],
+                legendgroup=kind, showlegend=kind == "complete" or first,
                 hovertemplate=f"{name}<br>epoch %{{x}}: %{{y:.2f}}%<extra>{kind}</extra>"))
+            first = False
     late = [v for t in trials for v in t.user_attrs["val_acc"][1:]] or [96.0]
+    floor = max(90.0, min(late)) - 0.2
+    dips = sum(1 for t in trials if min(t.user_attrs["val_acc"]) < floor)
+    if dips:
+        fig.add_annotation(x=1, xref="paper", y=floor, yanchor="bottom", xanchor="right", showarrow=False,
+                           text=f"{dips} curve(s) start or dip below {floor:.1f}% (off the zoomed axis)")
     fig.update_layout(
         title="validation accuracy per epoch (pruned trials dotted grey, cut short at the x)",
         xaxis_title="epoch", yaxis_title="validation accuracy (%)",
-        yaxis_range=[max(90.0, min(late)) - 0.2, 100.0],
+        yaxis_range=[floor, 100.0],
         template="plotly_white", showlegend=len(trials) <= 40)
     return fig
 

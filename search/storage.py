@@ -37,10 +37,18 @@ class StorageError(Exception):
 
 
 def storage_url(spec: str | None) -> str:
-    """The canonical storage URL for what the user typed (None: the default file)."""
+    """The canonical storage URL for what the user typed (None: the default file).
+
+    An unknown scheme is refused here, before anything is opened or trained."""
     if not spec:
         return DEFAULT_STORAGE
     if "://" in spec:
+        scheme = spec.split("://", 1)[0].split("+", 1)[0]
+        if scheme not in (*_RDB_SCHEMES, "redis"):
+            raise StorageError(
+                f"cannot read the storage {spec!r}: use sqlite:///FILE, postgresql://..., "
+                "mysql://..., redis://..., or a path to a journal file."
+            )
         return spec
     if Path(spec).suffix in (".db", ".sqlite", ".sqlite3"):
         return f"sqlite:///{spec}"

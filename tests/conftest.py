@@ -36,3 +36,12 @@ def synthetic_split(n: int, seed: int = 0) -> Split:
 @pytest.fixture
 def synthetic() -> Mnist:
     return Mnist(train=synthetic_split(512, seed=1), test=synthetic_split(256, seed=2))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """A test that reads real MNIST carries the `mnist` marker, so `-m "not mnist"` runs
+    everything else on a machine without the data."""
+    for item in items:
+        if "mnist" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.mnist)

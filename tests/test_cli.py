@@ -89,12 +89,14 @@ def test_search_report_export_from_the_cli(capsys, tmp_path, data_root):
                        "--val-size", "500", "--device", "cpu", *common)
     assert code == 0 and "3 of 3 trials finished; nothing to do" in out  # a total, not 3 more
     code, out, err = run(capsys, "report", "--storage", store, "--output", str(tmp_path / "r.html"))
-    assert code == 0, err and (tmp_path / "r.html").exists()
+    assert code == 0, err
+    assert (tmp_path / "r.html").exists()
     study = optuna.load_study(study_name="search", storage=optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(store)))
     best = study.best_trials[0].number
     code, out, err = run(capsys, "export", str(best), "--storage", store, "--output", str(tmp_path / "e"))
-    assert code == 0, err and (tmp_path / "e" / "model.pt2").exists()
+    assert code == 0, err
+    assert (tmp_path / "e" / "model.pt2").exists()
 
 
 @pytest.mark.parametrize(
@@ -102,8 +104,12 @@ def test_search_report_export_from_the_cli(capsys, tmp_path, data_root):
     [
         (["run", "--trials", "0"], "--trials must be at least 1"),
         (["run", "--trials", "5", "--max-params", "0"], "--max-params must be at least 1"),
-        (["run", "--trials", "5", "--pruner", "hyperband"], "unknown pruner"),
-        (["run", "--trials", "5", "--sampler", "cma"], "unknown sampler"),
+        (["run", "--trials", "5", "--pruner", "hyperband"], "invalid choice: 'hyperband'"),
+        (["run", "--trials", "5", "--sampler", "cma"], "invalid choice: 'cma'"),
+        (["run", "--trials", "x"], "invalid int value"),
+        (["run", "--baseline", "round3", "--train-size", "100", "--workers", "2"],
+         "--workers, --train-size belong to a search"),
+        (["confirm", "--train-size", "0"], "--train-size must be between 1 and 60000"),
         (["run", "--trials", "5", "--workers", "2"], "SQLite is not safe for 2 concurrent workers"),
         (["run", "--trials", "5", "--baseline", "round1"], "give one of them"),
         (["report", "--study-name", "nope"], "there is no storage at"),

@@ -15,6 +15,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from search import workers
 from search import study as studies
 from search.config import Recipe
 from search.storage import open_storage
@@ -94,7 +95,7 @@ def test_a_diverging_candidate_ends_with_its_reason_and_the_study_goes_on(tmp_pa
     study.enqueue_trial(spaces.encode(ROUNDS["round3"].candidate))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        studies.run_worker(cfg, quota=2, data=synthetic_data())
+        workers.run_worker(cfg, quota=2, data=synthetic_data())
     a, b = optuna.load_study(study_name=cfg.study_name, storage=cfg.storage).trials
     assert a.state == TrialState.PRUNED and a.user_attrs["state_reason"].startswith("diverged")
     assert b.state == TrialState.COMPLETE
@@ -121,7 +122,7 @@ def test_out_of_memory_is_a_named_outcome_and_the_study_goes_on(tmp_path, monkey
 
     flaky_train(monkeypatch, 1, torch.OutOfMemoryError("CUDA out of memory"))
     cfg = config(tmp_path, trials=2, recipe=Recipe(epochs=1, batch_size=64), max_params=10**6)
-    studies.run_worker(cfg, quota=2, data=synthetic_data())
+    workers.run_worker(cfg, quota=2, data=synthetic_data())
     a, b = optuna.load_study(study_name=cfg.study_name, storage=cfg.storage).trials
     assert a.state == TrialState.PRUNED and a.user_attrs["state_reason"] == "out of memory"
     assert b.state == TrialState.COMPLETE
@@ -130,7 +131,7 @@ def test_out_of_memory_is_a_named_outcome_and_the_study_goes_on(tmp_path, monkey
 def test_an_error_in_training_fails_the_trial_which_is_retried_and_never_counted(tmp_path, monkeypatch):
     flaky_train(monkeypatch, 1)
     cfg = config(tmp_path, trials=2, recipe=Recipe(epochs=1, batch_size=64), max_params=10**6)
-    studies.run_worker(cfg, quota=2, data=synthetic_data())
+    workers.run_worker(cfg, quota=2, data=synthetic_data())
     study = optuna.load_study(study_name=cfg.study_name, storage=cfg.storage)
     a, b, c = study.trials
     assert a.state == TrialState.FAIL and a.user_attrs["state_reason"] == "error: RuntimeError: boom"
@@ -148,12 +149,12 @@ def test_a_search_whose_training_always_raises_stops_with_one_sentence(tmp_path,
 
     monkeypatch.setattr(torch.optim.SGD, "step", broken)
     cfg = config(tmp_path, trials=2, recipe=Recipe(epochs=1, batch_size=64), max_params=10**6)
-    with pytest.raises(studies.TrialError, match="in a row failed with an error"):
-        studies.run_worker(cfg, quota=2, data=synthetic_data())
+    with pytest.raises(workers.TrialError, match="in a row failed with an error"):
+        workers.run_worker(cfg, quota=2, data=synthetic_data())
     study = optuna.load_study(study_name=cfg.study_name, storage=cfg.storage)
     assert finished(study) == 0
     assert all(t.state in (TrialState.FAIL, TrialState.WAITING) for t in study.trials)
-    assert studies.counts(study)["fail"] == studies.MAX_ERRORS_IN_A_ROW
+    assert studies.counts(study)["fail"] == workers.MAX_ERRORS_IN_A_ROW
 
 
 def test_a_resumed_seeded_search_draws_new_candidates(tmp_path):
@@ -162,7 +163,7 @@ def test_a_resumed_seeded_search_draws_new_candidates(tmp_path):
         cfg = config(tmp_path, study_name=name, sampler="random", seed=3, recipe=Recipe(epochs=1, batch_size=64),
                      max_params=10)  # everything is rejected untrained: fast
         for total in totals:
-            studies.run_worker(dataclasses.replace(cfg, trials=total), quota=total, data=synthetic_data())
+            workers.run_worker(dataclasses.replace(cfg, trials=total), quota=total, data=synthetic_data())
         return [t.params for t in optuna.load_study(study_name=name, storage=cfg.storage).trials]
 
     once = run("a", [2])
@@ -183,6 +184,7 @@ def run_cli(capsys, *argv):
     return code, out, err
 
 
+@pytest.mark.mnist  # the run checks the data before it creates the study
 def test_study_made_with_other_directions_is_refused(capsys, tmp_path, data_root):
     db = tmp_path / "s.db"
     optuna.create_study(study_name="search", storage=f"sqlite:///{db}", direction="minimize")
@@ -192,6 +194,7 @@ def test_study_made_with_other_directions_is_refused(capsys, tmp_path, data_root
     assert db.read_bytes() == before
 
 
+@pytest.mark.mnist  # the run checks the data before it creates the study
 def test_study_made_for_another_search_space_is_refused(capsys, tmp_path, data_root):
     cfg = config(tmp_path)
     study = studies.open_search(cfg)
@@ -201,6 +204,7 @@ def test_study_made_for_another_search_space_is_refused(capsys, tmp_path, data_r
     assert code == 2 and "space" in err and "another --study-name" in err
 
 
+@pytest.mark.mnist  # the run checks the data before it creates the study
 def test_study_from_another_drill_search_version_is_refused_with_the_version(capsys, tmp_path, data_root):
     cfg = config(tmp_path)
     study = studies.open_search(cfg)
@@ -210,6 +214,7 @@ def test_study_from_another_drill_search_version_is_refused_with_the_version(cap
     assert code == 2 and "0.0.1" in err and "schema 0" in err and f"reads schema {studies.SCHEMA}" in err
 
 
+@pytest.mark.mnist  # the run checks the data before it creates the study
 def test_unreachable_and_malformed_storage_urls(capsys, tmp_path, data_root):
     blocker = tmp_path / "file"
     blocker.write_text("")
@@ -222,6 +227,7 @@ def test_unreachable_and_malformed_storage_urls(capsys, tmp_path, data_root):
         assert code == 2 and words in err and err.count("\n") == 1, (url, err)
 
 
+@pytest.mark.mnist  # the run checks the data before it creates the study
 def test_corrupt_data_folder_is_refused_before_anything_is_written(capsys, tmp_path, data_root):
     raw = tmp_path / "d" / "MNIST" / "raw"
     raw.mkdir(parents=True)
@@ -258,3 +264,27 @@ def test_fail_stale_ends_trials_of_dead_workers_on_a_journal(capsys, tmp_path):
     assert trials[2].state == TrialState.WAITING and trials[2].user_attrs["retry_of"] == 0
     code, out, _ = run_cli(capsys, "fail-stale", "--storage", str(store), "--older-than", "0.001")
     assert "failed and re-queued 1 trial(s): 1" in out  # the silent one, whoever ran it
+
+
+def test_a_reused_pid_does_not_hide_a_dead_worker(capsys, tmp_path):
+    # After a restart, a RUNNING trial's pid may belong to an unrelated live process (here:
+    # this test's own pid, with another start time). It must be failed, not counted alive.
+    import socket
+
+    import spaces
+    from baselines import ROUNDS
+    from search.record import worker_id
+
+    store = tmp_path / "s.journal"
+    study = studies.open_search(config(tmp_path, storage=str(store)))
+    for _ in range(2):
+        study.enqueue_trial(spaces.encode(ROUNDS["round3"].candidate))
+    stale, live = study.ask(), study.ask()
+    me = worker_id()
+    assert me.count(":") == 2  # host:pid:start on Linux
+    stale.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}:1")  # same pid, other start
+    live.set_user_attr("worker", me)
+    assert workers.fail_dead_workers(study) == [stale.number]
+    states = {t.number: t.state for t in study.trials}
+    assert states[stale.number] == TrialState.FAIL and states[live.number] == TrialState.RUNNING
+    assert workers.todo(study, 2) == 1  # the dead trial no longer holds a place

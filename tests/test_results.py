@@ -12,6 +12,7 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
+from search import workers
 from search import confirm, export, report, study as studies
 from search.config import Recipe
 from search.data import Mnist, normalize
@@ -27,7 +28,7 @@ def searched(tmp_path_factory):
     cfg = config(tmp, trials=7, with_baselines=True, pruner="median", prune_warmup=1,
                  recipe=Recipe(epochs=2, batch_size=64))
     studies.enqueue_baselines(studies.open_search(cfg), cfg.max_params)
-    studies.run_worker(cfg, quota=7, data=synthetic_data())
+    workers.run_worker(cfg, quota=7, data=synthetic_data())
     return cfg, optuna.load_study(study_name=cfg.study_name, storage=cfg.storage)
 
 
@@ -135,3 +136,75 @@ def test_confirm_default_choice_is_the_front_plus_rounds_under_budget(searched):
     labels = [c.label for c in confirm.choose(study, None, 10_000)]
     assert {"round1", "round2", "round3"} <= set(labels) and "round0" not in labels
     assert len(labels) == len({c.candidate for c in confirm.choose(study, None, 10_000)})
+
+
+def test_confirm_never_mixes_runs_made_under_another_recipe(searched):
+    cfg, study = searched
+    storage = open_storage(cfg.storage)
+    data = Mnist(train=synthetic_split(256, 1), test=synthetic_split(128, 4))
+    choices = confirm.choose(study, [report.front(study)[0].number], cfg.max_params, with_baselines=False)
+    runs = []
+
+    def go(recipe):
+        return confirm.run(choices, [1], recipe, data, torch.device("cpu"), storage, "confirm-recipes",
+                           on_run=lambda c, s, h: runs.append(h is None))
+
+    a = go(Recipe(epochs=1, batch_size=128))
+    b = go(Recipe(epochs=1))  # batch 64: another recipe, so it must train, not reuse
+    c = go(Recipe(epochs=1, batch_size=128))  # the first recipe again: reused
+    assert runs == [False, False, True]
+    assert c[0].final == a[0].final
+    stored = optuna.load_study(study_name="confirm-recipes", storage=storage).trials
+    assert sorted(t.user_attrs["run_protocol"]["batch_size"] for t in stored) == [64, 128]
+    assert len(b[0].final) == 1
+
+
+def test_a_recorded_run_holds_its_own_candidate_even_with_a_trial_waiting(tmp_path):
+    # A leftover waiting trial (another command's, or a re-queue) sits in the study; the
+    # run must train and record exactly the candidate it was given, and leave the other.
+    import spaces
+    from baselines import ROUNDS
+    from search.record import record_run
+
+    storage = open_storage(f"sqlite:///{tmp_path}/b.db")
+    study = studies.open_baselines(storage)
+    study.enqueue_trial(spaces.encode(ROUNDS["round1"].candidate), user_attrs={"baseline": "round1"})
+    data = Mnist(train=synthetic_split(128, 1), test=synthetic_split(64, 4))
+    record_run(study, ROUNDS["round3"].candidate, Recipe(epochs=1), data, torch.device("cpu"), {"baseline": "round3"})
+    waiting, done = study.trials
+    assert waiting.state == TrialState.WAITING and waiting.user_attrs == {"baseline": "round1"}
+    assert done.state == TrialState.COMPLETE and done.user_attrs["baseline"] == "round3"
+    assert spaces.decode(done.params) == ROUNDS["round3"].candidate and done.values[1] == 5760
+
+
+def test_points_below_the_zoomed_front_axis_are_drawn_on_its_floor_and_counted(tmp_path):
+    import spaces
+    from baselines import ROUNDS
+
+    study = optuna.create_study(directions=["maximize", "minimize"], study_name="low")
+    params = spaces.encode(ROUNDS["round3"].candidate)
+    dists = {k: spaces.SPACE[k] for k in params}
+    for acc, n in ((99.0, 5000), (90.0, 3000), (99.2, 8000)):
+        study.add_trial(optuna.trial.create_trial(
+            state=TrialState.COMPLETE, values=[acc, n], params=params, distributions=dists,
+            user_attrs={"params": n, "val_acc": [acc], "test_acc": [acc + 0.2]}))
+    fig = report.front_figure(study)
+    lo, hi = fig.layout.yaxis.range
+    assert lo == pytest.approx(96.8) and hi == 100.0  # zoom kept
+    ys = [(y, sym) for tr in fig.data for y, sym in zip(tr.y, tr.marker.symbol)]
+    assert all(y >= lo for y, _ in ys)  # nothing off the axis...
+    assert (lo, "triangle-down") in ys  # ...the 90% trial sits on the floor, marked
+    notes = [a.text for a in fig.layout.annotations if "below" in a.text]
+    assert notes and notes[0].startswith("▼ 1 trial(s) below 96.8%")
+
+
+def test_the_pruned_curves_legend_entry_appears_whatever_trial_came_first():
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    dist = {"x": optuna.distributions.IntDistribution(0, 9)}
+    study.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, values=[99.0, 5000], params={"x": 1},
+                                              distributions=dist, user_attrs={"params": 5000, "val_acc": [98.0, 99.0]}))
+    study.add_trial(optuna.trial.create_trial(state=TrialState.PRUNED, params={"x": 2}, distributions=dist,
+                                              user_attrs={"params": 6000, "val_acc": [97.0],
+                                                          "state_reason": "pruned: x"}))
+    fig = report.curves_figure(study)
+    assert [tr.showlegend for tr in fig.data if tr.legendgroup == "pruned"] == [True]

@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 
 import spaces
 from baselines import ROUNDS
+from search import workers
 from search import report, study as studies
 from search.config import DataConfig, Recipe, SearchConfig
 from search.data import Split
@@ -63,7 +64,7 @@ def test_over_budget_candidate_is_infeasible_and_never_trained(tmp_path, count_s
     cfg = config(tmp_path, max_params=7000, trials=1)
     study = studies.open_search(cfg)
     study.enqueue_trial(spaces.encode(ROUNDS["round1"].candidate))  # 7,936 parameters
-    studies.run_worker(cfg, quota=1, data=synthetic_data())
+    workers.run_worker(cfg, quota=1, data=synthetic_data())
     (t,) = load(cfg).trials
     assert count_steps["n"] == 0
     assert t.state == TrialState.PRUNED and t.user_attrs["state_reason"].startswith("rejected")
@@ -75,7 +76,7 @@ def test_over_budget_candidate_is_infeasible_and_never_trained(tmp_path, count_s
 def test_a_trial_records_curves_provenance_and_two_objectives(tmp_path, count_steps):
     cfg = config(tmp_path, trials=1)
     studies.open_search(cfg).enqueue_trial(spaces.encode(ROUNDS["round3"].candidate))
-    studies.run_worker(cfg, quota=1, data=synthetic_data())
+    workers.run_worker(cfg, quota=1, data=synthetic_data())
     study = load(cfg)
     (t,) = study.trials
     a = t.user_attrs
@@ -96,10 +97,10 @@ def test_pruning_stops_a_trial_and_keeps_its_curve(tmp_path, monkeypatch):
         def prune(self, epoch, val_acc, params, phase, peers):
             return "test rule" if epoch == 2 else None
 
-    monkeypatch.setattr(studies, "make_pruner", lambda name, warmup: PruneAtTwo())
+    monkeypatch.setattr(workers, "make_pruner", lambda name, warmup: PruneAtTwo())
     cfg = config(tmp_path, recipe=Recipe(epochs=4, batch_size=64), trials=1)
     studies.open_search(cfg).enqueue_trial(spaces.encode(ROUNDS["round3"].candidate))
-    studies.run_worker(cfg, quota=1, data=synthetic_data())
+    workers.run_worker(cfg, quota=1, data=synthetic_data())
     (t,) = load(cfg).trials
     assert t.state == TrialState.PRUNED, t.user_attrs["state_reason"]
     assert t.user_attrs["pruned_at_epoch"] == 2 and len(t.user_attrs["val_acc"]) == 2
@@ -119,7 +120,7 @@ def test_pruner_reads_peers_from_storage_and_prunes_a_dominated_curve(tmp_path):
             state=TrialState.COMPLETE, values=[100.0, 1000], params=params, distributions=dists,
             user_attrs={"params": 1000, "val_acc": [100.0] * 4}))
     study.enqueue_trial(params)
-    studies.run_worker(cfg, quota=1, data=synthetic_data())
+    workers.run_worker(cfg, quota=1, data=synthetic_data())
     t = load(cfg).trials[-1]
     assert t.state == TrialState.PRUNED and t.user_attrs["pruned_at_epoch"] == 2
     assert "all 5 leading trials" in t.user_attrs["state_reason"]
@@ -131,7 +132,7 @@ def test_with_baselines_enqueues_the_rounds_under_budget_by_name(tmp_path):
     assert studies.enqueue_baselines(study, cfg.max_params) == ["round1", "round2", "round3"]
     assert studies.enqueue_baselines(study, cfg.max_params) == ["round1", "round2", "round3"]  # once only
     assert len(study.get_trials(states=(TrialState.WAITING,))) == 3
-    studies.run_worker(cfg, quota=3, data=synthetic_data())
+    workers.run_worker(cfg, quota=3, data=synthetic_data())
     trials = load(cfg).trials
     assert sorted(t.user_attrs["baseline"] for t in trials) == ["round1", "round2", "round3"]
     for t in trials:
@@ -144,7 +145,7 @@ def test_the_test_set_never_steers_selection_or_pruning(tmp_path):
     def run(name: str, data: SearchData):
         cfg = config(tmp_path, study_name=name, trials=14, pruner="median", prune_warmup=1,
                      recipe=Recipe(epochs=2, batch_size=64))
-        studies.run_worker(cfg, quota=14, data=data)
+        workers.run_worker(cfg, quota=14, data=data)
         return [(t.params, t.state, t.user_attrs.get("val_acc"), t.values, t.user_attrs.get("state_reason"))
                 for t in load(cfg).trials]
 
@@ -169,7 +170,7 @@ def test_resume_with_another_protocol_is_refused(tmp_path):
 
 def test_sqlite_refuses_concurrent_workers(tmp_path):
     with pytest.raises(studies.StudyError, match="journal"):
-        studies.run_search(config(tmp_path, workers=2))
+        workers.run_search(config(tmp_path, workers=2))
 
 
 # --- worker processes on real MNIST (tiny subsets) ----------------------------------------
@@ -187,10 +188,10 @@ def real_config(tmp_path, data_root, **kw) -> SearchConfig:
 @pytest.mark.mnist
 def test_resume_reaches_the_requested_total(tmp_path, data_root):
     cfg = real_config(tmp_path, data_root, trials=2)
-    studies.run_search(cfg, poll_seconds=0.2)
+    workers.run_search(cfg, poll_seconds=0.2)
     assert studies.counts(load(cfg))["complete"] + studies.counts(load(cfg))["pruned"] == 2
-    studies.run_search(dataclasses.replace(cfg, trials=4), poll_seconds=0.2)
-    studies.run_search(dataclasses.replace(cfg, trials=4), poll_seconds=0.2)  # nothing left to do
+    workers.run_search(dataclasses.replace(cfg, trials=4), poll_seconds=0.2)
+    workers.run_search(dataclasses.replace(cfg, trials=4), poll_seconds=0.2)  # nothing left to do
     c = studies.counts(load(cfg))
     assert c["complete"] + c["pruned"] == 4 and c["running"] == c["waiting"] == 0
 
@@ -199,7 +200,7 @@ def test_resume_reaches_the_requested_total(tmp_path, data_root):
 def test_two_workers_on_a_journal_share_the_study_without_duplicates(tmp_path, data_root):
     cfg = real_config(tmp_path, data_root, trials=7, workers=2, with_baselines=True)
     seen = []
-    studies.run_search(cfg, on_trial=seen.append, poll_seconds=0.2)
+    workers.run_search(cfg, on_trial=seen.append, poll_seconds=0.2)
     trials = load(cfg).trials
     assert len(trials) == 7 and all(t.state.is_finished() and t.state != TrialState.FAIL for t in trials)
     assert sorted(t.number for t in seen) == list(range(7))  # each reported once
@@ -234,7 +235,7 @@ def test_a_killed_worker_trial_ends_failed_and_runs_again(tmp_path, data_root):
 
     thread = threading.Thread(target=killer)
     thread.start()
-    studies.run_search(cfg, poll_seconds=0.2)
+    workers.run_search(cfg, poll_seconds=0.2)
     thread.join()
     assert killed, "no running trial was seen to kill"
     trials = load(cfg).trials
@@ -252,7 +253,7 @@ def test_rdb_heartbeat_fails_and_requeues_a_silent_trial(tmp_path, monkeypatch):
     monkeypatch.setattr("search.storage.HEARTBEAT_SECONDS", 1)
     monkeypatch.setattr("search.storage.GRACE_SECONDS", 1)
     cfg = config(tmp_path)
-    study = studies.open_search(cfg)
+    study = studies.open_search(cfg, on_stale=workers.requeue)
     study.enqueue_trial(spaces.encode(ROUNDS["round2"].candidate), user_attrs={"baseline": "round2"})
     with pytest.warns(UserWarning, match="Heartbeat"):  # Optuna prefers optimize(); ask() is fine here
         trial = study.ask()
@@ -275,12 +276,12 @@ def test_a_trial_trained_beside_another_worker_equals_the_candidate_trained_alon
 
     cfg = real_config(tmp_path, data_root, trials=3, workers=2, with_baselines=True,
                       recipe=Recipe(epochs=2, batch_size=64))
-    studies.run_search(cfg, poll_seconds=0.2)
+    workers.run_search(cfg, poll_seconds=0.2)
     searched = {t.user_attrs["baseline"]: t.user_attrs["val_acc"] for t in load(cfg).trials}
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.workers))  # as each worker did
     try:
-        data = studies.load_search_data(cfg, torch.device("cpu"))
+        data = workers.load_search_data(cfg, torch.device("cpu"))
         for name in ("round2", "round3"):
             alone = train(ROUNDS[name].candidate, cfg.recipe, data.train, {"val": data.val}, torch.device("cpu"))
             curve = [e.evals["val"].acc for e in alone.history]

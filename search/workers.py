@@ -1,0 +1,341 @@
+"""Worker processes that fill a search study, their supervisor, liveness and retries.
+
+`run_search` starts `cfg.workers` processes (real concurrency, no GIL); each runs
+`run_worker`, which asks Optuna for trials and runs `Objective` on them until the study
+holds the requested number of finished trials. The supervisor polls the storage, reports
+every finished trial once, fails and re-queues the trial of a worker that died, and
+starts a replacement. A trial that fails (its worker died, it was interrupted, training
+raised) is re-queued at most MAX_RETRY times and never counts as finished.
+
+A worker is named host:pid:start-time, so a pid reused after a restart does not make a
+dead worker's trial look alive.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing as mp
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+import optuna
+import torch
+from optuna.trial import FrozenTrial, TrialState
+
+from .config import SearchConfig
+from .data import load_mnist, split_validation
+from .objective import Objective, SearchData, TrialError
+from .prune import make_pruner
+from .record import process_start, worker_id
+from .storage import artifact_store, is_sqlite
+from .study import FINISHED, SearchFailed, StudyError, counts, enqueue_baselines, make_sampler, open_search
+
+MAX_RETRY = 2  # a trial that failed (worker died, interrupted, error) runs again at most this often
+MAX_ERRORS_IN_A_ROW = MAX_RETRY + 2  # a worker whose trials keep raising stops the search
+
+
+def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Run a failed trial's parameters again (at most MAX_RETRY times per candidate).
+
+    This is the heartbeat callback of RDB storages and what the supervisor calls for a
+    worker that died or was interrupted mid-trial. The copy keeps the baseline name.
+    """
+    retries = trial.user_attrs.get("retries", 0)
+    if retries >= MAX_RETRY or not trial.params:
+        return
+    keep = {k: trial.user_attrs[k] for k in ("baseline",) if k in trial.user_attrs}
+    study.enqueue_trial(trial.params, user_attrs={**keep, "retry_of": trial.number, "retries": retries + 1})
+
+
+def fail_trial(study: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
+    """Mark a RUNNING trial FAIL with `reason` and re-queue it; False if it had finished."""
+    try:
+        # the reason first: Optuna offers no public way to annotate another process's trial
+        study._storage.set_trial_user_attr(trial._trial_id, "state_reason", reason)  # noqa: SLF001
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+    ended = study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+    if ended.state != TrialState.FAIL or ended.datetime_complete is None:
+        return False
+    requeue(study, ended)
+    return True
+
+
+def fail_dead_workers(study: optuna.Study, host: str | None = None) -> list[int]:
+    """Fail and re-queue RUNNING trials whose worker process on this host is gone.
+
+    Journal storages have no heartbeat, so this is how their stale trials end: the
+    supervisor calls it when a worker exits abnormally and before every run, and
+    `drill-search fail-stale` calls it by hand. Returns the trial numbers it failed.
+    """
+    host = host or socket.gethostname()
+    failed = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = t.user_attrs.get("worker", "")
+        if is_dead(worker, host) and fail_trial(study, t, f"worker {worker} died"):
+            failed.append(t.number)
+    return failed
+
+
+def is_dead(worker: str, host: str) -> bool:
+    """True when `worker` (host:pid[:start]) ran on `host` and that process is gone: no
+    such pid, a zombie, or a pid now held by a process that started at another time."""
+    name, pid, *start = worker.split(":")
+    if name != host or not pid.isdigit():
+        return False  # another machine's worker: only --older-than can judge it
+    if not _alive(int(pid)):
+        return True
+    return bool(start) and process_start(int(pid)) not in (None, start[0])
+
+
+def fail_silent(study: optuna.Study, older_than: float) -> list[int]:
+    """Fail and re-queue RUNNING trials that recorded no progress for `older_than` seconds
+    (their last epoch, else their start), wherever their worker ran."""
+    now = time.time()
+    failed = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        last = t.user_attrs.get("updated_at") or (t.datetime_start.timestamp() if t.datetime_start else now)
+        if now - last > older_than and fail_trial(study, t, f"no progress for {now - last:.0f} s"):
+            failed.append(t.number)
+    return failed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie child still answers kill(0); it is dead for our purpose
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][:1] != "Z"
+    except OSError:
+        return True
+
+
+def todo(study: optuna.Study, total: int) -> int:
+    """Trials still to start: the total minus those finished or running now."""
+    c = counts(study)
+    return max(0, total - c["complete"] - c["pruned"] - c["running"])
+
+
+def load_search_data(cfg: SearchConfig, device: torch.device) -> SearchData:
+    mnist = load_mnist(cfg.data.root, download=cfg.data.download)
+    train_split, val = split_validation(mnist.train, cfg.data.val_size, cfg.data.val_seed)
+    if cfg.data.train_size is not None:
+        train_split = train_split.take(slice(0, cfg.data.train_size))
+    return SearchData(train_split.to(device), val.to(device), mnist.test.to(device))
+
+
+def sampler_seed(seed: int | None, index: int, n_trials: int) -> int | None:
+    """The sampler seed of worker `index` starting on a study that holds `n_trials` trials.
+
+    A fresh seeded study is reproducible (same seed, same start), while a resumed study or
+    a respawned worker starts where the study has grown, so it draws new candidates
+    instead of replaying the stream that produced the trials already stored.
+    """
+    if seed is None:
+        return None
+    return int(np.random.SeedSequence([seed, index, n_trials]).generate_state(1)[0])
+
+
+def run_worker(
+    cfg: SearchConfig,
+    quota: int,
+    index: int = 0,
+    data: SearchData | None = None,
+    callbacks: list | None = None,
+    progress: bool = False,
+) -> None:
+    """Run up to `quota` trials in this process, stopping early once the study is full."""
+    device = torch.device(cfg.device)
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.workers))
+    study = open_search(cfg, on_stale=requeue)
+    study.sampler = make_sampler(cfg.sampler, sampler_seed(cfg.seed, index, len(study.get_trials(deepcopy=False))),
+                                 cfg.workers)
+    data = data or load_search_data(cfg, device)
+    objective = Objective(data, cfg.recipe, cfg.max_params, make_pruner(cfg.pruner, cfg.prune_warmup),
+                          device, progress=progress, artifacts=artifact_store(cfg.storage))
+    stop = optuna.study.MaxTrialsCallback(cfg.trials, states=(*FINISHED, TrialState.RUNNING))
+    errors = ErrorCallback()
+    # Failed trials are reported by the supervisor, with their reasons; Optuna would print
+    # a traceback for each.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        # quota + retries: failed trials do not count toward the total, so they do not
+        # use up the worker's share either (MaxTrialsCallback and `errors` stop it).
+        study.optimize(objective, n_trials=quota + MAX_ERRORS_IN_A_ROW * (quota + 1), timeout=cfg.timeout,
+                       callbacks=[stop, errors, *(callbacks or [])], catch=(TrialError,),
+                       gc_after_trial=False)
+    except KeyboardInterrupt:
+        me = worker_id()
+        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+            if t.user_attrs.get("worker") == me and t.user_attrs.get("state_reason") == "interrupted":
+                if not any(o.user_attrs.get("retry_of") == t.number for o in study.get_trials(deepcopy=False)):
+                    requeue(study, t)
+        raise
+    if errors.gave_up:
+        raise TrialError(errors.gave_up)
+
+
+class ErrorCallback:
+    """After each trial: re-queue a trial that failed with an error (up to MAX_RETRY), and
+    stop the worker when MAX_ERRORS_IN_A_ROW trials in a row failed with errors."""
+
+    def __init__(self) -> None:
+        self.in_a_row = 0
+        self.gave_up: str | None = None
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        reason = trial.user_attrs.get("state_reason", "")
+        if trial.state != TrialState.FAIL or not reason.startswith("error"):
+            self.in_a_row = 0
+            return
+        requeue(study, trial)
+        self.in_a_row += 1
+        if self.in_a_row >= MAX_ERRORS_IN_A_ROW:
+            self.gave_up = f"{self.in_a_row} trials in a row failed with an error (the last, trial {trial.number}: {reason})"
+            study.stop()
+
+
+EXIT_GAVE_UP = 3  # a worker's trials kept failing with errors
+
+
+def _worker_main(cfg: SearchConfig, quota: int, index: int) -> None:
+    """Entry point of a worker process: SIGINT/SIGTERM close the running trial once."""
+
+    def interrupt_once(signum, frame):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt_once)
+    signal.signal(signal.SIGTERM, interrupt_once)
+    try:
+        run_worker(cfg, quota, index)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    except TrialError as e:
+        print(f"drill-search worker {index}: {e}", file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_GAVE_UP) from None
+
+
+def check_workers(cfg: SearchConfig) -> None:
+    if cfg.workers > 1 and is_sqlite(cfg.storage):
+        raise StudyError(
+            f"SQLite is not safe for {cfg.workers} concurrent workers (\"database is locked\", no row "
+            "locks): use --storage studies/search.journal on one machine, or a postgresql:// URL."
+        )
+
+
+@dataclasses.dataclass
+class _Worker:
+    index: int
+    quota: int
+    process: mp.process.BaseProcess
+    id: str  # as the worker names itself in its trials: host:pid:start
+
+
+def run_search(
+    cfg: SearchConfig,
+    on_trial: Callable[[FrozenTrial], None] | None = None,
+    poll_seconds: float = 1.0,
+    max_deaths: int | None = None,
+    on_poll: Callable[[list[FrozenTrial]], None] | None = None,
+) -> optuna.Study:
+    """Fill the study to `cfg.trials` finished trials with `cfg.workers` processes.
+
+    Workers are separate processes (real concurrency; no GIL). The supervisor polls the
+    storage and calls `on_trial` once for every trial that finishes, whoever ran it, and
+    `on_poll` with all the study's trials on every poll (live progress). A
+    worker that dies has its running trial failed and re-queued at once, and is replaced
+    with one that runs the rest of its share.
+    """
+    check_workers(cfg)
+    study = open_search(cfg, on_stale=requeue)
+    if cfg.with_baselines:
+        enqueue_baselines(study, cfg.max_params)
+    fail_dead_workers(study)
+    seen = {t.number for t in study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.FAIL))}
+    left = todo(study, cfg.trials)
+    shares = [left // cfg.workers + (1 if i < left % cfg.workers else 0) for i in range(cfg.workers)]
+    ctx = mp.get_context("spawn")
+    workers: list[_Worker] = []
+    deaths, max_deaths = 0, max_deaths if max_deaths is not None else 3 * cfg.workers
+    gave_up = 0
+
+    def spawn(index: int, quota: int) -> None:
+        p = ctx.Process(target=_worker_main, args=(cfg, quota, index), daemon=False)
+        p.start()
+        workers.append(_Worker(index, quota, p, worker_id(p.pid)))
+
+    def report() -> None:
+        trials = study.get_trials(deepcopy=False)
+        for t in trials:
+            if t.state in (*FINISHED, TrialState.FAIL) and t.number not in seen:
+                seen.add(t.number)
+                if on_trial is not None:
+                    on_trial(t)
+        if on_poll is not None:
+            on_poll(trials)
+
+    def share_done(w: _Worker) -> int:
+        return sum(1 for t in study.get_trials(deepcopy=False, states=FINISHED) if t.user_attrs.get("worker") == w.id)
+
+    for i, quota in enumerate(shares):
+        if quota:
+            spawn(i, quota)
+    try:
+        while workers:
+            time.sleep(poll_seconds)
+            report()
+            for w in list(workers):
+                if w.process.is_alive():
+                    continue
+                w.process.join()
+                workers.remove(w)
+                if w.process.exitcode == 0:
+                    continue
+                if w.process.exitcode == 130:  # interrupted
+                    raise KeyboardInterrupt
+                if w.process.exitcode == EXIT_GAVE_UP:
+                    gave_up += 1
+                    continue
+                deaths += 1
+                for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                    if t.user_attrs.get("worker") == w.id:
+                        fail_trial(study, t, f"worker {w.id} died (exit code {w.process.exitcode})")
+                rest = w.quota - share_done(w)
+                if rest > 0 and deaths <= max_deaths:
+                    spawn(w.index, rest)
+        report()
+    except KeyboardInterrupt:
+        for w in workers:
+            if w.process.is_alive():
+                os.kill(w.process.pid, signal.SIGINT)
+        for w in workers:
+            w.process.join(timeout=60)
+            if w.process.is_alive():
+                w.process.kill()
+                w.process.join()
+        fail_dead_workers(study)
+        report()
+        raise
+    if gave_up:
+        last = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+                if t.user_attrs.get("state_reason", "").startswith("error")]
+        raise SearchFailed(
+            f"training kept failing with errors ({len(last)} failed trials, the last: "
+            f"{last[-1].user_attrs['state_reason'] if last else 'unknown'}); finished trials are kept."
+        )
+    if deaths > max_deaths:
+        raise StudyError(f"workers died {deaths} times; the study keeps every finished trial, but look at the logs above.")
+    return study
