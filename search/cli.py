@@ -518,16 +518,23 @@ def comparison_table(baseline, test_acc: list[float]) -> str:
     return "\n".join(lines)
 
 
-def _load_study(args: argparse.Namespace, on_stale=None):
-    """The study named on the command line, from its storage (refusing to create one)."""
+def _load_study(args: argparse.Namespace, on_stale=None, shipped: bool = False):
+    """The study named on the command line, from its storage (refusing to create one).
+
+    With `shipped`, a reading command given no --storage on a checkout with no study of
+    its own opens the reference study shipped in studies/ (so report and dashboard work
+    on a fresh clone, with no training)."""
     import optuna
 
-    from .storage import open_storage, storage_url
-
-    from .storage import storage_file
+    from .storage import DEFAULT_STORAGE, REFERENCE_STORAGE, open_storage, storage_file, storage_url
 
     url = storage_url(args.storage)
     path = storage_file(url)
+    if (shipped and args.storage is None and url == DEFAULT_STORAGE and not path.exists()
+            and Path(REFERENCE_STORAGE).exists()):
+        url, path = REFERENCE_STORAGE, Path(REFERENCE_STORAGE)
+        print(f"no study of your own yet: reading the shipped reference study {url} (--storage picks another)",
+              file=sys.stderr)
     if path is not None and not path.exists():
         raise UsageError(f"there is no storage at {path}; run a search first, or pass --storage.")
     storage = open_storage(url, on_stale=on_stale)
@@ -544,7 +551,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from . import report
     from .storage import report_path
 
-    study, url = _load_study(args)
+    study, url = _load_study(args, shipped=True)
     figs = report.figures(study)
     path = args.output or report_path(url, study.study_name)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -562,7 +569,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
     from .storage import artifact_store
 
-    study, url = _load_study(args)
+    study, url = _load_study(args, shipped=True)
     host = "localhost" if args.host in ("127.0.0.1", "localhost") else args.host
     print(f"optuna-dashboard on {url}: http://{host}:{args.port}/dashboard/studies/{study._study_id}"
           "  (Ctrl-C stops it)", flush=True)
@@ -646,7 +653,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from . import export
     from .storage import artifact_store
 
-    study, url = _load_study(args)
+    study, url = _load_study(args, shipped=True)
     out = args.output or Path("exports") / f"{study.study_name}-trial-{args.trial}"
     export.export(study, args.trial, artifact_store(url), out)
     print(f"exported trial {args.trial} of study {study.study_name!r} to {out}/")

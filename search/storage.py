@@ -26,6 +26,7 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import FrozenTrial
 
 DEFAULT_STORAGE = "sqlite:///studies/drill-search.db"
+REFERENCE_STORAGE = "studies/reference.journal"  # the full search shipped with the repository
 HEARTBEAT_SECONDS = 30  # RDB storages: a running trial proves it is alive this often
 GRACE_SECONDS = 120  # ... and is failed and re-queued after this long without a beat
 

@@ -132,3 +132,20 @@ def test_missing_study_in_an_existing_storage_is_named(capsys, tmp_path):
     optuna.create_study(study_name="other", storage=f"sqlite:///{db}")
     code, _, err = run(capsys, "report", "--storage", str(db), "--study-name", "nope")
     assert code == 2 and "there is no study 'nope'" in err and "studies there: other" in err
+
+
+def test_reading_commands_open_the_shipped_study_when_there_is_none_of_your_own(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "studies").mkdir()
+    shipped = optuna.create_study(study_name="search", directions=["maximize", "minimize"],
+                                  storage=optuna.storages.JournalStorage(
+                                      optuna.storages.journal.JournalFileBackend("studies/reference.journal")))
+    shipped.set_user_attr("max_params", 10000)
+    code, out, err = run(capsys, "report", "--no-attach", "--output", str(tmp_path / "r.html"))
+    assert code == 0, err
+    assert "shipped reference study studies/reference.journal" in err and (tmp_path / "r.html").exists()
+    assert not (tmp_path / "studies" / "drill-search.db").exists()
+    # a search of your own takes over as soon as it exists
+    optuna.create_study(study_name="search", storage="sqlite:///studies/drill-search.db")
+    code, out, err = run(capsys, "report", "--no-attach", "--output", str(tmp_path / "r2.html"))
+    assert "shipped" not in err

@@ -1,0 +1,43 @@
+"""The shipped reference study opens with plain Optuna and holds what README says."""
+
+from pathlib import Path
+
+import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from search.objective import score
+
+ROOT = Path(__file__).resolve().parents[1]
+JOURNAL = ROOT / "studies" / "reference.journal"
+
+
+def load(name: str = "search") -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=JournalStorage(JournalFileBackend(str(JOURNAL))))
+
+
+def test_the_reference_study_is_a_full_protocol_search():
+    study = load()
+    a = study.user_attrs
+    assert a["kind"] == "search" and a["val_size"] == 5000 and a["train_size"] is None
+    assert a["max_params"] == 10000
+    assert a["recipe"]["epochs"] == 15 and a["recipe"]["batch_size"] == 64 and not a["recipe"]["bf16"]
+    assert study.metric_names == ["val_acc_last3", "params"]
+
+
+def test_its_trials_are_consistent_with_their_outcomes():
+    study = load()
+    finished = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
+    assert finished
+    rounds = {t.user_attrs["baseline"] for t in finished if t.state == TrialState.COMPLETE and "baseline" in t.user_attrs}
+    assert rounds == {"round1", "round2", "round3"}  # the rounds are in, complete
+    for t in finished:
+        a = t.user_attrs
+        if t.state == TrialState.COMPLETE:
+            assert len(a["val_acc"]) == len(a["test_acc"]) == 15
+            assert t.values[0] == score(a["val_acc"]) and t.values[1] == a["params"] <= 10000
+        elif a["state_reason"].startswith("rejected"):
+            assert a["params"] > 10000 and "val_acc" not in a and t.constraints["params"] > 0
+        else:
+            assert a["state_reason"].startswith("pruned") and 3 <= a["pruned_at_epoch"] == len(a["val_acc"]) < 15
