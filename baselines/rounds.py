@@ -19,7 +19,6 @@ class Baseline:
     candidate: Candidate
     params: int  # parameter count the write-up reports (torchsummary's count)
     reported_test_acc: tuple[float, ...]  # percent, per epoch, epoch 1 first
-    reported_train_acc: tuple[float, ...]  # running accuracy over each epoch, percent
 
     @property
     def reported_final(self) -> float:
@@ -41,8 +40,6 @@ ROUNDS: dict[str, Baseline] = {
             params=13_808,
             reported_test_acc=(97.99, 99.10, 99.14, 99.07, 99.16, 98.96, 99.23, 99.23,
                                99.36, 99.37, 99.36, 99.36, 99.39, 99.39, 99.41),
-            reported_train_acc=(93.78, 97.90, 98.32, 98.41, 98.48, 98.66, 98.74, 98.77,
-                                98.92, 99.03, 99.07, 99.02, 99.10, 99.08, 99.11),
         ),
         Baseline(
             name="round1",
@@ -50,8 +47,6 @@ ROUNDS: dict[str, Baseline] = {
             params=7_936,
             reported_test_acc=(98.09, 98.86, 98.75, 99.02, 99.08, 98.97, 99.28, 99.07,
                                99.31, 99.38, 99.39, 99.42, 99.44, 99.46, 99.45),
-            reported_train_acc=(93.94, 97.70, 98.08, 98.26, 98.56, 98.58, 98.64, 98.65,
-                                98.94, 98.92, 99.08, 99.08, 99.05, 99.14, 99.04),
         ),
         Baseline(
             name="round2",
@@ -59,8 +54,6 @@ ROUNDS: dict[str, Baseline] = {
             params=6_616,
             reported_test_acc=(98.20, 98.82, 98.68, 98.89, 98.99, 99.01, 99.17, 99.03,
                                99.11, 99.23, 99.28, 99.30, 99.29, 99.34, 99.34),
-            reported_train_acc=(94.05, 97.72, 98.05, 98.31, 98.48, 98.57, 98.60, 98.64,
-                                98.78, 98.88, 98.97, 99.00, 98.99, 99.00, 99.08),
         ),
         Baseline(
             name="round3",
@@ -68,8 +61,6 @@ ROUNDS: dict[str, Baseline] = {
             params=5_760,
             reported_test_acc=(98.59, 98.85, 98.83, 99.14, 99.09, 99.06, 99.09, 99.21,
                                99.36, 99.40, 99.38, 99.39, 99.38, 99.44, 99.41),
-            reported_train_acc=(94.44, 98.02, 98.35, 98.58, 98.66, 98.77, 98.80, 98.85,
-                                99.11, 99.21, 99.22, 99.29, 99.30, 99.29, 99.28),
         ),
     )
 }

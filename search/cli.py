@@ -37,8 +37,9 @@ examples:
   drill-search run --trials 50
       search the space until the study holds 50 finished trials (complete, pruned or
       rejected over budget); the same command again resumes, and --trials 80 later adds 30
-  drill-search run --trials 50 --with-baselines --epochs 15 --pruner pareto
-      also train the rounds under 10,000 parameters under the search's protocol
+  drill-search run --trials 50 --no-baselines --pruner none --epochs 4
+      leave out the hand-designed rounds (by default they are the first trials),
+      train every candidate, 4 epochs each (a quick look, not the exercise's protocol)
   drill-search run --trials 200 --workers 4 --storage studies/search.journal
       four worker processes on this machine (SQLite refuses concurrent workers)
   drill-search run --trials 500 --workers 8 --storage postgresql://user:pw@host/db
@@ -82,105 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    run = sub.add_parser(
-        "run",
-        help="search the space, or reproduce a baseline round",
-        description="Search the space with Optuna (--trials N), or reproduce a hand-designed "
-        "round (--baseline NAME). Everything is recorded in the study storage.",
-        epilog=RUN_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    what = run.add_argument_group("what to run")
-    what.add_argument("--trials", type=int, metavar="N",
-                      help="search until the study holds N finished trials (a total, not N more; "
-                      "rejected and pruned trials count, failed ones are retried)")
-    what.add_argument("--baseline", metavar="NAME", help="a hand-designed round: round0, round1, round2 or round3")
-    # Search-only options default to None here, so that --baseline can refuse them; the
-    # real defaults come from SearchConfig / DataConfig in search_config().
-    search = run.add_argument_group("search")
-    search.add_argument("--max-params", type=int, default=None,
-                        help=f"parameter budget; larger candidates are rejected untrained (default {_default('max_params'):,})")
-    search.add_argument("--pruner", default=None, choices=PRUNERS,
-                        help=f"the early-epoch rule, see search/prune.py (default {_default('pruner')})")
-    search.add_argument("--prune-warmup", type=int, default=None,
-                        help=f"epochs before pruning may stop a trial (default {_default('prune_warmup')})")
-    search.add_argument("--sampler", default=None, choices=SAMPLERS, help=f"Optuna sampler (default {_default('sampler')})")
-    search.add_argument("--no-baselines", dest="with_baselines", action="store_const", const=False, default=None,
-                        help="do not start with the hand-designed rounds (by default the rounds under the "
-                        "budget are the first trials, trained under the search's protocol)")
-    search.add_argument("--with-baselines", dest="with_baselines", action="store_const", const=True,
-                        help=argparse.SUPPRESS)
-    search.add_argument("--workers", type=int, default=None,
-                        help=f"worker processes on this machine (default {_default('workers')})")
-    search.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                        help="start no new trial after this many seconds (the study resumes later)")
-    search.add_argument("--val-size", type=int, default=None,
-                        help=f"training images held out for validation (default {_default('val_size', DataConfig):,})")
-    search.add_argument("--train-size", type=int, default=None,
-                        help="train candidates on only this many images (quick looks; default all the rest)")
-    _add_training(run)
-    _add_storage(run, default_study=None)
-
-    sub.add_parser("baselines", help="list the hand-designed rounds", description="List the four rounds.")
-
-    rep = sub.add_parser(
-        "report", help="write an HTML report of a study",
-        description="Write one self-contained HTML file (plotly) with the Pareto front, the "
-        "validation curves, parameter importances and a table of the front, and attach the "
-        "figures to the study so optuna-dashboard shows them too.",
-        epilog="examples:\n  drill-search report\n  drill-search report --study-name big --storage studies/big.journal\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_storage(rep)
-    rep.add_argument("--output", type=Path, default=None, help="the HTML file (default: beside the study file)")
-    rep.add_argument("--no-attach", action="store_true", help="do not store the figures in the study")
-
-    dash = sub.add_parser(
-        "dashboard", help="open the study in optuna-dashboard",
-        description="Serve optuna-dashboard on the study's storage (with its artifacts) until Ctrl-C.",
-        epilog="examples:\n  drill-search dashboard\n  drill-search dashboard --port 8081\n"
-        "  drill-search dashboard --storage studies/search.journal --host 0.0.0.0   (other machines may connect)\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_storage(dash)
-    dash.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    dash.add_argument("--port", type=int, default=8080, help="port (default 8080)")
-
-    conf = sub.add_parser(
-        "confirm", help="retrain winners with several seeds on all training images",
-        description="Retrain chosen trials (default: the Pareto front under the budget, plus the "
-        "rounds under it) on all 60,000 training images with several seeds, and report "
-        "final-epoch test accuracy: mean, standard deviation, minimum, and whether 99.4%% is "
-        "reached on every seed. Results are stored in the study <name>-confirm.",
-        epilog="examples:\n  drill-search confirm\n  drill-search confirm --trials 12,31 --seeds 5\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    conf.add_argument("--trials", default=None, metavar="N,N,...", help="trial numbers to confirm (default: the Pareto front)")
-    conf.add_argument("--seeds", type=int, default=3, help="seeds per architecture (default 3: seeds 1, 2, 3; --seed S starts them at S)")
-    conf.add_argument("--no-baselines", action="store_true", help="leave the hand-designed rounds out")
-    conf.add_argument("--train-size", type=int, default=None, help="train on only this many images (quick looks)")
-    _add_training(conf)
-    _add_storage(conf)
-
-    stale = sub.add_parser(
-        "fail-stale", help="end trials left RUNNING by workers that died",
-        description="Mark RUNNING trials whose worker is gone as failed and re-queue their parameters. "
-        "On this machine a dead worker is recognised by its process id; --older-than also ends "
-        "trials from any machine that recorded no epoch for that long. RDB storages (SQLite, "
-        "PostgreSQL) also use Optuna's heartbeat, checked whenever a trial starts.",
-        epilog="examples:\n  drill-search fail-stale --storage studies/search.journal\n"
-        "  drill-search fail-stale --storage redis://host:6379 --older-than 1800\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_storage(stale)
-    stale.add_argument("--older-than", type=float, default=None, metavar="SECONDS",
-                       help="also end trials with no recorded progress for this long")
-
-    exp = sub.add_parser(
-        "export", help="write a trial's trained model to files plain PyTorch can load",
-        description="Write the trial's weights, architecture (JSON), layer table and a torch.export "
-        "program that loads with plain PyTorch: torch.export.load(path).module().",
-        epilog="examples:\n  drill-search export 12\n  drill-search export 3 --study-name baselines --output my-model\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    exp.add_argument("trial", type=int, help="the trial number")
-    _add_storage(exp)
-    exp.add_argument("--output", type=Path, default=None, help="folder to write (default exports/<study>-trial-<N>)")
+    add_run(sub)
+    add_baselines(sub)
+    add_report(sub)
+    add_dashboard(sub)
+    add_confirm(sub)
+    add_fail_stale(sub)
+    add_export(sub)
     return parser
 
 
@@ -195,14 +104,17 @@ def _add_storage(p: argparse.ArgumentParser, default_study: str | None = "search
 
 def _add_training(p: argparse.ArgumentParser) -> None:
     train = p.add_argument_group("training")
-    train.add_argument("--epochs", type=int, default=MAX_EPOCHS, help=f"epochs per run, 1..{MAX_EPOCHS} (default {MAX_EPOCHS})")
+    train.add_argument("--epochs", type=int, default=_default("epochs", Recipe),
+                       help=f"epochs per run, 1..{MAX_EPOCHS} (default {_default('epochs', Recipe)})")
     train.add_argument("--seed", type=int, default=None,
-                       help="training seed (default 99, as in the notebooks); a search also seeds its sampler with it")
+                       help=f"training seed (default {_default('seed', Recipe)}, as in the notebooks); a search "
+                       "also seeds its sampler with it")
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto: the GPU when there is one)")
     train.add_argument("--data-dir", type=Path, default=None, help=f"folder holding MNIST/raw/ (default ${DATA_ENV}, else ./data)")
     fast = p.add_argument_group("speed (see benchmarks/README.md for what each does to accuracy)")
-    fast.add_argument("--batch-size", type=int, default=64,
-                      help="training batch (default 64, the notebooks'); learning rates scale linearly from 64")
+    fast.add_argument("--batch-size", type=int, default=_default("batch_size", Recipe),
+                      help=f"training batch (default {_default('batch_size', Recipe)}, the notebooks'); learning "
+                      f"rates scale linearly from {_default('reference_batch', Recipe)}")
     fast.add_argument("--bf16", action="store_true", help="bfloat16 autocast (pays off on CPUs with AVX512-BF16 and on GPUs)")
     fast.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA graphs on a GPU)")
     fast.add_argument("--dense-dropout", action="store_true",
@@ -226,16 +138,7 @@ def main(argv: list[str] | None = None) -> int:
 
     _quiet_libraries()
     try:
-        commands = {
-            "baselines": lambda _: cmd_baselines(),
-            "run": cmd_run,
-            "report": cmd_report,
-            "dashboard": cmd_dashboard,
-            "confirm": cmd_confirm,
-            "export": cmd_export,
-            "fail-stale": cmd_fail_stale,
-        }
-        return commands[args.command](args)
+        return args.handler(args)
     except SearchFailed as e:
         print(f"drill-search: error: {e}", file=sys.stderr)
         return EXIT_FAILED
@@ -245,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ndrill-search: interrupted; finished trials are kept in the storage.", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader went away (drill-search baselines | head)
+        sys.stderr.close()
+        return 0
 
 
 # --- helpers that turn flags into values ------------------------------------------------
@@ -303,7 +209,7 @@ def recipe_from(args: argparse.Namespace, device) -> Recipe:
         raise UsageError(f"--batch-size must be between 1 and 60000, got {args.batch_size}.")
     return Recipe(
         epochs=args.epochs,
-        seed=99 if args.seed is None else args.seed,
+        seed=_default("seed", Recipe) if args.seed is None else args.seed,
         batch_size=args.batch_size,
         bf16=args.bf16,
         compile=args.compile,
@@ -319,7 +225,12 @@ def _check_epochs(epochs: int) -> None:
 # --- commands ---------------------------------------------------------------------------
 
 
-def cmd_baselines() -> int:
+def add_baselines(sub) -> None:
+    p = sub.add_parser("baselines", help="list the hand-designed rounds", description="List the four rounds.")
+    p.set_defaults(handler=cmd_baselines)
+
+
+def cmd_baselines(args: argparse.Namespace) -> int:
     from baselines import ROUNDS
 
     from .model import count_params
@@ -333,6 +244,48 @@ def cmd_baselines() -> int:
         )
     print("test accuracy in percent on the 10,000 MNIST test images, as the original write-up reported it")
     return 0
+
+
+def add_run(sub) -> None:
+    run = sub.add_parser(
+        "run",
+        help="search the space, or reproduce a baseline round",
+        description="Search the space with Optuna (--trials N), or reproduce a hand-designed "
+        "round (--baseline NAME). Everything is recorded in the study storage.",
+        epilog=RUN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    what = run.add_argument_group("what to run")
+    what.add_argument("--trials", type=int, metavar="N",
+                      help="search until the study holds N finished trials (a total, not N more; "
+                      "rejected and pruned trials count, failed ones are retried)")
+    what.add_argument("--baseline", metavar="NAME", help="a hand-designed round: round0, round1, round2 or round3")
+    # Search-only options default to None here, so that --baseline can refuse them; the
+    # real defaults come from SearchConfig / DataConfig in search_config().
+    search = run.add_argument_group("search")
+    search.add_argument("--max-params", type=int, default=None,
+                        help=f"parameter budget; larger candidates are rejected untrained (default {_default('max_params'):,})")
+    search.add_argument("--pruner", default=None, choices=PRUNERS,
+                        help=f"the early-epoch rule, see search/prune.py (default {_default('pruner')})")
+    search.add_argument("--prune-warmup", type=int, default=None,
+                        help=f"epochs before pruning may stop a trial (default {_default('prune_warmup')})")
+    search.add_argument("--sampler", default=None, choices=SAMPLERS, help=f"Optuna sampler (default {_default('sampler')})")
+    search.add_argument("--no-baselines", dest="with_baselines", action="store_const", const=False, default=None,
+                        help="do not start with the hand-designed rounds (by default the rounds under the "
+                        "budget are the first trials, trained under the search's protocol)")
+    search.add_argument("--with-baselines", dest="with_baselines", action="store_const", const=True,
+                        help=argparse.SUPPRESS)
+    search.add_argument("--workers", type=int, default=None,
+                        help=f"worker processes on this machine (default {_default('workers')})")
+    search.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                        help="start no new trial after this many seconds (the study resumes later)")
+    search.add_argument("--val-size", type=int, default=None,
+                        help=f"training images held out for validation (default {_default('val_size', DataConfig):,})")
+    search.add_argument("--train-size", type=int, default=None,
+                        help="train candidates on only this many images (quick looks; default all the rest)")
+    _add_training(run)
+    _add_storage(run, default_study=None)
+    run.set_defaults(handler=cmd_run)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -547,6 +500,20 @@ def _load_study(args: argparse.Namespace, on_stale=None, shipped: bool = False):
         ) from None
 
 
+def add_report(sub) -> None:
+    rep = sub.add_parser(
+        "report", help="write an HTML report of a study",
+        description="Write one self-contained HTML file (plotly) with the Pareto front, the "
+        "validation curves, parameter importances and a table of the front, and attach the "
+        "figures to the study so optuna-dashboard shows them too.",
+        epilog="examples:\n  drill-search report\n  drill-search report --study-name big --storage studies/big.journal\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_storage(rep)
+    rep.add_argument("--output", type=Path, default=None, help="the HTML file (default: beside the study file)")
+    rep.add_argument("--no-attach", action="store_true", help="do not store the figures in the study")
+    rep.set_defaults(handler=cmd_report)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from . import report
     from .storage import report_path
@@ -564,6 +531,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_dashboard(sub) -> None:
+    dash = sub.add_parser(
+        "dashboard", help="open the study in optuna-dashboard",
+        description="Serve optuna-dashboard on the study's storage (with its artifacts) until Ctrl-C.",
+        epilog="examples:\n  drill-search dashboard\n  drill-search dashboard --port 8081\n"
+        "  drill-search dashboard --storage studies/search.journal --host 0.0.0.0   (other machines may connect)\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_storage(dash)
+    dash.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    dash.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    dash.set_defaults(handler=cmd_dashboard)
+
+
 def cmd_dashboard(args: argparse.Namespace) -> int:
     import optuna_dashboard
 
@@ -576,6 +556,24 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     optuna_dashboard.run_server(study._storage, host=args.host, port=args.port,
                                 artifact_store=artifact_store(url))
     return 0
+
+
+def add_confirm(sub) -> None:
+    conf = sub.add_parser(
+        "confirm", help="retrain winners with several seeds on all training images",
+        description="Retrain chosen trials (default: the Pareto front under the budget, plus the "
+        "rounds under it) on all 60,000 training images with several seeds, and report "
+        "final-epoch test accuracy: mean, standard deviation, minimum, and whether 99.4%% is "
+        "reached on every seed. Results are stored in the study <name>-confirm.",
+        epilog="examples:\n  drill-search confirm\n  drill-search confirm --trials 12,31 --seeds 5\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    conf.add_argument("--trials", default=None, metavar="N,N,...", help="trial numbers to confirm (default: the Pareto front)")
+    conf.add_argument("--seeds", type=int, default=3, help="seeds per architecture (default 3: seeds 1, 2, 3; --seed S starts them at S)")
+    conf.add_argument("--no-baselines", action="store_true", help="leave the hand-designed rounds out")
+    conf.add_argument("--train-size", type=int, default=None, help="train on only this many images (quick looks)")
+    _add_training(conf)
+    _add_storage(conf)
+    conf.set_defaults(handler=cmd_confirm)
 
 
 def cmd_confirm(args: argparse.Namespace) -> int:
@@ -649,6 +647,19 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_export(sub) -> None:
+    exp = sub.add_parser(
+        "export", help="write a trial's trained model to files plain PyTorch can load",
+        description="Write the trial's weights, architecture (JSON), layer table and a torch.export "
+        "program that loads with plain PyTorch: torch.export.load(path).module().",
+        epilog="examples:\n  drill-search export 12\n  drill-search export 3 --study-name baselines --output my-model\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    exp.add_argument("trial", type=int, help="the trial number")
+    _add_storage(exp)
+    exp.add_argument("--output", type=Path, default=None, help="folder to write (default exports/<study>-trial-<N>)")
+    exp.set_defaults(handler=cmd_export)
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from . import export
     from .storage import artifact_store
@@ -659,6 +670,22 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"exported trial {args.trial} of study {study.study_name!r} to {out}/")
     print(f"  load it with plain PyTorch:  torch.export.load('{out}/model.pt2').module()")
     return 0
+
+
+def add_fail_stale(sub) -> None:
+    stale = sub.add_parser(
+        "fail-stale", help="end trials left RUNNING by workers that died",
+        description="Mark RUNNING trials whose worker is gone as failed and re-queue their parameters. "
+        "On this machine a dead worker is recognised by its process id; --older-than also ends "
+        "trials from any machine that recorded no epoch for that long. RDB storages (SQLite, "
+        "PostgreSQL) also use Optuna's heartbeat, checked whenever a trial starts.",
+        epilog="examples:\n  drill-search fail-stale --storage studies/search.journal\n"
+        "  drill-search fail-stale --storage redis://host:6379 --older-than 1800\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_storage(stale)
+    stale.add_argument("--older-than", type=float, default=None, metavar="SECONDS",
+                       help="also end trials with no recorded progress for this long")
+    stale.set_defaults(handler=cmd_fail_stale)
 
 
 def cmd_fail_stale(args: argparse.Namespace) -> int:

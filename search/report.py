@@ -239,7 +239,7 @@ def front_html(study: optuna.Study) -> str:
     )
 
 
-def write_html(study: optuna.Study, path, figs: dict | None = None, extra_html: str = "") -> None:
+def write_html(study: optuna.Study, path, figs: dict | None = None) -> None:
     """One self-contained HTML file: plotly.js is embedded, nothing is fetched."""
     import html
     from pathlib import Path
@@ -264,7 +264,6 @@ epoch's.</p>
 {parts[0]}
 <h2>Pareto front</h2>
 {front_html(study)}
-{extra_html}
 {"".join(parts[1:])}
 </body></html>"""
     Path(path).write_text(body)

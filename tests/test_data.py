@@ -101,6 +101,7 @@ def test_missing_data_is_one_sentence_naming_folder_and_files(tmp_path):
     assert "\n" not in msg
 
 
+@pytest.mark.mnist  # copies the real files
 def test_corrupt_or_truncated_files_are_refused(tmp_path, data_root):
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)

@@ -1,0 +1,104 @@
+"""How well does the search's objective predict confirmed test accuracy?
+
+    python benchmarks/selection.py --storage studies/reference.journal
+
+Reads a search study and its confirmation study (`<name>-confirm`). For every confirmed
+architecture that the search also trained (front trials and the rounds), it compares
+candidate selection metrics, all computed from the search run's validation curve, with
+the mean final-epoch test accuracy over the confirmation seeds:
+
+    val_final     final-epoch validation accuracy (the objective before schema 2)
+    val_last3     mean validation accuracy of the last 3 epochs (the objective now)
+    -val_loss3    minus the mean validation loss of the last 3 epochs
+
+For each metric: Spearman's rank correlation with the confirmed mean, the architecture it
+ranks first, and that winner's drop from search to confirmation (its search-run test
+accuracy, one seed, minus its confirmed mean over seeds). Test data never enters a
+metric; it is only what the metrics are held against.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+import spaces
+from search.storage import open_storage, storage_url
+
+METRICS = {
+    "val_final": lambda a: a["val_acc"][-1],
+    "val_last3": lambda a: statistics.fmean(a["val_acc"][-3:]),
+    "-val_loss3": lambda a: -statistics.fmean(a["val_loss"][-3:]),
+}
+
+
+def ranks(x: list[float]) -> np.ndarray:
+    """Ranks from 1, ties sharing their mean rank."""
+    x = np.asarray(x, dtype=float)
+    order = np.argsort(x, kind="mergesort")
+    r = np.empty(len(x))
+    r[order] = np.arange(1, len(x) + 1)
+    for v in np.unique(x):
+        tie = x == v
+        r[tie] = r[tie].mean()
+    return r
+
+
+def spearman(x: list[float], y: list[float]) -> float:
+    rx, ry = ranks(x), ranks(y)
+    if rx.std() == 0 or ry.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def pairs(search: optuna.Study, confirm: optuna.Study) -> list[dict]:
+    """One row per confirmed architecture that the search trained to the end."""
+    runs: dict[spaces.Candidate, list[float]] = {}
+    for t in confirm.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        runs.setdefault(spaces.decode(t.params), []).append(t.values[0])
+    rows = []
+    for t in search.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        cand = spaces.decode(t.params)
+        if cand in runs and len(t.user_attrs.get("val_acc", [])) >= 3:
+            a = t.user_attrs
+            rows.append({"trial": t.number, "label": a.get("baseline") or f"trial {t.number}",
+                         "params": a["params"], "search_test": a["test_acc"][-1],
+                         "confirmed": statistics.fmean(runs[cand]), "seeds": len(runs[cand]),
+                         **{m: f(a) for m, f in METRICS.items()}})
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--storage", required=True)
+    ap.add_argument("--study-name", default="search")
+    args = ap.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    storage = open_storage(storage_url(args.storage))
+    search = optuna.load_study(study_name=args.study_name, storage=storage)
+    confirm = optuna.load_study(study_name=f"{args.study_name}-confirm", storage=storage)
+    rows = sorted(pairs(search, confirm), key=lambda r: r["params"])
+    print(f"{len(rows)} architectures confirmed and trained by the search:")
+    print(f"{'architecture':<14} {'params':>6}  {'val_final':>9} {'val_last3':>9} {'val_loss3':>9}  "
+          f"{'search test':>11}  {'confirmed test (mean)':>21}")
+    for r in rows:
+        print(f"{r['label']:<14} {r['params']:>6,}  {r['val_final']:>9.2f} {r['val_last3']:>9.2f} "
+              f"{-r['-val_loss3']:>9.4f}  {r['search_test']:>11.2f}  {r['confirmed']:>15.2f} ({r['seeds']} seeds)")
+    if len(rows) < 3:
+        print("too few architectures for a rank correlation")
+        return
+    print(f"\n{'metric':<11} {'spearman vs confirmed':>21}  {'its winner':<14} {'winner search test':>18} "
+          f"{'confirmed':>9} {'drop':>6}")
+    for m in METRICS:
+        rho = spearman([r[m] for r in rows], [r["confirmed"] for r in rows])
+        w = max(rows, key=lambda r: r[m])
+        print(f"{m:<11} {rho:>21.2f}  {w['label']:<14} {w['search_test']:>18.2f} {w['confirmed']:>9.2f} "
+              f"{w['search_test'] - w['confirmed']:>+6.2f}")
+
+
+if __name__ == "__main__":
+    main()
