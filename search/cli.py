@@ -378,6 +378,8 @@ def run_search(args: argparse.Namespace) -> int:
         progress.close()
     print()
     print(f"trials: {report.counts_line(study)}")
+    if report.failures(study):
+        print(report.failures_text(study))
     print(report.front_table(study))
     print(f"\nsee the accuracy-vs-parameters front:  {dashboard_command(cfg.storage)}")
     if interrupted:
@@ -526,6 +528,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not args.no_attach:
         report.attach(study, figs)
     print(report.counts_line(study))
+    if report.failures(study):
+        print(report.failures_text(study))
     print(report.front_table(study))
     print(f"\nreport written to {path}")
     return 0

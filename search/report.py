@@ -81,6 +81,17 @@ def counts_line(study: optuna.Study) -> str:
     return ", ".join(f"{c[k]} {k}" for k in order if c.get(k))
 
 
+def failures(study: optuna.Study) -> list[tuple[int, str]]:
+    """(trial number, reason) of every failed trial: interrupted, worker died, error."""
+    return [(t.number, t.user_attrs.get("state_reason", "no reason recorded"))
+            for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))]
+
+
+def failures_text(study: optuna.Study) -> str:
+    """One line per failed trial, or nothing; failed trials never count as finished."""
+    return "\n".join(f"  trial {n} failed: {reason}" for n, reason in failures(study))
+
+
 # --- figures and the HTML report ---------------------------------------------------------
 
 ZOOM_FLOOR = 97.0  # the front chart zooms in above this; lower points sit on the floor, counted
@@ -251,6 +262,12 @@ def write_html(study: optuna.Study, path, figs: dict | None = None) -> None:
     for i, fig in enumerate(figs.values()):
         parts.append(pio.to_html(fig, full_html=False, include_plotlyjs=(i == 0), default_height="560px"))
     protocol = html.escape(str(study.user_attrs.get("protocol", "")))
+    failed = failures(study)
+    failed_html = "" if not failed else (
+        "<h2>Failed trials</h2><p>Retried at most twice; never counted as finished.</p><table>"
+        "<thead><tr><th>trial</th><th>reason</th></tr></thead><tbody>"
+        + "".join(f"<tr><td>{n}</td><td style='text-align:left'>{html.escape(r)}</td></tr>" for n, r in failed)
+        + "</tbody></table>")
     body = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>drill-search report: {html.escape(study.study_name)}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}}
@@ -264,6 +281,7 @@ epoch's.</p>
 {parts[0]}
 <h2>Pareto front</h2>
 {front_html(study)}
+{failed_html}
 {"".join(parts[1:])}
 </body></html>"""
     Path(path).write_text(body)

@@ -149,3 +149,29 @@ def test_reading_commands_open_the_shipped_study_when_there_is_none_of_your_own(
     optuna.create_study(study_name="search", storage="sqlite:///studies/drill-search.db")
     code, out, err = run(capsys, "report", "--no-attach", "--output", str(tmp_path / "r2.html"))
     assert "shipped" not in err
+
+
+def test_a_search_that_keeps_failing_is_one_sentence_and_exit_1(capsys, tmp_path, monkeypatch):
+    from search import workers
+    from search.study import SearchFailed
+
+    def failing(cfg, **kw):
+        raise SearchFailed("training kept failing with errors (4 failed trials, the last: error: RuntimeError: x); "
+                           "finished trials are kept.")
+
+    monkeypatch.setattr(workers, "run_search", failing)
+    monkeypatch.setattr("search.data.ensure_mnist", lambda root, download=True: None)
+    code, out, err = run(capsys, "run", "--trials", "2", "--storage", str(tmp_path / "s.db"))
+    assert code == 1 and err.count("\n") == 1 and "kept failing" in err and "Traceback" not in err
+
+
+def test_failed_trials_and_their_reasons_are_in_the_report(capsys, tmp_path):
+    db = f"sqlite:///{tmp_path}/s.db"
+    study = optuna.create_study(study_name="search", storage=db, directions=["maximize", "minimize"])
+    t = study.ask()
+    t.set_user_attr("state_reason", "error: RuntimeError: boom")
+    study.tell(t, state=optuna.trial.TrialState.FAIL)
+    code, out, err = run(capsys, "report", "--storage", db, "--no-attach", "--output", str(tmp_path / "r.html"))
+    assert code == 0, err
+    assert "trial 0 failed: error: RuntimeError: boom" in out
+    assert "Failed trials" in (tmp_path / "r.html").read_text() and "RuntimeError: boom" in (tmp_path / "r.html").read_text()
