@@ -528,6 +528,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not args.no_attach:
         report.attach(study, figs)
     print(report.counts_line(study))
+    print(report.cost_line(study))
     if report.failures(study):
         print(report.failures_text(study))
     print(report.front_table(study))

@@ -81,6 +81,27 @@ def counts_line(study: optuna.Study) -> str:
     return ", ".join(f"{c[k]} {k}" for k in order if c.get(k))
 
 
+def cost_line(study: optuna.Study) -> str:
+    """What the study cost: candidate-epochs trained (failed runs included) against an
+    unpruned search of the same number of finished trials, worker time and wall time."""
+    trials = study.get_trials(deepcopy=False)
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    trained = sum(len(t.user_attrs.get("val_acc") or t.user_attrs.get("test_acc") or []) for t in trials)
+    epochs = (study.user_attrs.get("recipe") or {}).get("epochs", 15)
+    worker_s = sum(sum(t.user_attrs.get("epoch_seconds") or []) for t in trials)
+    spans = sorted((t.datetime_start.timestamp(), t.datetime_complete.timestamp())
+                   for t in trials if t.datetime_start and t.datetime_complete)
+    wall, end = 0.0, float("-inf")  # the union of trial spans: time between sessions is left out
+    for a, b in spans:
+        wall += max(0.0, b - max(a, end))
+        end = max(end, b)
+    trainable = [t for t in finished if outcome(t) != "rejected"]
+    return (f"{trained} candidate-epochs trained for {len(finished)} finished trials, failed and running ones "
+            f"included (without pruning the {len(trainable)} that were not rejected would train "
+            f"{len(trainable)} x {epochs} = {len(trainable) * epochs}); {worker_s / 3600:.1f} worker-hours of "
+            f"training and evaluation, {wall / 3600:.1f} h wall time")
+
+
 def failures(study: optuna.Study) -> list[tuple[int, str]]:
     """(trial number, reason) of every failed trial: interrupted, worker died, error."""
     return [(t.number, t.user_attrs.get("state_reason", "no reason recorded"))
@@ -275,6 +296,7 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;te
 code{{font-size:90%}}</style></head><body>
 <h1>drill-search: study <code>{html.escape(study.study_name)}</code></h1>
 <p>{html.escape(counts_line(study))}. Protocol: {protocol}.</p>
+<p>Cost: {html.escape(cost_line(study))}.</p>
 <p>Validation accuracy (held-out training images) selects and prunes; test accuracy is
 reported only. Best-of-epoch figures are not used anywhere: every accuracy is the final
 epoch's.</p>
