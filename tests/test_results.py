@@ -208,3 +208,18 @@ def test_the_pruned_curves_legend_entry_appears_whatever_trial_came_first():
                                                           "state_reason": "pruned: x"}))
     fig = report.curves_figure(study)
     assert [tr.showlegend for tr in fig.data if tr.legendgroup == "pruned"] == [True]
+
+
+def test_cost_counts_trained_epochs_against_an_unpruned_search():
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.set_user_attr("recipe", {"epochs": 15})
+    dist = {"x": optuna.distributions.IntDistribution(0, 9)}
+    for state, reason, n, values in ((TrialState.COMPLETE, "complete", 15, [99.0, 5000]),
+                                     (TrialState.PRUNED, "pruned: x", 3, None),
+                                     (TrialState.PRUNED, "rejected: too big", 0, None)):
+        study.add_trial(optuna.trial.create_trial(
+            state=state, values=values, params={"x": min(n, 9)}, distributions=dist,
+            user_attrs={"state_reason": reason, "val_acc": [98.0] * n, "epoch_seconds": [60.0] * n}))
+    line = report.cost_line(study)
+    assert line.startswith("18 candidate-epochs trained for 3 finished trials")
+    assert "the 2 that were not rejected would train 2 x 15 = 30" in line and "0.3 worker-hours" in line
