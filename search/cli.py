@@ -438,6 +438,7 @@ def run_baseline(args: argparse.Namespace) -> int:
             flush=True,
         )
 
+    _sigterm_as_interrupt()
     result = studies.reproduce(
         baseline, recipe, data, device, study, on_epoch=show, progress=not args.quiet,
         artifacts=artifact_store(url),
@@ -518,14 +519,15 @@ def add_report(sub) -> None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from . import report
-    from .storage import report_path
+    from .storage import report_path, storage_url
 
     study, url = _load_study(args, shipped=True)
+    attach = not args.no_attach and not (args.storage is None and url != storage_url(None))  # leave the shipped file as it is
     figs = report.figures(study)
     path = args.output or report_path(url, study.study_name)
     path.parent.mkdir(parents=True, exist_ok=True)
     report.write_html(study, path, figs)
-    if not args.no_attach:
+    if attach:
         report.attach(study, figs)
     print(report.counts_line(study))
     print(report.cost_line(study))
@@ -623,7 +625,7 @@ def cmd_confirm(args: argparse.Namespace) -> int:
 
     def on_epoch(choice, seed, e) -> None:
         timed.append(e.seconds)
-        row = Running(0, f"{choice.label} seed {seed}", e.epoch, recipe.epochs, "test", e.evals["test"].acc,
+        row = Running(progress.done, f"{choice.label} seed {seed}", e.epoch, recipe.epochs, "test", e.evals["test"].acc,
                       statistics.fmean(timed[-e.epoch:]))
         not_started = progress.total - progress.done - 1
         progress.update([row], progress.done, estimate_left([row], not_started, recipe.epochs,
@@ -640,6 +642,7 @@ def cmd_confirm(args: argparse.Namespace) -> int:
 
     from .storage import open_storage
 
+    _sigterm_as_interrupt()
     try:
         verdicts = confirm.run(choices, seeds, recipe, data, device, open_storage(url),
                                confirm.confirm_study_name(args.study_name), on_run=on_run,

@@ -74,6 +74,19 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, int]:
         start = time.time()
+        trial.set_user_attr("worker", record.worker_id())  # first: liveness checks need it
+        try:
+            return self._run(trial, start)
+        except (optuna.TrialPruned, TrialError):
+            raise
+        except KeyboardInterrupt:
+            record.finish(trial, "interrupted", start)
+            raise
+        except Exception as e:  # noqa: BLE001 - FAIL, retried by the worker; never "finished"
+            record.finish(trial, f"error: {type(e).__name__}: {e}", start)
+            raise TrialError(f"{type(e).__name__}: {e}") from e
+
+    def _run(self, trial: optuna.Trial, start: float) -> tuple[float, int]:
         candidate = spaces.sample(trial)
         phases = [candidate.phase(e) for e in range(1, self.recipe.epochs + 1)]
         n_params = count_params(candidate.arch)
@@ -98,20 +111,12 @@ class Objective:
         try:
             result = train(candidate, self.recipe, self.data.train, evals, self.device,
                            on_epoch=on_epoch, progress=self.progress)
-        except optuna.TrialPruned:
-            raise
-        except KeyboardInterrupt:
-            record.finish(trial, "interrupted", start)
-            raise
         except Diverged as e:
             self._stop(trial, start, f"diverged: {e}")
         except torch.OutOfMemoryError:
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()  # give the memory back before the next candidate
             self._stop(trial, start, "out of memory")
-        except Exception as e:  # noqa: BLE001 - FAIL, retried by the worker; never "finished"
-            record.finish(trial, f"error: {type(e).__name__}: {e}", start)
-            raise TrialError(f"{type(e).__name__}: {e}") from e
 
         if self.artifacts is not None:
             record.save_weights(trial, result.model, self.artifacts)

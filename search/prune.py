@@ -8,8 +8,8 @@ workers and machines), and returns a reason to stop, or None. Rules never see te
 accuracy.
 
 Like with like: a peer counts at epoch e only when it was at the same point of its
-learning-rate schedule there (`Candidate.phase`: before or after the step drop; for
-one-cycle runs, the same epoch). A candidate that drops its learning rate at epoch 10 is
+learning-rate schedule there (`Candidate.phase`: the same number of StepLR drops so far;
+for one-cycle runs, the same epoch). A candidate that drops its learning rate at epoch 10 is
 never judged against one that dropped at epoch 4 while one of them has dropped and the
 other not: the early dropper looks better for reasons unrelated to the final result.
 

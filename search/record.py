@@ -121,7 +121,8 @@ def _git_revision() -> str:
         if rev.returncode != 0:
             return "unknown"
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            # studies/ holds results (the shipped journal grows while a search runs), not code
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)studies"],
             cwd=here, capture_output=True, text=True, timeout=5,
         )
         return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")

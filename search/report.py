@@ -52,20 +52,26 @@ def front(study: optuna.Study) -> list[FrozenTrial]:
     return sorted(study.best_trials, key=lambda t: (t.values[1], -t.values[0]))
 
 
+def objective_name(study: optuna.Study) -> str:
+    """What objective 0 is called in the study (val_acc_last3 for a search)."""
+    return (study.metric_names or ["objective 0"])[0]
+
+
 def front_table(study: optuna.Study) -> str:
     rows = front(study)
     if not rows:
         return "No complete trial within the budget yet."
     lines = [
-        "Pareto front (complete trials within budget; validation selects, test is reported):",
-        f"{'trial':>5}  {'params':>6}  {'val acc':>7}  {'test acc':>8}  {'epochs':>6}  architecture",
+        f"Pareto front (complete trials within budget; {objective_name(study)} selects, final-epoch test "
+        "accuracy is reported):",
+        f"{'trial':>5}  {'params':>6}  {'objective':>9}  {'test acc':>8}  {'epochs':>6}  architecture",
     ]
     for t in rows:
         a = t.user_attrs
         test = a.get("test_acc", [float("nan")])[-1]
         name = f"  <- {a['baseline']}" if "baseline" in a else ""
         lines.append(
-            f"{t.number:>5}  {int(t.values[1]):>6,}  {t.values[0]:>6.2f}%  {test:>7.2f}%  "
+            f"{t.number:>5}  {int(t.values[1]):>6,}  {t.values[0]:>8.2f}%  {test:>7.2f}%  "
             f"{len(a.get('val_acc', [])):>6}  {a.get('arch', '')}  lr {t.params.get('lr', 0):.3g}"
             f"{name}"
         )
@@ -174,7 +180,7 @@ def front_figure(study: optuna.Study):
     if below:
         fig.add_annotation(x=0, xref="paper", y=floor, yanchor="bottom", xanchor="left", showarrow=False,
                            text=f"▼ {len(below)} trial(s) below {floor:.1f}%, drawn on the axis floor")
-    metric = study.metric_names[0] if study.metric_names else "accuracy"
+    metric = objective_name(study)
     fig.update_layout(
         title=f"{study.study_name}: accuracy vs parameters ({counts_line(study)})",
         xaxis_title="parameters", yaxis_title=f"{metric} (%)",
@@ -265,7 +271,7 @@ def front_html(study: optuna.Study) -> str:
             f"<td><code>{html.escape(a.get('arch', ''))}</code></td><td>{t.params.get('lr', 0):.3g}</td></tr>"
         )
     return (
-        "<table><thead><tr><th>trial</th><th>round</th><th>params</th><th>val acc %</th>"
+        f"<table><thead><tr><th>trial</th><th>round</th><th>params</th><th>{html.escape(objective_name(study))} %</th>"
         "<th>test acc %</th><th>epochs</th><th>architecture</th><th>lr</th></tr></thead><tbody>"
         + "".join(rows) + "</tbody></table>"
     )
@@ -283,6 +289,7 @@ def write_html(study: optuna.Study, path, figs: dict | None = None) -> None:
     for i, fig in enumerate(figs.values()):
         parts.append(pio.to_html(fig, full_html=False, include_plotlyjs=(i == 0), default_height="560px"))
     protocol = html.escape(str(study.user_attrs.get("protocol", "")))
+    metric = objective_name(study)
     failed = failures(study)
     failed_html = "" if not failed else (
         "<h2>Failed trials</h2><p>Retried at most twice; never counted as finished.</p><table>"
@@ -298,8 +305,9 @@ code{{font-size:90%}}</style></head><body>
 <p>{html.escape(counts_line(study))}. Protocol: {protocol}.</p>
 <p>Cost: {html.escape(cost_line(study))}.</p>
 <p>Validation accuracy (held-out training images) selects and prunes; test accuracy is
-reported only. Best-of-epoch figures are not used anywhere: every accuracy is the final
-epoch's.</p>
+reported only. Objective 0 ({html.escape(metric)}) is what the study's protocol above says
+(for a search: the mean validation accuracy of the last epochs); test accuracy is the
+final epoch's. Best-of-epoch figures are not used anywhere.</p>
 {parts[0]}
 <h2>Pareto front</h2>
 {front_html(study)}

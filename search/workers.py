@@ -40,29 +40,38 @@ MAX_ERRORS_IN_A_ROW = MAX_RETRY + 2  # a worker whose trials keep raising stops 
 
 
 def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
-    """Run a failed trial's parameters again (at most MAX_RETRY times per candidate).
+    """Run a failed trial's parameters again (at most MAX_RETRY times per candidate for
+    errors and dead workers; an interruption by the user is always re-queued).
 
     This is the heartbeat callback of RDB storages and what the supervisor calls for a
     worker that died or was interrupted mid-trial. The copy keeps the baseline name.
     """
     retries = trial.user_attrs.get("retries", 0)
-    if retries >= MAX_RETRY or not trial.params:
+    if trial.user_attrs.get("state_reason") != "interrupted":  # a stop by the user costs no retry
+        retries += 1
+    if retries > MAX_RETRY or not trial.params:
         return
     keep = {k: trial.user_attrs[k] for k in ("baseline",) if k in trial.user_attrs}
-    study.enqueue_trial(trial.params, user_attrs={**keep, "retry_of": trial.number, "retries": retries + 1})
+    study.enqueue_trial(trial.params, user_attrs={**keep, "retry_of": trial.number, "retries": retries})
 
 
 def fail_trial(study: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
-    """Mark a RUNNING trial FAIL with `reason` and re-queue it; False if it had finished."""
+    """Mark a RUNNING trial FAIL with `reason` and re-queue it; False if it had finished.
+
+    Not `study.tell(n, state=FAIL, skip_if_finished=True)`: it returns the finished trial
+    whoever finished it, so two processes failing the same trial (a supervisor and
+    `fail-stale`, or Optuna's heartbeat) would both re-queue it, and it raises when the
+    trial finishes between its read and its write. The storage's own state change
+    succeeds exactly once, which is what decides who re-queues.
+    """
+    storage = study._storage  # noqa: SLF001 - see above
     try:
-        # the reason first: Optuna offers no public way to annotate another process's trial
-        study._storage.set_trial_user_attr(trial._trial_id, "state_reason", reason)  # noqa: SLF001
+        storage.set_trial_user_attr(trial._trial_id, "state_reason", reason)  # noqa: SLF001
+        if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):  # noqa: SLF001
+            return False
     except optuna.exceptions.UpdateFinishedTrialError:
         return False
-    ended = study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
-    if ended.state != TrialState.FAIL or ended.datetime_complete is None:
-        return False
-    requeue(study, ended)
+    requeue(study, storage.get_trial(trial._trial_id))  # noqa: SLF001
     return True
 
 
@@ -85,12 +94,13 @@ def fail_dead_workers(study: optuna.Study, host: str | None = None) -> list[int]
 def is_dead(worker: str, host: str) -> bool:
     """True when `worker` (host:pid[:start]) ran on `host` and that process is gone: no
     such pid, a zombie, or a pid now held by a process that started at another time."""
-    name, pid, *start = worker.split(":")
+    name, _, rest = worker.partition(":")
+    pid, _, start = rest.partition(":")
     if name != host or not pid.isdigit():
         return False  # another machine's worker: only --older-than can judge it
     if not _alive(int(pid)):
         return True
-    return bool(start) and process_start(int(pid)) not in (None, start[0])
+    return bool(start) and process_start(int(pid)) not in (None, start)
 
 
 def fail_silent(study: optuna.Study, older_than: float) -> list[int]:
@@ -148,17 +158,19 @@ def sampler_seed(seed: int | None, index: int, n_trials: int) -> int | None:
 
 def run_worker(
     cfg: SearchConfig,
-    quota: int,
     index: int = 0,
     data: SearchData | None = None,
     callbacks: list | None = None,
     progress: bool = False,
 ) -> None:
-    """Run up to `quota` trials in this process, stopping early once the study is full."""
+    """Run trials in this process until the study holds `cfg.trials` finished or running
+    trials (failed ones do not count), the timeout passes, or training keeps failing."""
     device = torch.device(cfg.device)
     if device.type == "cpu":
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.workers))
     study = open_search(cfg, on_stale=requeue)
+    if todo(study, cfg.trials) == 0:
+        return
     study.sampler = make_sampler(cfg.sampler, sampler_seed(cfg.seed, index, len(study.get_trials(deepcopy=False))),
                                  cfg.workers)
     data = data or load_search_data(cfg, device)
@@ -170,11 +182,8 @@ def run_worker(
     # a traceback for each.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
-        # quota + retries: failed trials do not count toward the total, so they do not
-        # use up the worker's share either (MaxTrialsCallback and `errors` stop it).
-        study.optimize(objective, n_trials=quota + MAX_ERRORS_IN_A_ROW * (quota + 1), timeout=cfg.timeout,
-                       callbacks=[stop, errors, *(callbacks or [])], catch=(TrialError,),
-                       gc_after_trial=False)
+        study.optimize(objective, n_trials=None, timeout=cfg.timeout, callbacks=[stop, errors, *(callbacks or [])],
+                       catch=(TrialError,), gc_after_trial=False)
     except KeyboardInterrupt:
         me = worker_id()
         for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
@@ -209,7 +218,7 @@ class ErrorCallback:
 EXIT_GAVE_UP = 3  # a worker's trials kept failing with errors
 
 
-def _worker_main(cfg: SearchConfig, quota: int, index: int) -> None:
+def _worker_main(cfg: SearchConfig, index: int) -> None:
     """Entry point of a worker process: SIGINT/SIGTERM close the running trial once."""
 
     def interrupt_once(signum, frame):
@@ -220,11 +229,10 @@ def _worker_main(cfg: SearchConfig, quota: int, index: int) -> None:
     signal.signal(signal.SIGINT, interrupt_once)
     signal.signal(signal.SIGTERM, interrupt_once)
     try:
-        run_worker(cfg, quota, index)
+        run_worker(cfg, index)
     except KeyboardInterrupt:
         raise SystemExit(130) from None
-    except TrialError as e:
-        print(f"drill-search worker {index}: {e}", file=sys.stderr, flush=True)
+    except TrialError:  # the supervisor says why, from the failed trials in storage
         raise SystemExit(EXIT_GAVE_UP) from None
 
 
@@ -239,7 +247,6 @@ def check_workers(cfg: SearchConfig) -> None:
 @dataclasses.dataclass
 class _Worker:
     index: int
-    quota: int
     process: mp.process.BaseProcess
     id: str  # as the worker names itself in its trials: host:pid:start
 
@@ -255,9 +262,10 @@ def run_search(
 
     Workers are separate processes (real concurrency; no GIL). The supervisor polls the
     storage and calls `on_trial` once for every trial that finishes, whoever ran it, and
-    `on_poll` with all the study's trials on every poll (live progress). A
-    worker that dies has its running trial failed and re-queued at once, and is replaced
-    with one that runs the rest of its share.
+    `on_poll` with all the study's trials on every poll (live progress). A worker that
+    dies has its running trial failed and re-queued at once, and is replaced while the
+    study still needs trials. A worker whose trials keep failing with errors stops the
+    whole search (SearchFailed). A search that ends short of its total says why.
     """
     check_workers(cfg)
     study = open_search(cfg, on_stale=requeue)
@@ -265,17 +273,16 @@ def run_search(
         enqueue_baselines(study, cfg.max_params)
     fail_dead_workers(study)
     seen = {t.number for t in study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.FAIL))}
-    left = todo(study, cfg.trials)
-    shares = [left // cfg.workers + (1 if i < left % cfg.workers else 0) for i in range(cfg.workers)]
     ctx = mp.get_context("spawn")
     workers: list[_Worker] = []
     deaths, max_deaths = 0, max_deaths if max_deaths is not None else 3 * cfg.workers
-    gave_up = 0
+    gave_up = False
+    started = time.time()
 
-    def spawn(index: int, quota: int) -> None:
-        p = ctx.Process(target=_worker_main, args=(cfg, quota, index), daemon=False)
+    def spawn(index: int) -> None:
+        p = ctx.Process(target=_worker_main, args=(cfg, index), daemon=False)
         p.start()
-        workers.append(_Worker(index, quota, p, worker_id(p.pid)))
+        workers.append(_Worker(index, p, worker_id(p.pid)))
 
     def report() -> None:
         trials = study.get_trials(deepcopy=False)
@@ -287,12 +294,20 @@ def run_search(
         if on_poll is not None:
             on_poll(trials)
 
-    def share_done(w: _Worker) -> int:
-        return sum(1 for t in study.get_trials(deepcopy=False, states=FINISHED) if t.user_attrs.get("worker") == w.id)
+    def stop_all() -> None:
+        for w in workers:
+            if w.process.is_alive():
+                os.kill(w.process.pid, signal.SIGINT)
+        for w in workers:
+            w.process.join(timeout=60)
+            if w.process.is_alive():
+                w.process.kill()
+                w.process.join()
+        fail_dead_workers(study)
+        report()
 
-    for i, quota in enumerate(shares):
-        if quota:
-            spawn(i, quota)
+    for i in range(min(cfg.workers, todo(study, cfg.trials))):
+        spawn(i)
     try:
         while workers:
             time.sleep(poll_seconds)
@@ -307,27 +322,21 @@ def run_search(
                 if w.process.exitcode == 130:  # interrupted
                     raise KeyboardInterrupt
                 if w.process.exitcode == EXIT_GAVE_UP:
-                    gave_up += 1
-                    continue
+                    gave_up = True
+                    break
                 deaths += 1
                 for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
                     if t.user_attrs.get("worker") == w.id:
                         fail_trial(study, t, f"worker {w.id} died (exit code {w.process.exitcode})")
-                rest = w.quota - share_done(w)
-                if rest > 0 and deaths <= max_deaths:
-                    spawn(w.index, rest)
+                timed_out = cfg.timeout is not None and time.time() - started > cfg.timeout
+                if todo(study, cfg.trials) > 0 and deaths <= max_deaths and not timed_out:
+                    spawn(w.index)
+            if gave_up:
+                stop_all()
+                break
         report()
     except KeyboardInterrupt:
-        for w in workers:
-            if w.process.is_alive():
-                os.kill(w.process.pid, signal.SIGINT)
-        for w in workers:
-            w.process.join(timeout=60)
-            if w.process.is_alive():
-                w.process.kill()
-                w.process.join()
-        fail_dead_workers(study)
-        report()
+        stop_all()
         raise
     if gave_up:
         last = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
@@ -338,4 +347,13 @@ def run_search(
         )
     if deaths > max_deaths:
         raise StudyError(f"workers died {deaths} times; the study keeps every finished trial, but look at the logs above.")
+    c = counts(study)
+    if cfg.timeout is None and c["complete"] + c["pruned"] < cfg.trials and c["running"]:
+        others = [f"{t.number} ({t.user_attrs.get('worker', 'no worker recorded')})"
+                  for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
+        raise StudyError(
+            f"the study holds {c['complete'] + c['pruned']} of {cfg.trials} finished trials because trials "
+            f"{', '.join(others)} are still RUNNING elsewhere; if their workers are gone, run "
+            "drill-search fail-stale (with --older-than for other machines) and this command again."
+        )
     return study

@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 POOLS = ("avg6", "gap")  # avg6: AvgPool2d(6) as in the notebooks; gap: true global average
-# step: the notebooks' StepLR (the lr drops 100x after lr_step epochs);
+# step: the notebooks' StepLR (the lr drops 100x every lr_step epochs: once at lr_step 8
+# over 15 epochs, twice or more at 7 and below);
 # onecycle: OneCycleLR per batch, warm-up to lr over 30% of the run, then cosine down.
 SCHEDULES = ("step", "onecycle")
 
@@ -62,7 +63,7 @@ class Candidate:
 
     arch: Arch
     lr: float  # SGD learning rate (peak lr for onecycle) at batch size 64
-    lr_step: int | None = 8  # step: epochs before the lr drops 100x; None for onecycle
+    lr_step: int | None = 8  # step: the lr drops 100x every lr_step epochs; None for onecycle
     schedule: str = "step"
 
     def __post_init__(self) -> None:
@@ -79,11 +80,11 @@ class Candidate:
         """Where `epoch` (from 1) lies in the learning-rate schedule.
 
         Two runs are at a comparable point of training at an epoch only when their phases
-        there are equal: for step, before or after the drop; for onecycle, the epoch
-        itself (every onecycle run of the same length has the same shape).
+        there are equal: for step, the number of drops before that epoch; for onecycle,
+        the epoch itself (every onecycle run of the same length has the same shape).
         """
         if self.schedule == "step":
-            return ("step", epoch > self.lr_step)
+            return ("step", (epoch - 1) // self.lr_step)
         return (self.schedule, epoch)
 
     def describe(self) -> str:

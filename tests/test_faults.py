@@ -95,7 +95,7 @@ def test_a_diverging_candidate_ends_with_its_reason_and_the_study_goes_on(tmp_pa
     study.enqueue_trial(spaces.encode(ROUNDS["round3"].candidate))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        workers.run_worker(cfg, quota=2, data=synthetic_data())
+        workers.run_worker(cfg, data=synthetic_data())
     a, b = optuna.load_study(study_name=cfg.study_name, storage=cfg.storage).trials
     assert a.state == TrialState.PRUNED and a.user_attrs["state_reason"].startswith("diverged")
     assert b.state == TrialState.COMPLETE
@@ -122,7 +122,7 @@ def test_out_of_memory_is_a_named_outcome_and_the_study_goes_on(tmp_path, monkey
 
     flaky_train(monkeypatch, 1, torch.OutOfMemoryError("CUDA out of memory"))
     cfg = config(tmp_path, trials=2, recipe=Recipe(epochs=1, batch_size=64), max_params=10**6)
-    workers.run_worker(cfg, quota=2, data=synthetic_data())
+    workers.run_worker(cfg, data=synthetic_data())
     a, b = optuna.load_study(study_name=cfg.study_name, storage=cfg.storage).trials
     assert a.state == TrialState.PRUNED and a.user_attrs["state_reason"] == "out of memory"
     assert b.state == TrialState.COMPLETE
@@ -131,7 +131,7 @@ def test_out_of_memory_is_a_named_outcome_and_the_study_goes_on(tmp_path, monkey
 def test_an_error_in_training_fails_the_trial_which_is_retried_and_never_counted(tmp_path, monkeypatch):
     flaky_train(monkeypatch, 1)
     cfg = config(tmp_path, trials=2, recipe=Recipe(epochs=1, batch_size=64), max_params=10**6)
-    workers.run_worker(cfg, quota=2, data=synthetic_data())
+    workers.run_worker(cfg, data=synthetic_data())
     study = optuna.load_study(study_name=cfg.study_name, storage=cfg.storage)
     a, b, c = study.trials
     assert a.state == TrialState.FAIL and a.user_attrs["state_reason"] == "error: RuntimeError: boom"
@@ -150,7 +150,7 @@ def test_a_search_whose_training_always_raises_stops_with_one_sentence(tmp_path,
     monkeypatch.setattr(torch.optim.SGD, "step", broken)
     cfg = config(tmp_path, trials=2, recipe=Recipe(epochs=1, batch_size=64), max_params=10**6)
     with pytest.raises(workers.TrialError, match="in a row failed with an error"):
-        workers.run_worker(cfg, quota=2, data=synthetic_data())
+        workers.run_worker(cfg, data=synthetic_data())
     study = optuna.load_study(study_name=cfg.study_name, storage=cfg.storage)
     assert finished(study) == 0
     assert all(t.state in (TrialState.FAIL, TrialState.WAITING) for t in study.trials)
@@ -163,7 +163,7 @@ def test_a_resumed_seeded_search_draws_new_candidates(tmp_path):
         cfg = config(tmp_path, study_name=name, sampler="random", seed=3, recipe=Recipe(epochs=1, batch_size=64),
                      max_params=10)  # everything is rejected untrained: fast
         for total in totals:
-            workers.run_worker(dataclasses.replace(cfg, trials=total), quota=total, data=synthetic_data())
+            workers.run_worker(dataclasses.replace(cfg, trials=total), data=synthetic_data())
         return [t.params for t in optuna.load_study(study_name=name, storage=cfg.storage).trials]
 
     once = run("a", [2])

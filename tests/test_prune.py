@@ -8,7 +8,7 @@ from search.objective import score
 from search.prune import MedianPruner, NoPruner, ParetoPruner, Peer, Recorded, make_pruner, replay
 from spaces import Arch, Candidate
 
-STEP = ("step", False)  # before the learning-rate drop
+STEP = ("step", 0)  # before the first learning-rate drop
 PEERS = [Peer(params=p, val_acc=(97.0 + i * 0.2, 98.0 + i * 0.2, 98.5 + i * 0.2)) for i, p in
          enumerate([4000, 5000, 6000, 7000, 8000, 9000])]
 
@@ -45,21 +45,26 @@ def test_a_hopeless_curve_is_pruned_whatever_its_size():
 
 
 def test_a_late_step_candidate_is_not_pruned_for_trailing_early_steppers_before_its_step():
-    # Peers dropped their lr after epoch 4 and jumped; the candidate (lr_step 10) trails them
-    # at epochs 5-10 only because it has not dropped yet. Judged like with like, it stays.
-    early = phases(4)
-    peers = [Peer(p, (97.5, 98.0, 98.2, 98.3, 99.0, 99.1, 99.1, 99.1, 99.2, 99.2, 99.2, 99.2, 99.2, 99.2, 99.2),
+    # Peers dropped their lr after epoch 6 and jumped; the candidate (lr_step 10) trails them
+    # at epochs 7-10 only because it has not dropped yet. Judged like with like, it stays.
+    early = phases(6)
+    peers = [Peer(p, (97.5, 98.0, 98.2, 98.3, 98.3, 98.4, 99.0, 99.1, 99.1, 99.1, 99.2, 99.2, 99.2, 99.2, 99.2),
                   early, final=99.2) for p in (3000, 4000, 5000)]
     late = phases(10)
     curve = (97.5, 98.0, 98.2, 98.3, 98.3, 98.4, 98.3, 98.4, 98.5, 98.4)
     for rule in (ParetoPruner(), MedianPruner(min_peers=3)):
-        for e in range(5, 11):
+        for e in range(7, 11):
             assert rule.prune(e, curve[e - 1], 6000, late[e - 1], peers) is None, (rule, e)
-        # the same curve compared blind to the schedule would have been cut at epoch 5
+        # the same curve compared blind to the schedule would have been cut at epoch 7
         blind = [Peer(p.params, p.val_acc, (), p.final) for p in peers]
-        assert rule.prune(5, curve[4], 6000, late[4], blind) is not None
-    # after both have dropped they are comparable again: far behind now is pruned
+        assert rule.prune(7, curve[6], 6000, late[6], blind) is not None
+    # once both have dropped once they are comparable again: far behind now is pruned
     assert ParetoPruner().prune(11, 98.2, 6000, late[10], peers) is not None
+
+
+def test_the_phase_counts_every_drop_of_the_step_schedule():
+    assert phases(4)[:13] == tuple(("step", k) for k in (0,) * 4 + (1,) * 4 + (2,) * 4 + (3,))
+    assert phases(8)[7:9] == (("step", 0), ("step", 1))  # the lr drops after epoch 8
 
 
 def test_onecycle_runs_are_judged_only_against_onecycle_runs():

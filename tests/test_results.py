@@ -28,7 +28,7 @@ def searched(tmp_path_factory):
     cfg = config(tmp, trials=7, with_baselines=True, pruner="median", prune_warmup=1,
                  recipe=Recipe(epochs=2, batch_size=64))
     studies.enqueue_baselines(studies.open_search(cfg), cfg.max_params)
-    workers.run_worker(cfg, quota=7, data=synthetic_data())
+    workers.run_worker(cfg, data=synthetic_data())
     return cfg, optuna.load_study(study_name=cfg.study_name, storage=cfg.storage)
 
 

@@ -64,7 +64,7 @@ def test_over_budget_candidate_is_infeasible_and_never_trained(tmp_path, count_s
     cfg = config(tmp_path, max_params=7000, trials=1)
     study = studies.open_search(cfg)
     study.enqueue_trial(spaces.encode(ROUNDS["round1"].candidate))  # 7,936 parameters
-    workers.run_worker(cfg, quota=1, data=synthetic_data())
+    workers.run_worker(cfg, data=synthetic_data())
     (t,) = load(cfg).trials
     assert count_steps["n"] == 0
     assert t.state == TrialState.PRUNED and t.user_attrs["state_reason"].startswith("rejected")
@@ -76,7 +76,7 @@ def test_over_budget_candidate_is_infeasible_and_never_trained(tmp_path, count_s
 def test_a_trial_records_curves_provenance_and_two_objectives(tmp_path, count_steps):
     cfg = config(tmp_path, trials=1)
     studies.open_search(cfg).enqueue_trial(spaces.encode(ROUNDS["round3"].candidate))
-    workers.run_worker(cfg, quota=1, data=synthetic_data())
+    workers.run_worker(cfg, data=synthetic_data())
     study = load(cfg)
     (t,) = study.trials
     a = t.user_attrs
@@ -100,7 +100,7 @@ def test_pruning_stops_a_trial_and_keeps_its_curve(tmp_path, monkeypatch):
     monkeypatch.setattr(workers, "make_pruner", lambda name, warmup: PruneAtTwo())
     cfg = config(tmp_path, recipe=Recipe(epochs=4, batch_size=64), trials=1)
     studies.open_search(cfg).enqueue_trial(spaces.encode(ROUNDS["round3"].candidate))
-    workers.run_worker(cfg, quota=1, data=synthetic_data())
+    workers.run_worker(cfg, data=synthetic_data())
     (t,) = load(cfg).trials
     assert t.state == TrialState.PRUNED, t.user_attrs["state_reason"]
     assert t.user_attrs["pruned_at_epoch"] == 2 and len(t.user_attrs["val_acc"]) == 2
@@ -108,22 +108,26 @@ def test_pruning_stops_a_trial_and_keeps_its_curve(tmp_path, monkeypatch):
     assert "pruned at epoch 2: test rule" in report.trial_line(t)
 
 
-def test_pruner_reads_peers_from_storage_and_prunes_a_dominated_curve(tmp_path):
-    # Five finished peers, all smaller and far better at every epoch: the Pareto rule must
-    # stop the running trial at its first judged epoch, reading them from the storage.
+@pytest.mark.parametrize("state, words", [
+    (TrialState.COMPLETE, "all 5 leading trials"),  # complete: leaders, so hopeless
+    (TrialState.PRUNED, "beaten by 5 trials with no more parameters"),  # no leaders: dominated
+])
+def test_pruner_reads_peers_from_storage_and_prunes_a_weak_curve(tmp_path, state, words):
+    # Five finished peers, all smaller and far better at every epoch: the rule must stop
+    # the running trial at its first judged epoch, reading them from the storage.
     cfg = config(tmp_path, recipe=Recipe(epochs=4, batch_size=64), pruner="pareto", prune_warmup=2, trials=6)
     study = studies.open_search(cfg)
     params = spaces.encode(ROUNDS["round3"].candidate)
     dists = {k: spaces.SPACE[k] for k in params}
     for _ in range(5):
         study.add_trial(optuna.trial.create_trial(
-            state=TrialState.COMPLETE, values=[100.0, 1000], params=params, distributions=dists,
-            user_attrs={"params": 1000, "val_acc": [100.0] * 4}))
+            state=state, values=[100.0, 1000] if state == TrialState.COMPLETE else None, params=params,
+            distributions=dists, user_attrs={"params": 1000, "val_acc": [100.0] * 4}))
     study.enqueue_trial(params)
-    workers.run_worker(cfg, quota=1, data=synthetic_data())
+    workers.run_worker(cfg, data=synthetic_data())
     t = load(cfg).trials[-1]
     assert t.state == TrialState.PRUNED and t.user_attrs["pruned_at_epoch"] == 2
-    assert "all 5 leading trials" in t.user_attrs["state_reason"]
+    assert words in t.user_attrs["state_reason"]
 
 
 def test_with_baselines_enqueues_the_rounds_under_budget_by_name(tmp_path):
@@ -132,7 +136,7 @@ def test_with_baselines_enqueues_the_rounds_under_budget_by_name(tmp_path):
     assert studies.enqueue_baselines(study, cfg.max_params) == ["round1", "round2", "round3"]
     assert studies.enqueue_baselines(study, cfg.max_params) == ["round1", "round2", "round3"]  # once only
     assert len(study.get_trials(states=(TrialState.WAITING,))) == 3
-    workers.run_worker(cfg, quota=3, data=synthetic_data())
+    workers.run_worker(cfg, data=synthetic_data())
     trials = load(cfg).trials
     assert sorted(t.user_attrs["baseline"] for t in trials) == ["round1", "round2", "round3"]
     for t in trials:
@@ -145,7 +149,7 @@ def test_the_test_set_never_steers_selection_or_pruning(tmp_path):
     def run(name: str, data: SearchData):
         cfg = config(tmp_path, study_name=name, trials=14, pruner="median", prune_warmup=1,
                      recipe=Recipe(epochs=2, batch_size=64))
-        workers.run_worker(cfg, quota=14, data=data)
+        workers.run_worker(cfg, data=data)
         return [(t.params, t.state, t.user_attrs.get("val_acc"), t.values, t.user_attrs.get("state_reason"))
                 for t in load(cfg).trials]
 
