@@ -97,6 +97,14 @@ def test_search_report_export_from_the_cli(capsys, tmp_path, data_root):
     code, out, err = run(capsys, "export", str(best), "--storage", store, "--output", str(tmp_path / "e"))
     assert code == 0, err
     assert (tmp_path / "e" / "model.pt2").exists()
+    confirm = ["confirm", "--trials", str(best), "--seeds", "1", "--epochs", "1", "--train-size", "300",
+               "--no-baselines", "--device", "cpu", *common]
+    code, out, err = run(capsys, *confirm)
+    assert code == 0, err
+    assert " seed 1: epoch 1/1  test " in out  # live progress, plain lines off a terminal
+    assert "1/1 runs finished" in out and "final test" in out and "Final-epoch test accuracy" in out
+    code, out, err = run(capsys, *confirm)
+    assert code == 0 and "already stored" in out
 
 
 @pytest.mark.parametrize(
