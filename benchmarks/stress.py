@@ -62,7 +62,7 @@ def killer(cfg: SearchConfig, every: float, stop: threading.Event, kills: list, 
         if not running:
             continue
         victim = rng.choice(running)
-        pid = int(victim.user_attrs["worker"].rsplit(":", 1)[1])
+        pid = int(victim.user_attrs["worker"].split(":")[1])  # host:pid:start
         try:
             os.kill(pid, signal.SIGKILL)
             kills.append((victim.number, pid))

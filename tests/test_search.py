@@ -231,7 +231,7 @@ def test_a_killed_worker_trial_ends_failed_and_runs_again(tmp_path, data_root):
                 continue
             for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
                 if t.user_attrs.get("val_acc"):  # mid-trial: one epoch done
-                    pid = int(t.user_attrs["worker"].rsplit(":", 1)[1])
+                    pid = int(t.user_attrs["worker"].split(":")[1])  # host:pid:start
                     os.kill(pid, signal.SIGKILL)
                     killed.update(number=t.number, params=t.params)
                     return
