@@ -684,7 +684,7 @@ def add_fail_stale(sub) -> None:
     stale = sub.add_parser(
         "fail-stale", help="end trials left RUNNING by workers that died",
         description="Mark RUNNING trials whose worker is gone as failed and re-queue their parameters. "
-        "On this machine a dead worker is recognised by its process id; --older-than also ends "
+        "On this machine a dead worker is recognised by its process id and start time; --older-than also ends "
         "trials from any machine that recorded no epoch for that long. RDB storages (SQLite, "
         "PostgreSQL) also use Optuna's heartbeat, checked whenever a trial starts.",
         epilog="examples:\n  drill-search fail-stale --storage studies/search.journal\n"
