@@ -24,7 +24,7 @@ from optuna.trial import TrialState  # noqa: E402
 
 import spaces  # noqa: E402
 from search import report  # noqa: E402
-from search.model import count_params, build_model  # noqa: E402
+from search.model import count_params  # noqa: E402
 from search.study import open_study  # noqa: E402
 
 

@@ -25,7 +25,7 @@ from baselines import ROUNDS
 from . import report
 from .config import TARGET_ACC, Recipe
 from .data import Mnist
-from .model import build_model, count_params
+from .model import count_params
 from .record import record_run
 from .study import open_study
 from .train import EpochResult

@@ -18,7 +18,6 @@ import multiprocessing as mp
 import os
 import signal
 import socket
-import sys
 import time
 from collections.abc import Callable
 
