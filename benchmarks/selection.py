@@ -60,10 +60,13 @@ def spearman(x: list[float], y: list[float]) -> float:
 
 
 def pairs(search: optuna.Study, confirm: optuna.Study) -> list[dict]:
-    """One row per confirmed architecture that the search trained to the end."""
+    """One row per confirmed architecture that the search trained to the end; only
+    confirmation runs of the full recipe (60,000 images, 15 epochs) count."""
     runs: dict[spaces.Candidate, list[float]] = {}
     for t in confirm.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        runs.setdefault(spaces.decode(t.params), []).append(t.values[0])
+        protocol = t.user_attrs.get("run_protocol", {})
+        if protocol.get("train_size") is None and protocol.get("epochs") == 15:  # the full recipe only
+            runs.setdefault(spaces.decode(t.params), []).append(t.values[0])
     rows = []
     for t in search.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         cand = spaces.decode(t.params)

@@ -41,3 +41,11 @@ def test_its_trials_are_consistent_with_their_outcomes():
             assert a["params"] > 10000 and "val_acc" not in a and t.constraints["params"] > 0
         else:
             assert a["state_reason"].startswith("pruned") and 3 <= a["pruned_at_epoch"] == len(a["val_acc"]) < 15
+
+
+def test_the_search_finished_its_50_trials():
+    study = load()
+    finished = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))  # rejected ones are PRUNED
+    assert len(finished) >= 50
+    assert not study.get_trials(states=(TrialState.RUNNING,))  # stopped cleanly, nothing left open
+
