@@ -518,15 +518,16 @@ def add_report(sub) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from . import report
-    from .storage import report_path, storage_url
+    from . import confirm, report
+    from .storage import open_storage, report_path, storage_url
 
     study, url = _load_study(args, shipped=True)
     attach = not args.no_attach and not (args.storage is None and url != storage_url(None))  # leave the shipped file as it is
     figs = report.figures(study)
+    confirmation = confirm.stored_table(study, open_storage(url), Recipe())
     path = args.output or report_path(url, study.study_name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    report.write_html(study, path, figs)
+    report.write_html(study, path, figs, confirmation)
     if attach:
         report.attach(study, figs)
     print(report.counts_line(study))
@@ -534,6 +535,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     if report.failures(study):
         print(report.failures_text(study))
     print(report.front_table(study))
+    if confirmation:
+        print(f"\nconfirmation (study {confirm.confirm_study_name(study.study_name)!r}, the default recipe):")
+        print(confirmation)
     print(f"\nreport written to {path}")
     return 0
 

@@ -145,10 +145,15 @@ def _stored(study: optuna.Study, candidate: spaces.Candidate, seed: int, key: di
     return None
 
 
-def verdicts(study: optuna.Study, choices: list[Choice], seeds: list[int], key: dict) -> list[Verdict]:
+def verdicts(study: optuna.Study, choices: list[Choice], seeds: list[int] | None, key: dict) -> list[Verdict]:
+    """One verdict per choice with stored runs: those of `seeds`, or all stored ones (None)."""
     out = []
     for choice in choices:
-        runs = [t for t in (_stored(study, choice.candidate, s, key) for s in seeds) if t is not None]
+        if seeds is None:
+            runs = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                    if t.user_attrs.get("run_protocol") == key and spaces.decode(t.params) == choice.candidate]
+        else:
+            runs = [t for t in (_stored(study, choice.candidate, s, key) for s in seeds) if t is not None]
         if not runs:
             continue
         out.append(Verdict(
@@ -176,3 +181,20 @@ def table(verdicts_: list[Verdict], epochs: int) -> str:
         "reach 99.4% on every seed: " + (", ".join(winners) if winners else "none")
     )
     return "\n".join(lines)
+
+
+def stored_table(search: optuna.Study, storage, recipe: Recipe) -> str | None:
+    """The confirmation table of what `<search>-confirm` holds for the search's front and
+    the rounds under `recipe` on all 60,000 images, trained by earlier `confirm` commands
+    (nothing is trained here); None when there is no such run."""
+    try:
+        study = optuna.load_study(study_name=confirm_study_name(search.study_name), storage=storage)
+    except KeyError:
+        return None
+    choices = choose(search, None, search.user_attrs.get("max_params", 10_000))
+    found = verdicts(study, choices, None, run_protocol(recipe, None))
+    if not found:
+        return None
+    missing = [c.label for c in choices if c.label not in {v.choice.label for v in found}]
+    note = f"\nnot confirmed yet: {', '.join(missing)}" if missing else ""
+    return table(found, recipe.epochs) + note

@@ -277,8 +277,9 @@ def front_html(study: optuna.Study) -> str:
     )
 
 
-def write_html(study: optuna.Study, path, figs: dict | None = None) -> None:
-    """One self-contained HTML file: plotly.js is embedded, nothing is fetched."""
+def write_html(study: optuna.Study, path, figs: dict | None = None, confirmation: str | None = None) -> None:
+    """One self-contained HTML file: plotly.js is embedded, nothing is fetched.
+    `confirmation` is the text table of the study's confirmation runs, if any."""
     import html
     from pathlib import Path
 
@@ -296,6 +297,10 @@ def write_html(study: optuna.Study, path, figs: dict | None = None) -> None:
         "<thead><tr><th>trial</th><th>reason</th></tr></thead><tbody>"
         + "".join(f"<tr><td>{n}</td><td style='text-align:left'>{html.escape(r)}</td></tr>" for n, r in failed)
         + "</tbody></table>")
+    confirmed_html = "" if not confirmation else (
+        "<h2>Confirmation</h2><p>Retrained on all 60,000 training images with several seeds "
+        "(<code>drill-search confirm</code>); final-epoch test accuracy.</p>"
+        f"<pre>{html.escape(confirmation)}</pre>")
     body = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>drill-search report: {html.escape(study.study_name)}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}}
@@ -311,6 +316,7 @@ final epoch's. Best-of-epoch figures are not used anywhere.</p>
 {parts[0]}
 <h2>Pareto front</h2>
 {front_html(study)}
+{confirmed_html}
 {failed_html}
 {"".join(parts[1:])}
 </body></html>"""

@@ -13,11 +13,13 @@ dead worker's trial look alive.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import multiprocessing as mp
 import os
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable
 
@@ -250,6 +252,24 @@ class _Worker:
     id: str  # as the worker names itself in its trials: host:pid:start
 
 
+@contextlib.contextmanager
+def ignoring_interrupts():
+    """Ignore SIGINT inside the block (in the main thread; elsewhere Python delivers none).
+
+    While the supervisor stops its workers, a second Ctrl-C (or a job control that signals
+    twice) would otherwise leave it summing up the study before the workers have closed
+    their trials.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def run_search(
     cfg: SearchConfig,
     on_trial: Callable[[FrozenTrial], None] | None = None,
@@ -294,16 +314,17 @@ def run_search(
             on_poll(trials)
 
     def stop_all() -> None:
-        for w in workers:
-            if w.process.is_alive():
-                os.kill(w.process.pid, signal.SIGINT)
-        for w in workers:
-            w.process.join(timeout=60)
-            if w.process.is_alive():
-                w.process.kill()
-                w.process.join()
-        fail_dead_workers(study)
-        report()
+        with ignoring_interrupts():  # a second Ctrl-C must not cut the clean stop short
+            for w in workers:
+                if w.process.is_alive():
+                    os.kill(w.process.pid, signal.SIGINT)
+            for w in workers:
+                w.process.join(timeout=60)
+                if w.process.is_alive():
+                    w.process.kill()
+                    w.process.join()
+            fail_dead_workers(study)
+            report()
 
     for i in range(min(cfg.workers, todo(study, cfg.trials))):
         spawn(i)

@@ -15,7 +15,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search import workers
+from search import report, workers
 from search import study as studies
 from search.config import Recipe
 from search.storage import open_storage
@@ -57,13 +57,16 @@ SEARCH = ["run", "--trials", "2", "--epochs", "3", "--train-size", "2000", "--va
 
 
 @pytest.mark.mnist
-@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+@pytest.mark.parametrize("how", ["ctrl-c", "ctrl-c twice", "sigterm"])
 def test_interrupt_closes_the_trial_and_the_same_command_resumes(tmp_path, data_root, how):
     store = tmp_path / "s.journal"
     proc = cli([*SEARCH, "--storage", str(store)], data_root)
     victim = wait_for_running_epoch(store)
-    if how == "ctrl-c":
+    if how.startswith("ctrl-c"):
         os.killpg(proc.pid, signal.SIGINT)  # a terminal sends SIGINT to the whole job
+        if how == "ctrl-c twice":  # an impatient user, or a job control that signals twice
+            time.sleep(0.2)  # not coalesced with the first
+            proc.send_signal(signal.SIGINT)
     else:
         proc.send_signal(signal.SIGTERM)  # a scheduler signals the main process only
     out, _ = proc.communicate(timeout=120)
@@ -73,6 +76,8 @@ def test_interrupt_closes_the_trial_and_the_same_command_resumes(tmp_path, data_
     t = study.trials[victim.number]
     assert t.state == TrialState.FAIL and t.user_attrs["state_reason"] == "interrupted"
     assert studies.counts(study)["running"] == 0
+    # the summary printed on the way out is the study as the stopped workers left it
+    assert f"trials: {report.counts_line(study)}" in out, out
     retry = [o for o in study.trials if o.user_attrs.get("retry_of") == victim.number]
     assert len(retry) == 1 and retry[0].state == TrialState.WAITING
 
@@ -288,3 +293,12 @@ def test_a_reused_pid_does_not_hide_a_dead_worker(capsys, tmp_path):
     states = {t.number: t.state for t in study.trials}
     assert states[stale.number] == TrialState.FAIL and states[live.number] == TrialState.RUNNING
     assert workers.todo(study, 2) == 1  # the dead trial no longer holds a place
+
+
+def test_the_supervisor_ignores_a_second_interrupt_while_it_stops_its_workers():
+    with workers.ignoring_interrupts():
+        os.kill(os.getpid(), signal.SIGINT)  # would raise KeyboardInterrupt here without the guard
+        time.sleep(0.05)  # let the signal arrive inside the block
+    with pytest.raises(KeyboardInterrupt):  # the usual handler is back afterwards
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1)

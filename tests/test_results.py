@@ -159,6 +159,25 @@ def test_confirm_never_mixes_runs_made_under_another_recipe(searched):
     assert len(b[0].final) == 1
 
 
+def test_the_report_shows_what_the_confirmation_study_holds_under_its_recipe(searched, tmp_path):
+    cfg, study = searched
+    storage = open_storage(cfg.storage)
+    assert confirm.stored_table(study, storage, Recipe(epochs=1)) is None  # nothing confirmed yet
+    data = Mnist(train=synthetic_split(256, 1), test=synthetic_split(128, 4))
+    first = confirm.choose(study, [report.front(study)[0].number], cfg.max_params, with_baselines=False)
+    confirm.run(first, [1, 2], Recipe(epochs=1), data, torch.device("cpu"), storage,
+                confirm.confirm_study_name(study.study_name))
+    text = confirm.stored_table(study, storage, Recipe(epochs=1))
+    row = next(line for line in text.splitlines() if line.startswith(first[0].label + " "))
+    assert row[len(first[0].label):].split()[1] == "2"  # params, then seeds: both seeds
+    others = [c.label for c in confirm.choose(study, None, cfg.max_params) if c.label != first[0].label]
+    assert text.splitlines()[-1] == "not confirmed yet: " + ", ".join(others)
+    assert confirm.stored_table(study, storage, Recipe(epochs=1, batch_size=128)) is None  # another recipe's runs
+    path = tmp_path / "r.html"
+    report.write_html(study, path, confirmation=text)
+    assert "<h2>Confirmation</h2>" in path.read_text() and first[0].label in path.read_text()
+
+
 def test_a_recorded_run_holds_its_own_candidate_even_with_a_trial_waiting(tmp_path):
     # A leftover waiting trial (another command's, or a re-queue) sits in the study; the
     # run must train and record exactly the candidate it was given, and leave the other.
