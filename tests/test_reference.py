@@ -49,3 +49,22 @@ def test_the_search_finished_its_50_trials():
     assert len(finished) >= 50
     assert not study.get_trials(states=(TrialState.RUNNING,))  # stopped cleanly, nothing left open
 
+
+
+def test_the_confirm_study_holds_full_recipe_runs_of_searched_nets_and_rounds():
+    study = load()
+    confirm = load("search-confirm")
+    assert confirm.user_attrs["kind"] == "confirm"
+    runs = confirm.get_trials(states=(TrialState.COMPLETE,))
+    searched = {t.number: t for t in study.get_trials(states=(TrialState.COMPLETE,))}
+    labels = set()
+    for t in runs:
+        a = t.user_attrs
+        assert a["run_protocol"]["train_size"] is None and a["run_protocol"]["epochs"] == 15  # all 60,000 images
+        assert a["confirm_seed"] in (1, 2, 3) and len(a["test_acc"]) == 15
+        assert t.values == [a["test_acc"][-1], a["params"]]  # final epoch, never the best one
+        if "source_trial" in a:  # the same network the search trained
+            assert t.params == searched[a["source_trial"]].params
+        labels.add(a["label"])
+    assert {"round1", "round2", "round3"} <= labels
+    assert any(label.startswith("trial ") for label in labels)
