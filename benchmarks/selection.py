@@ -31,6 +31,8 @@ import optuna
 from optuna.trial import TrialState
 
 import spaces
+from search.config import Recipe
+from search.confirm import run_protocol
 from search.storage import open_storage, storage_url
 
 METRICS = {
@@ -59,13 +61,15 @@ def spearman(x: list[float], y: list[float]) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
+FULL_RECIPE = run_protocol(Recipe(), None)  # the notebooks' recipe on all 60,000 images
+
+
 def pairs(search: optuna.Study, confirm: optuna.Study) -> list[dict]:
     """One row per confirmed architecture that the search trained to the end; only
-    confirmation runs of the full recipe (60,000 images, 15 epochs) count."""
+    confirmation runs of the full recipe (the default one, all 60,000 images) count."""
     runs: dict[spaces.Candidate, list[float]] = {}
     for t in confirm.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        protocol = t.user_attrs.get("run_protocol", {})
-        if protocol.get("train_size") is None and protocol.get("epochs") == 15:  # the full recipe only
+        if t.user_attrs.get("run_protocol") == FULL_RECIPE:
             runs.setdefault(spaces.decode(t.params), []).append(t.values[0])
     rows = []
     for t in search.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):

@@ -23,7 +23,7 @@ import spaces
 from baselines import ROUNDS
 
 from . import report
-from .config import TARGET_ACC, Recipe
+from .config import PARAM_BUDGET, TARGET_ACC, Recipe
 from .data import Mnist
 from .model import count_params
 from .record import record_run
@@ -137,23 +137,22 @@ def run_protocol(recipe: Recipe, train_size: int | None) -> dict:
     return {**{k: v for k, v in recipe.protocol().items() if k != "seed"}, "train_size": train_size}
 
 
+def _runs(study: optuna.Study, candidate: spaces.Candidate, key: dict) -> list:
+    """The complete runs of `candidate` under protocol `key`, every seed."""
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if t.user_attrs.get("run_protocol") == key and spaces.decode(t.params) == candidate]
+
+
 def _stored(study: optuna.Study, candidate: spaces.Candidate, seed: int, key: dict):
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        a = t.user_attrs
-        if a.get("confirm_seed") == seed and a.get("run_protocol") == key and spaces.decode(t.params) == candidate:
-            return t
-    return None
+    return next((t for t in _runs(study, candidate, key) if t.user_attrs.get("confirm_seed") == seed), None)
 
 
 def verdicts(study: optuna.Study, choices: list[Choice], seeds: list[int] | None, key: dict) -> list[Verdict]:
     """One verdict per choice with stored runs: those of `seeds`, or all stored ones (None)."""
     out = []
     for choice in choices:
-        if seeds is None:
-            runs = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                    if t.user_attrs.get("run_protocol") == key and spaces.decode(t.params) == choice.candidate]
-        else:
-            runs = [t for t in (_stored(study, choice.candidate, s, key) for s in seeds) if t is not None]
+        runs = [t for t in _runs(study, choice.candidate, key)
+                if seeds is None or t.user_attrs.get("confirm_seed") in seeds]
         if not runs:
             continue
         out.append(Verdict(
@@ -191,7 +190,7 @@ def stored_table(search: optuna.Study, storage, recipe: Recipe) -> str | None:
         study = optuna.load_study(study_name=confirm_study_name(search.study_name), storage=storage)
     except KeyError:
         return None
-    choices = choose(search, None, search.user_attrs.get("max_params", 10_000))
+    choices = choose(search, None, search.user_attrs.get("max_params", PARAM_BUDGET))
     found = verdicts(study, choices, None, run_protocol(recipe, None))
     if not found:
         return None

@@ -6,6 +6,8 @@ worker's memory, so it works the same for a study that ran on another machine.
 
 from __future__ import annotations
 
+import statistics
+
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
@@ -105,7 +107,17 @@ def cost_line(study: optuna.Study) -> str:
     return (f"{trained} candidate-epochs trained for {len(finished)} finished trials, failed and running ones "
             f"included (without pruning the {len(trainable)} that were not rejected would train "
             f"{len(trainable)} x {epochs} = {len(trainable) * epochs}); {worker_s / 3600:.1f} worker-hours of "
-            f"training and evaluation, {wall / 3600:.1f} h wall time")
+            f"training and evaluation, {wall / 3600:.1f} h wall time" + _epoch_seconds(trials))
+
+
+def _epoch_seconds(trials) -> str:
+    """'; a candidate-epoch took A to B s per worker (10th to 90th percentile, median M s)'."""
+    seconds = [s for t in trials for s in t.user_attrs.get("epoch_seconds") or []]
+    if len(seconds) < 2:
+        return ""
+    q = statistics.quantiles(seconds, n=10, method="inclusive")
+    return (f"; a candidate-epoch took {q[0]:.0f} to {q[8]:.0f} s per worker (10th to 90th percentile, "
+            f"median {statistics.median(seconds):.0f} s)")
 
 
 def failures(study: optuna.Study) -> list[tuple[int, str]]:

@@ -50,7 +50,6 @@ def test_the_search_finished_its_50_trials():
     assert not study.get_trials(states=(TrialState.RUNNING,))  # stopped cleanly, nothing left open
 
 
-
 def test_the_confirm_study_holds_full_recipe_runs_of_searched_nets_and_rounds():
     study = load()
     confirm = load("search-confirm")
