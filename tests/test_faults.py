@@ -31,10 +31,17 @@ def cli(args: list[str], data_root: Path) -> subprocess.Popen:
                             start_new_session=True)  # its own process group, like a terminal job
 
 
-def wait_for_running_epoch(storage_path: Path, timeout: float = 120.0) -> optuna.trial.FrozenTrial:
-    """Block until some trial is running and has finished at least one epoch."""
+def wait_for_running_epoch(proc: subprocess.Popen, storage_path: Path,
+                           timeout: float = 120.0) -> optuna.trial.FrozenTrial:
+    """Block until some trial is running and has finished at least one epoch.
+
+    Fails at once, with the command's output, if the command exits before that.
+    """
     deadline = time.time() + timeout
     while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the command exited ({proc.returncode}) before a trial got through an "
+                                 f"epoch:\n{proc.stdout.read()}")
         if storage_path.exists():
             try:
                 study = optuna.load_study(study_name="search", storage=open_storage(str(storage_path)))
@@ -61,7 +68,7 @@ SEARCH = ["run", "--trials", "2", "--epochs", "3", "--train-size", "2000", "--va
 def test_interrupt_closes_the_trial_and_the_same_command_resumes(tmp_path, data_root, how):
     store = tmp_path / "s.journal"
     proc = cli([*SEARCH, "--storage", str(store)], data_root)
-    victim = wait_for_running_epoch(store)
+    victim = wait_for_running_epoch(proc, store)
     if how == "ctrl-c":
         os.killpg(proc.pid, signal.SIGINT)  # a terminal sends SIGINT to the whole job
     else:

@@ -7,6 +7,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
+from search import report
 from search.objective import score
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,3 +68,13 @@ def test_the_confirm_study_holds_full_recipe_runs_of_searched_nets_and_rounds():
         labels.add(a["label"])
     assert {"round1", "round2", "round3"} <= labels
     assert any(label.startswith("trial ") for label in labels)
+
+
+def test_every_front_net_and_round_is_confirmed_on_three_seeds():
+    study = load()
+    confirm = load("search-confirm")
+    seeds: dict[str, set[int]] = {}
+    for t in confirm.get_trials(states=(TrialState.COMPLETE,)):
+        seeds.setdefault(t.user_attrs["label"], set()).add(t.user_attrs["confirm_seed"])
+    wanted = [f"trial {t.number}" for t in report.front(study)] + ["round1", "round2", "round3"]
+    assert {label: seeds.get(label, set()) for label in wanted} == {label: {1, 2, 3} for label in wanted}
