@@ -6,6 +6,8 @@ worker's memory, so it works the same for a study that ran on another machine.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import statistics
 
 import optuna
@@ -261,12 +263,23 @@ def figures(study: optuna.Study) -> dict:
     return out
 
 
-def attach(study: optuna.Study, figs: dict) -> None:
-    """Store the figures in the study so optuna-dashboard shows them too."""
+def attach(study: optuna.Study, figs: dict) -> bool:
+    """Store the figures in the study so optuna-dashboard shows them too.
+
+    Writes only when they differ from the ones last stored (a digest in the user attribute
+    `report_figures` tells), so reading a finished study, such as the shipped one, leaves
+    its storage as it is. Returns whether anything was written.
+    """
     from optuna_dashboard import save_plotly_graph_object
 
+    digest = hashlib.sha256(json.dumps({name: fig.to_json() for name, fig in figs.items()},
+                                       sort_keys=True).encode()).hexdigest()
+    if study.user_attrs.get("report_figures") == digest:
+        return False
     for name, fig in figs.items():
         save_plotly_graph_object(study, fig, graph_object_id=name)
+    study.set_user_attr("report_figures", digest)
+    return True
 
 
 def front_html(study: optuna.Study) -> str:

@@ -86,6 +86,23 @@ def test_dashboard_app_serves_the_study_with_metric_names_and_figures(searched):
     assert len(detail["trials"]) == 7
 
 
+def test_the_report_stores_figures_only_when_they_changed(searched, tmp_path):
+    """Reading a finished study (the shipped one) must not grow its storage file."""
+    cfg, _ = searched
+    journal = tmp_path / "copy.journal"
+    optuna.copy_study(from_study_name=cfg.study_name, from_storage=cfg.storage,
+                      to_storage=open_storage(str(journal)))
+    study = optuna.load_study(study_name=cfg.study_name, storage=open_storage(str(journal)))
+    figs = report.figures(study)
+    report.attach(study, figs)  # stored now, or already stored by another test
+    size = journal.stat().st_size
+    assert not report.attach(study, report.figures(study))
+    assert journal.stat().st_size == size
+    figs["curves"].update_layout(title="a trial was added")
+    assert report.attach(study, figs)
+    assert journal.stat().st_size > size
+
+
 def test_export_loads_in_plain_torch_with_the_same_predictions(searched, tmp_path):
     cfg, study = searched
     store = artifact_store(cfg.storage)
