@@ -11,9 +11,11 @@ test set.
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import optuna
 import torch
@@ -24,7 +26,7 @@ from baselines import ROUNDS
 
 from . import report
 from .config import PARAM_BUDGET, TARGET_ACC, Recipe
-from .data import Mnist
+from .data import Mnist, load_mnist
 from .model import count_params
 from .record import record_run
 from .study import open_study
@@ -108,27 +110,58 @@ def run(
     artifacts=None,
     train_size: int | None = None,
     on_epoch: Callable[[Choice, int, EpochResult], None] | None = None,
+    share: tuple[int, int] = (0, 1),
 ) -> list[Verdict]:
-    """Train every choice with every seed (skipping runs already stored) and judge them."""
-    study = open_study(storage, study_name, ["maximize", "minimize"], ["test_acc", "params"], CONFIRM_ATTRS)
+    """Train every choice with every seed (skipping runs already stored) and judge them.
+
+    `share=(i, n)`: train only runs i, i + n, i + 2n, ... of `plan(choices, seeds)`, the
+    part of worker i of n (`workers.run_confirm`); the verdicts cover every stored run.
+    """
+    study = open_confirm(storage, study_name)
     key = run_protocol(recipe, train_size)
-    for choice in choices:
-        for seed in seeds:
-            if _stored(study, choice.candidate, seed, key) is not None:
-                if on_run is not None:
-                    on_run(choice, seed, None)
-                continue
-            attrs = {"label": choice.label, "confirm_seed": seed, "run_protocol": key}
-            if choice.source_trial is not None:
-                attrs["source_trial"] = choice.source_trial
-            if choice.baseline:
-                attrs["baseline"] = choice.baseline
-            each = None if on_epoch is None else (lambda e, c=choice, s=seed: on_epoch(c, s, e))
-            result = record_run(study, choice.candidate, Recipe(**{**recipe.to_dict(), "seed": seed}),
-                                data, device, attrs, artifacts=artifacts, on_epoch=each)
+    index, of = share
+    for k, (choice, seed) in enumerate(plan(choices, seeds)):
+        if k % of != index:
+            continue
+        if _stored(study, choice.candidate, seed, key) is not None:
             if on_run is not None:
-                on_run(choice, seed, result.history)
+                on_run(choice, seed, None)
+            continue
+        attrs = {"label": choice.label, "confirm_seed": seed, "run_protocol": key}
+        if choice.source_trial is not None:
+            attrs["source_trial"] = choice.source_trial
+        if choice.baseline:
+            attrs["baseline"] = choice.baseline
+        each = None if on_epoch is None else (lambda e, c=choice, s=seed: on_epoch(c, s, e))
+        result = record_run(study, choice.candidate, Recipe(**{**recipe.to_dict(), "seed": seed}),
+                            data, device, attrs, artifacts=artifacts, on_epoch=each)
+        if on_run is not None:
+            on_run(choice, seed, result.history)
     return verdicts(study, choices, seeds, key)
+
+
+def open_confirm(storage, study_name: str) -> optuna.Study:
+    return open_study(storage, study_name, ["maximize", "minimize"], ["test_acc", "params"], CONFIRM_ATTRS)
+
+
+def plan(choices: list[Choice], seeds: list[int]) -> list[tuple[Choice, int]]:
+    """Every run a confirmation asks for, in the order they are trained."""
+    return [(choice, seed) for choice in choices for seed in seeds]
+
+
+def planned_runs(trials, choices: list[Choice], seeds: list[int], key: dict) -> list:
+    """The trials among `trials` that are runs of the plan under protocol `key`."""
+    wanted = {(choice.candidate, seed) for choice, seed in plan(choices, seeds)}
+    return [t for t in trials if t.user_attrs.get("run_protocol") == key
+            and (spaces.decode(t.params), t.user_attrs.get("confirm_seed")) in wanted]
+
+
+def load_data(root: str | Path, device: torch.device | str, train_size: int | None = None) -> Mnist:
+    """MNIST on `device`, the training set cut to its first `train_size` images if given."""
+    data = load_mnist(root).to(device)
+    if train_size is not None:
+        data = dataclasses.replace(data, train=data.train.take(slice(0, train_size)))
+    return data
 
 
 def run_protocol(recipe: Recipe, train_size: int | None) -> dict:

@@ -1,4 +1,4 @@
-"""Worker processes that fill a search study, their supervisor, liveness and retries.
+"""Worker processes that fill a search (or confirm) study, their supervisor, liveness and retries.
 
 `run_search` starts `cfg.workers` processes (real concurrency, no GIL); each runs
 `run_worker`, which asks Optuna for trials and runs `Objective` on them until the study
@@ -6,6 +6,9 @@ holds the requested number of finished trials. The supervisor polls the storage,
 every finished trial once, fails and re-queues the trial of a worker that died, and
 starts a replacement. A trial that fails (its worker died, it was interrupted, training
 raised) is re-queued at most MAX_RETRY times and never counts as finished.
+
+`run_confirm` does the same for a confirmation: `job.workers` processes, each training
+every n-th run of the plan, with the supervisor polling the confirm study for progress.
 
 A worker is named host:pid:start-time, so a pid reused after a restart does not make a
 dead worker's trial look alive.
@@ -28,12 +31,12 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
-from .config import SearchConfig
+from .config import Recipe, SearchConfig
 from .data import load_mnist, split_validation
 from .objective import Objective, SearchData, TrialError
 from .prune import make_pruner
 from .record import process_start, worker_id
-from .storage import artifact_store, is_sqlite
+from .storage import artifact_store, is_sqlite, open_storage
 from .study import FINISHED, SearchFailed, StudyError, counts, enqueue_baselines, make_sampler, open_search
 
 MAX_RETRY = 2  # a trial that failed (worker died, interrupted, error) runs again at most this often
@@ -56,8 +59,9 @@ def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
     study.enqueue_trial(trial.params, user_attrs={**keep, "retry_of": trial.number, "retries": retries})
 
 
-def fail_trial(study: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
-    """Mark a RUNNING trial FAIL with `reason` and re-queue it; False if it had finished.
+def fail_trial(study: optuna.Study, trial: FrozenTrial, reason: str, retry: bool = True) -> bool:
+    """Mark a RUNNING trial FAIL with `reason` and re-queue it (unless `retry` is False);
+    False if it had finished.
 
     Not `study.tell(n, state=FAIL, skip_if_finished=True)`: it returns the finished trial
     whoever finished it, so two processes failing the same trial (a supervisor and
@@ -72,12 +76,14 @@ def fail_trial(study: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
             return False
     except optuna.exceptions.UpdateFinishedTrialError:
         return False
-    requeue(study, storage.get_trial(trial._trial_id))  # noqa: SLF001
+    if retry:
+        requeue(study, storage.get_trial(trial._trial_id))  # noqa: SLF001
     return True
 
 
-def fail_dead_workers(study: optuna.Study, host: str | None = None) -> list[int]:
-    """Fail and re-queue RUNNING trials whose worker process on this host is gone.
+def fail_dead_workers(study: optuna.Study, host: str | None = None, retry: bool = True) -> list[int]:
+    """Fail and re-queue (unless `retry` is False) RUNNING trials whose worker process on
+    this host is gone.
 
     Journal storages have no heartbeat, so this is how their stale trials end: the
     supervisor calls it when a worker exits abnormally and before every run, and
@@ -87,7 +93,7 @@ def fail_dead_workers(study: optuna.Study, host: str | None = None) -> list[int]
     failed = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = t.user_attrs.get("worker", "")
-        if is_dead(worker, host) and fail_trial(study, t, f"worker {worker} died"):
+        if is_dead(worker, host) and fail_trial(study, t, f"worker {worker} died", retry):
             failed.append(t.number)
     return failed
 
@@ -167,8 +173,7 @@ def run_worker(
     """Run trials in this process until the study holds `cfg.trials` finished or running
     trials (failed ones do not count), the timeout passes, or training keeps failing."""
     device = torch.device(cfg.device)
-    if device.type == "cpu":
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.workers))
+    _use_cores(device, cfg.workers)
     study = open_search(cfg, on_stale=requeue)
     if todo(study, cfg.trials) == 0:
         return
@@ -219,8 +224,9 @@ class ErrorCallback:
 EXIT_GAVE_UP = 3  # a worker's trials kept failing with errors
 
 
-def _worker_main(cfg: SearchConfig, index: int) -> None:
-    """Entry point of a worker process: SIGINT/SIGTERM close the running trial once."""
+def _interrupt_once() -> None:
+    """In a worker process: the first SIGINT or SIGTERM raises KeyboardInterrupt (which
+    closes the running trial), later ones are ignored while it closes."""
 
     def interrupt_once(signum, frame):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -229,6 +235,17 @@ def _worker_main(cfg: SearchConfig, index: int) -> None:
 
     signal.signal(signal.SIGINT, interrupt_once)
     signal.signal(signal.SIGTERM, interrupt_once)
+
+
+def _use_cores(device: torch.device, workers: int) -> None:
+    """Share this machine's cores among `workers` processes training on the CPU."""
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
+def _worker_main(cfg: SearchConfig, index: int) -> None:
+    """Entry point of a worker process: SIGINT/SIGTERM close the running trial once."""
+    _interrupt_once()
     try:
         run_worker(cfg, index)
     except KeyboardInterrupt:
@@ -268,6 +285,18 @@ def ignoring_interrupts():
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def _stop(processes: list) -> None:
+    """Interrupt worker processes (each closes its running trial) and wait for them."""
+    for p in processes:
+        if p.is_alive():
+            os.kill(p.pid, signal.SIGINT)
+    for p in processes:
+        p.join(timeout=60)
+        if p.is_alive():
+            p.kill()
+            p.join()
 
 
 def run_search(
@@ -315,14 +344,7 @@ def run_search(
 
     def stop_all() -> None:
         with ignoring_interrupts():  # a second Ctrl-C must not cut the clean stop short
-            for w in workers:
-                if w.process.is_alive():
-                    os.kill(w.process.pid, signal.SIGINT)
-            for w in workers:
-                w.process.join(timeout=60)
-                if w.process.is_alive():
-                    w.process.kill()
-                    w.process.join()
+            _stop([w.process for w in workers])
             fail_dead_workers(study)
             report()
 
@@ -377,3 +399,78 @@ def run_search(
             "drill-search fail-stale (with --older-than for other machines) and this command again."
         )
     return study
+
+
+# --- confirmation workers ---------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfirmJob:
+    """What every confirmation worker needs, as plain values (sent to spawned processes)."""
+
+    choices: list  # confirm.Choice
+    seeds: list[int]
+    recipe: Recipe
+    data_root: str
+    device: str
+    storage: str  # an Optuna storage URL or journal path
+    study_name: str  # the confirm study
+    train_size: int | None
+    workers: int
+
+
+def _confirm_main(job: ConfirmJob, index: int) -> None:
+    """Entry point of a confirmation worker: trains its share of the runs."""
+    from . import confirm
+
+    _interrupt_once()
+    device = torch.device(job.device)
+    _use_cores(device, job.workers)
+    try:
+        confirm.run(job.choices, job.seeds, job.recipe, confirm.load_data(job.data_root, device, job.train_size),
+                    device, open_storage(job.storage), job.study_name, artifacts=artifact_store(job.storage),
+                    train_size=job.train_size, share=(index, job.workers))
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    except Exception:  # noqa: BLE001 - the run is stored FAIL with its reason; the supervisor says it
+        raise SystemExit(EXIT_GAVE_UP) from None
+
+
+def run_confirm(job: ConfirmJob, on_poll: Callable[[list[FrozenTrial], set[str]], None],
+                poll_seconds: float = 1.0) -> None:
+    """Train a confirmation's missing runs with `job.workers` processes, each taking every
+    n-th run of the plan, and call `on_poll` with the confirm study's trials and the
+    workers' ids on every poll. A run that is interrupted, fails or loses its worker is
+    stored FAIL with the reason; a later `confirm` trains it again (confirm studies have
+    no queue, so nothing is re-queued)."""
+    from . import confirm
+
+    study = confirm.open_confirm(open_storage(job.storage), job.study_name)
+    fail_dead_workers(study, retry=False)  # runs left RUNNING by a confirm that was killed
+    ctx = mp.get_context("spawn")
+    processes = [ctx.Process(target=_confirm_main, args=(job, i), daemon=False) for i in range(job.workers)]
+    for p in processes:
+        p.start()
+    ids = {worker_id(p.pid) for p in processes}
+    try:
+        while any(p.is_alive() for p in processes):
+            time.sleep(poll_seconds)
+            on_poll(study.get_trials(deepcopy=False), ids)
+            if any(p.exitcode == 130 for p in processes):
+                raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        with ignoring_interrupts():  # a second Ctrl-C must not cut the clean stop short
+            _stop(processes)
+            fail_dead_workers(study, retry=False)
+            on_poll(study.get_trials(deepcopy=False), ids)
+        raise
+    for p in processes:
+        p.join()
+    fail_dead_workers(study, retry=False)
+    on_poll(study.get_trials(deepcopy=False), ids)
+    if any(p.exitcode != 0 for p in processes):
+        mine = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+                if t.user_attrs.get("worker") in ids]
+        reason = mine[-1].user_attrs.get("state_reason", "unknown") if mine else "a worker died before training"
+        raise SearchFailed(f"a confirmation run failed ({reason}); the finished runs are stored, and the "
+                           "same command trains the missing ones.")

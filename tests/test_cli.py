@@ -97,14 +97,19 @@ def test_search_report_export_from_the_cli(capsys, tmp_path, data_root):
     code, out, err = run(capsys, "export", str(best), "--storage", store, "--output", str(tmp_path / "e"))
     assert code == 0, err
     assert (tmp_path / "e" / "model.pt2").exists()
-    confirm = ["confirm", "--trials", str(best), "--seeds", "1", "--epochs", "1", "--train-size", "300",
-               "--no-baselines", "--device", "cpu", *common]
+    confirm = ["confirm", "--trials", str(best), "--seeds", "2", "--epochs", "1", "--train-size", "300",
+               "--no-baselines", "--device", "cpu", "--workers", "2", *common]
     code, out, err = run(capsys, *confirm)
     assert code == 0, err
-    assert " seed 1: epoch 1/1  test " in out  # live progress, plain lines off a terminal
-    assert "1/1 runs finished" in out and "final test" in out and "Final-epoch test accuracy" in out
+    assert " seed 1: final test " in out and " seed 2: final test " in out  # each run as it finishes
+    assert "2/2 runs finished" in out and "Final-epoch test accuracy" in out
+    runs = optuna.load_study(study_name="search-confirm", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(store))).trials
+    assert sorted(t.user_attrs["confirm_seed"] for t in runs) == [1, 2]  # each run once
+    assert len({t.user_attrs["worker"] for t in runs}) == 2  # one per worker process
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in runs)
     code, out, err = run(capsys, *confirm)
-    assert code == 0 and "already stored" in out
+    assert code == 0 and "2 of the 2 runs are already stored" in out and "Final-epoch test accuracy" in out
 
 
 @pytest.mark.parametrize(
@@ -118,6 +123,7 @@ def test_search_report_export_from_the_cli(capsys, tmp_path, data_root):
         (["run", "--baseline", "round3", "--train-size", "100", "--workers", "2"],
          "--workers, --train-size belong to a search"),
         (["confirm", "--train-size", "0"], "--train-size must be between 1 and 60000"),
+        (["confirm", "--workers", "0"], "--workers must be at least 1"),
         (["run", "--trials", "5", "--workers", "2"], "SQLite is not safe for 2 concurrent workers"),
         (["run", "--trials", "5", "--baseline", "round1"], "give one of them"),
         (["report", "--study-name", "nope"], "there is no storage at"),

@@ -148,6 +148,41 @@ def test_confirm_stores_per_seed_results_and_resumes(searched, tmp_path):
     assert "reach 99.4% on every seed" in confirm.table(again, 1)
 
 
+def test_confirm_workers_share_the_runs_each_run_once(searched, tmp_path):
+    cfg, study = searched
+    storage = open_storage(f"sqlite:///{tmp_path}/c.db")
+    data = Mnist(synthetic_split(256, seed=1), synthetic_split(128, seed=2))
+    choices = confirm.choose(study, [t.number for t in report.front(study)[:2]], cfg.max_params,
+                             with_baselines=False)
+    trained = []
+    for index in (0, 1):  # what two workers do, one after the other here
+        confirm.run(choices, [1, 2, 3], Recipe(epochs=1), data, torch.device("cpu"), storage, "c",
+                    on_run=lambda c, s, h: trained.append((c.label, s)), share=(index, 2))
+    planned = [(c.label, s) for c, s in confirm.plan(choices, [1, 2, 3])]
+    assert len(planned) == 6 and sorted(trained) == sorted(planned)
+    runs = optuna.load_study(study_name="c", storage=storage).trials
+    assert sorted((t.user_attrs["label"], t.user_attrs["confirm_seed"]) for t in runs) == sorted(planned)
+
+
+def test_confirm_progress_counts_stored_runs_and_shows_only_its_own_workers():
+    from optuna.trial import create_trial
+
+    from search.progress import confirm_status
+
+    def run(state, seed, worker, epochs):
+        attrs = {"label": "trial 3", "confirm_seed": seed, "worker": worker,
+                 "test_acc": [99.0] * epochs, "epoch_seconds": [10.0] * epochs}
+        return create_trial(state=state, user_attrs=attrs,
+                            values=[99.0, 5000] if state == TrialState.COMPLETE else None)
+
+    runs = [run(TrialState.COMPLETE, 1, "h:1", 4), run(TrialState.RUNNING, 2, "h:2", 1),
+            run(TrialState.RUNNING, 3, "h:dead", 2)]
+    running, done, left = confirm_status(runs, total=4, epochs=4, workers=2, ids={"h:2"})
+    assert done == 1 and [r.label for r in running] == ["trial 3 seed 2"] and running[0].epoch == 1
+    # 3 epochs left of the running run + 2 runs not started x 4 epochs, at 10 s, on 2 workers
+    assert left == (3 + 2 * 4) * 10.0 / 2
+
+
 def test_confirm_default_choice_is_the_front_plus_rounds_under_budget(searched):
     _, study = searched
     labels = [c.label for c in confirm.choose(study, None, 10_000)]
