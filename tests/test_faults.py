@@ -31,8 +31,8 @@ def cli(args: list[str], data_root: Path) -> subprocess.Popen:
                             start_new_session=True)  # its own process group, like a terminal job
 
 
-def wait_for_running_epoch(proc: subprocess.Popen, storage_path: Path,
-                           timeout: float = 120.0) -> optuna.trial.FrozenTrial:
+def wait_for_running_epoch(proc: subprocess.Popen, storage_path: Path, timeout: float = 120.0,
+                           study_name: str = "search", curve: str = "val_acc") -> optuna.trial.FrozenTrial:
     """Block until some trial is running and has finished at least one epoch.
 
     Fails at once, with the command's output, if the command exits before that.
@@ -44,9 +44,9 @@ def wait_for_running_epoch(proc: subprocess.Popen, storage_path: Path,
                                  f"epoch:\n{proc.stdout.read()}")
         if storage_path.exists():
             try:
-                study = optuna.load_study(study_name="search", storage=open_storage(str(storage_path)))
+                study = optuna.load_study(study_name=study_name, storage=open_storage(str(storage_path)))
                 for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                    if t.user_attrs.get("val_acc"):
+                    if t.user_attrs.get(curve):
                         return t
             except KeyError:
                 pass
@@ -91,6 +91,31 @@ def test_interrupt_closes_the_trial_and_the_same_command_resumes(tmp_path, data_
     study = optuna.load_study(study_name="search", storage=open_storage(str(store)))
     assert finished(study) == 2 and studies.counts(study)["waiting"] == 0
     assert study.trials[retry[0].number].state == TrialState.COMPLETE  # the interrupted candidate ran
+
+
+@pytest.mark.mnist
+def test_an_interrupted_confirm_with_two_workers_stores_its_runs_failed_and_resumes(tmp_path, data_root):
+    store = str(tmp_path / "s.journal")
+    first = cli([*SEARCH[:2], "1", *SEARCH[3:], "--storage", store], data_root)
+    out, _ = first.communicate(timeout=300)
+    assert first.returncode == 0, out
+    confirm = ["confirm", "--trials", "0", "--seeds", "2", "--epochs", "3", "--train-size", "3000",
+               "--no-baselines", "--device", "cpu", "--workers", "2", "--storage", store]
+    proc = cli(confirm, data_root)
+    wait_for_running_epoch(proc, Path(store), study_name="search-confirm", curve="test_acc")
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the supervisor and both workers get it
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in out, out
+    runs = optuna.load_study(study_name="search-confirm", storage=open_storage(store)).trials
+    assert not [t for t in runs if t.state == TrialState.RUNNING]
+    assert any(t.state == TrialState.FAIL for t in runs)
+    assert all(t.user_attrs["state_reason"] == "interrupted" for t in runs if t.state == TrialState.FAIL)
+
+    proc = cli(confirm, data_root)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    runs = optuna.load_study(study_name="search-confirm", storage=open_storage(store)).trials
+    assert sorted(t.user_attrs["confirm_seed"] for t in runs if t.state == TrialState.COMPLETE) == [1, 2]
 
 
 def test_a_diverging_candidate_ends_with_its_reason_and_the_study_goes_on(tmp_path):
