@@ -636,9 +636,9 @@ def cmd_confirm(args: argparse.Namespace) -> int:
           f"{', '.join(c.label for c in choices)}")
 
     storage = open_storage(url)
-    before = confirm.planned_runs(confirm.open_confirm(storage, name).get_trials(deepcopy=False), choices, seeds, key)
-    seen = {t.number for t in before if t.state.is_finished()}
-    stored = sum(t.state == TrialState.COMPLETE for t in before)
+    runs_study = confirm.open_confirm(storage, name)
+    seen = {t.number for t in runs_study.get_trials(deepcopy=False) if t.state.is_finished()}
+    stored = total - len(confirm.missing(runs_study, choices, seeds, key))
     if stored:
         print(f"{stored} of the {total} runs are already stored" + ("" if stored >= total else "; training the rest"))
     progress = Progress(total, stored, "runs", enabled=not args.quiet and stored < total)
@@ -653,8 +653,7 @@ def cmd_confirm(args: argparse.Namespace) -> int:
                         else a.get("state_reason", "failed"))
                 progress.write(f"  {a['label']:<10} seed {a['confirm_seed']}: {what}  "
                                f"({sum(a.get('epoch_seconds') or []):.0f} s)")
-        running, done, left = confirm_status(runs, total, recipe.epochs, args.workers, ids)
-        progress.update(running, min(done, total), left)
+        progress.update(*confirm_status(runs, total, recipe.epochs, ids))
 
     job = workers.ConfirmJob(choices, seeds, recipe, str(root), str(device), url, name, args.train_size, args.workers)
     _sigterm_as_interrupt()
@@ -663,7 +662,7 @@ def cmd_confirm(args: argparse.Namespace) -> int:
             workers.run_confirm(job, on_poll)
     finally:
         progress.close()
-    verdicts = confirm.verdicts(confirm.open_confirm(storage, name), choices, seeds, key)
+    verdicts = confirm.verdicts(runs_study, choices, seeds, key)
     print()
     print(confirm.table(verdicts, recipe.epochs))
     print(f"stored in study {name!r} of {url}")

@@ -110,19 +110,16 @@ def run(
     artifacts=None,
     train_size: int | None = None,
     on_epoch: Callable[[Choice, int, EpochResult], None] | None = None,
-    share: tuple[int, int] = (0, 1),
+    runs: list[tuple[Choice, int]] | None = None,
 ) -> list[Verdict]:
     """Train every choice with every seed (skipping runs already stored) and judge them.
 
-    `share=(i, n)`: train only runs i, i + n, i + 2n, ... of `plan(choices, seeds)`, the
-    part of worker i of n (`workers.run_confirm`); the verdicts cover every stored run.
+    `runs`: train only these (choice, seed) pairs of `plan(choices, seeds)`, a worker's
+    part (`workers.run_confirm`); the verdicts still cover every stored run of the plan.
     """
     study = open_confirm(storage, study_name)
     key = run_protocol(recipe, train_size)
-    index, of = share
-    for k, (choice, seed) in enumerate(plan(choices, seeds)):
-        if k % of != index:
-            continue
+    for choice, seed in plan(choices, seeds) if runs is None else runs:
         if _stored(study, choice.candidate, seed, key) is not None:
             if on_run is not None:
                 on_run(choice, seed, None)
@@ -147,6 +144,12 @@ def open_confirm(storage, study_name: str) -> optuna.Study:
 def plan(choices: list[Choice], seeds: list[int]) -> list[tuple[Choice, int]]:
     """Every run a confirmation asks for, in the order they are trained."""
     return [(choice, seed) for choice in choices for seed in seeds]
+
+
+def missing(study: optuna.Study, choices: list[Choice], seeds: list[int], key: dict) -> list[tuple[Choice, int]]:
+    """The runs of the plan that `study` holds no complete run of under protocol `key`."""
+    return [(choice, seed) for choice, seed in plan(choices, seeds)
+            if _stored(study, choice.candidate, seed, key) is None]
 
 
 def planned_runs(trials, choices: list[Choice], seeds: list[int], key: dict) -> list:

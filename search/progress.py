@@ -163,23 +163,23 @@ def search_status(trials, total: int, epochs: int, workers: int) -> tuple[list[R
     return running, done, left
 
 
-def confirm_status(runs, total: int, epochs: int, workers: int,
-                   ids: set[str]) -> tuple[list[Running], int, float | None]:
-    """A confirmation's runs in progress (those of the workers `ids`), runs stored of the
-    `total` planned, and seconds left; `runs` are the confirm study's trials of the plan."""
+def confirm_status(runs, total: int, epochs: int, ids: set[str]) -> tuple[list[Running], int, float | None]:
+    """A confirmation's runs in progress (those of the workers `ids`), distinct planned runs
+    stored of the `total`, and seconds left; `runs` are the confirm study's trials of the plan."""
     from optuna.trial import TrialState
 
-    running, done, timed = [], 0, []
+    running, stored, timed = [], set(), []
     for t in runs:
         a = t.user_attrs
         secs = a.get("epoch_seconds") or []
         if t.state == TrialState.COMPLETE:
-            done += 1
+            stored.add((tuple(sorted(t.params.items())), a.get("confirm_seed")))  # a run stored twice counts once
             timed += secs
         elif t.state == TrialState.RUNNING and a.get("worker") in ids:
             timed += secs
             test = a.get("test_acc") or []
             running.append(Running(t.number, f"{a['label']} seed {a['confirm_seed']}", len(test), epochs, "test",
                                    test[-1] if test else None, mean_or(secs, None)))
+    done = len(stored)
     not_started = max(0, total - done - len(running))
-    return running, done, estimate_left(running, not_started, epochs, mean_or(timed[-60:], None), workers)
+    return running, done, estimate_left(running, not_started, epochs, mean_or(timed[-60:], None), len(ids))

@@ -22,6 +22,7 @@ import multiprocessing as mp
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -238,9 +239,11 @@ def _interrupt_once() -> None:
 
 
 def _use_cores(device: torch.device, workers: int) -> None:
-    """Share this machine's cores among `workers` processes training on the CPU."""
-    if device.type == "cpu":
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+    """Share the cores this process may use among `workers` processes training on the
+    CPU, unless OMP_NUM_THREADS says how many threads to use."""
+    if device.type == "cpu" and not os.environ.get("OMP_NUM_THREADS"):
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        torch.set_num_threads(max(1, cores // workers))
 
 
 def _worker_main(cfg: SearchConfig, index: int) -> None:
@@ -403,6 +406,8 @@ def run_search(
 
 # --- confirmation workers ---------------------------------------------------------------
 
+EXIT_RUN_FAILED = 4  # a confirmation worker's run (or its setup) raised
+
 
 @dataclasses.dataclass(frozen=True)
 class ConfirmJob:
@@ -419,58 +424,70 @@ class ConfirmJob:
     workers: int
 
 
-def _confirm_main(job: ConfirmJob, index: int) -> None:
-    """Entry point of a confirmation worker: trains its share of the runs."""
-    from . import confirm
-
+def _confirm_main(job: ConfirmJob, runs: list, workers: int) -> None:
+    """Entry point of a confirmation worker: trains `runs`, its part of the missing runs."""
     _interrupt_once()
-    device = torch.device(job.device)
-    _use_cores(device, job.workers)
     try:
+        from . import confirm
+
+        device = torch.device(job.device)
+        _use_cores(device, workers)
         confirm.run(job.choices, job.seeds, job.recipe, confirm.load_data(job.data_root, device, job.train_size),
                     device, open_storage(job.storage), job.study_name, artifacts=artifact_store(job.storage),
-                    train_size=job.train_size, share=(index, job.workers))
+                    train_size=job.train_size, runs=runs)
     except KeyboardInterrupt:
         raise SystemExit(130) from None
-    except Exception:  # noqa: BLE001 - the run is stored FAIL with its reason; the supervisor says it
-        raise SystemExit(EXIT_GAVE_UP) from None
+    except Exception as e:  # noqa: BLE001 - a run that raised is stored FAIL with its reason
+        print(f"drill-search confirm worker: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_RUN_FAILED) from None
 
 
 def run_confirm(job: ConfirmJob, on_poll: Callable[[list[FrozenTrial], set[str]], None],
                 poll_seconds: float = 1.0) -> None:
-    """Train a confirmation's missing runs with `job.workers` processes, each taking every
-    n-th run of the plan, and call `on_poll` with the confirm study's trials and the
-    workers' ids on every poll. A run that is interrupted, fails or loses its worker is
-    stored FAIL with the reason; a later `confirm` trains it again (confirm studies have
-    no queue, so nothing is re-queued)."""
+    """Train a confirmation's missing runs with up to `job.workers` processes, worker i
+    taking missing runs i, i + n, ..., and call `on_poll` with the confirm study's trials
+    and the workers' ids on every poll. A run that is interrupted, fails or loses its
+    worker is stored FAIL with the reason; a later `confirm` trains it again (confirm
+    studies have no queue, so nothing is re-queued)."""
     from . import confirm
 
     study = confirm.open_confirm(open_storage(job.storage), job.study_name)
     fail_dead_workers(study, retry=False)  # runs left RUNNING by a confirm that was killed
+    todo_runs = confirm.missing(study, job.choices, job.seeds, confirm.run_protocol(job.recipe, job.train_size))
+    n = min(job.workers, len(todo_runs))
     ctx = mp.get_context("spawn")
-    processes = [ctx.Process(target=_confirm_main, args=(job, i), daemon=False) for i in range(job.workers)]
-    for p in processes:
-        p.start()
-    ids = {worker_id(p.pid) for p in processes}
+    processes: list = []
+    ids: set[str] = set()
+
+    def poll() -> None:
+        on_poll(study.get_trials(deepcopy=False), ids)
+
     try:
+        for i in range(n):
+            p = ctx.Process(target=_confirm_main, args=(job, todo_runs[i::n], n), daemon=False)
+            p.start()
+            ids.add(worker_id(p.pid))
+            processes.append(p)
         while any(p.is_alive() for p in processes):
             time.sleep(poll_seconds)
-            on_poll(study.get_trials(deepcopy=False), ids)
+            poll()
             if any(p.exitcode == 130 for p in processes):
                 raise KeyboardInterrupt
+        for p in processes:
+            p.join()
+        if any(p.exitcode == 130 for p in processes):
+            raise KeyboardInterrupt
     except KeyboardInterrupt:
         with ignoring_interrupts():  # a second Ctrl-C must not cut the clean stop short
             _stop(processes)
             fail_dead_workers(study, retry=False)
-            on_poll(study.get_trials(deepcopy=False), ids)
+            poll()
         raise
-    for p in processes:
-        p.join()
     fail_dead_workers(study, retry=False)
-    on_poll(study.get_trials(deepcopy=False), ids)
+    poll()
     if any(p.exitcode != 0 for p in processes):
         mine = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
                 if t.user_attrs.get("worker") in ids]
-        reason = mine[-1].user_attrs.get("state_reason", "unknown") if mine else "a worker died before training"
+        reason = mine[-1].user_attrs.get("state_reason", "unknown") if mine else "see the worker's line above"
         raise SearchFailed(f"a confirmation run failed ({reason}); the finished runs are stored, and the "
                            "same command trains the missing ones.")

@@ -110,6 +110,12 @@ def test_search_report_export_from_the_cli(capsys, tmp_path, data_root):
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in runs)
     code, out, err = run(capsys, *confirm)
     assert code == 0 and "2 of the 2 runs are already stored" in out and "Final-epoch test accuracy" in out
+    one_more_seed = ["confirm", "--trials", str(best), "--seeds", "3", "--epochs", "1", "--train-size", "300",
+                     "--no-baselines", "--device", "cpu", *common]  # default: one worker
+    code, out, err = run(capsys, *one_more_seed)
+    assert code == 0, err
+    assert "2 of the 3 runs are already stored; training the rest" in out and "3/3 runs finished" in out
+    assert " seed 3: final test " in out and " seed 1: final test " not in out
 
 
 @pytest.mark.parametrize(

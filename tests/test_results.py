@@ -148,20 +148,38 @@ def test_confirm_stores_per_seed_results_and_resumes(searched, tmp_path):
     assert "reach 99.4% on every seed" in confirm.table(again, 1)
 
 
-def test_confirm_workers_share_the_runs_each_run_once(searched, tmp_path):
+def test_confirm_workers_split_the_missing_runs_each_run_once(searched, tmp_path):
     cfg, study = searched
     storage = open_storage(f"sqlite:///{tmp_path}/c.db")
     data = Mnist(synthetic_split(256, seed=1), synthetic_split(128, seed=2))
     choices = confirm.choose(study, [t.number for t in report.front(study)[:2]], cfg.max_params,
                              with_baselines=False)
+    key = confirm.run_protocol(Recipe(epochs=1), None)
+    confirm.run(choices, [1], Recipe(epochs=1), data, torch.device("cpu"), storage, "c")  # seed 1 is stored
+    todo = confirm.missing(confirm.open_confirm(storage, "c"), choices, [1, 2, 3], key)
+    assert [(c.label, s) for c, s in todo] == [(c.label, s) for c in choices for s in (2, 3)]
     trained = []
-    for index in (0, 1):  # what two workers do, one after the other here
+    for worker in (0, 1):  # what two workers do (`workers.run_confirm`), one after the other here
         confirm.run(choices, [1, 2, 3], Recipe(epochs=1), data, torch.device("cpu"), storage, "c",
-                    on_run=lambda c, s, h: trained.append((c.label, s)), share=(index, 2))
-    planned = [(c.label, s) for c, s in confirm.plan(choices, [1, 2, 3])]
-    assert len(planned) == 6 and sorted(trained) == sorted(planned)
+                    on_run=lambda c, s, h: trained.append((c.label, s, h is None)), runs=todo[worker::2])
+    assert sorted(trained) == sorted((c.label, s, False) for c, s in todo)  # each missing run trained once
     runs = optuna.load_study(study_name="c", storage=storage).trials
-    assert sorted((t.user_attrs["label"], t.user_attrs["confirm_seed"]) for t in runs) == sorted(planned)
+    assert sorted((t.user_attrs["label"], t.user_attrs["confirm_seed"]) for t in runs) == sorted(
+        (c.label, s) for c, s in confirm.plan(choices, [1, 2, 3]))
+    assert confirm.missing(confirm.open_confirm(storage, "c"), choices, [1, 2, 3], key) == []
+
+
+def test_a_confirm_worker_that_fails_is_one_sentence_and_its_reason(searched, tmp_path, capfd):
+    cfg, study = searched
+    choices = confirm.choose(study, [report.front(study)[0].number], cfg.max_params, with_baselines=False)
+    not_a_folder = tmp_path / "file"  # no MNIST, and no download can land there, online or not
+    not_a_folder.write_text("")
+    job = workers.ConfirmJob(choices, [1], Recipe(epochs=1), str(not_a_folder), "cpu",
+                             f"sqlite:///{tmp_path}/c.db", "c", None, 1)
+    with pytest.raises(studies.SearchFailed, match="a confirmation run failed"):
+        workers.run_confirm(job, on_poll=lambda trials, ids: None, poll_seconds=0.1)
+    err = capfd.readouterr().err
+    assert "drill-search confirm worker: DataError: MNIST is not usable" in err and "Traceback" not in err
 
 
 def test_confirm_progress_counts_stored_runs_and_shows_only_its_own_workers():
@@ -169,18 +187,20 @@ def test_confirm_progress_counts_stored_runs_and_shows_only_its_own_workers():
 
     from search.progress import confirm_status
 
-    def run(state, seed, worker, epochs):
+    def run(state, seed, worker, epochs, seconds=10.0):
         attrs = {"label": "trial 3", "confirm_seed": seed, "worker": worker,
-                 "test_acc": [99.0] * epochs, "epoch_seconds": [10.0] * epochs}
-        return create_trial(state=state, user_attrs=attrs,
+                 "test_acc": [99.0] * epochs, "epoch_seconds": [seconds] * epochs}
+        return create_trial(state=state, user_attrs=attrs, params={"lr": 0.1},
+                            distributions={"lr": optuna.distributions.FloatDistribution(0.01, 1.0)},
                             values=[99.0, 5000] if state == TrialState.COMPLETE else None)
 
-    runs = [run(TrialState.COMPLETE, 1, "h:1", 4), run(TrialState.RUNNING, 2, "h:2", 1),
-            run(TrialState.RUNNING, 3, "h:dead", 2)]
-    running, done, left = confirm_status(runs, total=4, epochs=4, workers=2, ids={"h:2"})
-    assert done == 1 and [r.label for r in running] == ["trial 3 seed 2"] and running[0].epoch == 1
-    # 3 epochs left of the running run + 2 runs not started x 4 epochs, at 10 s, on 2 workers
-    assert left == (3 + 2 * 4) * 10.0 / 2
+    runs = [run(TrialState.COMPLETE, 1, "h:1", 4), run(TrialState.COMPLETE, 1, "h:9", 4),  # stored twice
+            run(TrialState.RUNNING, 2, "h:2", 1), run(TrialState.RUNNING, 3, "h:3", 0),
+            run(TrialState.RUNNING, 4, "h:dead", 2, seconds=500.0)]  # another command's leftover
+    running, done, left = confirm_status(runs, total=5, epochs=4, ids={"h:2", "h:3"})
+    assert done == 1 and [r.label for r in running] == ["trial 3 seed 2", "trial 3 seed 3"]
+    # 3 + 4 epochs left of the running runs + 2 runs not started x 4 epochs, at 10 s, on 2 workers
+    assert left == (3 + 4 + 2 * 4) * 10.0 / 2
 
 
 def test_confirm_default_choice_is_the_front_plus_rounds_under_budget(searched):
