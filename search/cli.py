@@ -389,10 +389,14 @@ def run_search(args: argparse.Namespace) -> int:
 
 
 def _sigterm_as_interrupt() -> None:
+    """SIGTERM stops like Ctrl-C: the running trials close, the summary prints. Later
+    SIGTERMs are ignored while that happens (`timeout` and schedulers send one to the
+    process and one to its group); the stop is bounded, since workers that do not close
+    within a minute are killed."""
     import signal
 
     def handler(signum, frame):
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, lambda signum, frame: None)
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)

@@ -225,13 +225,20 @@ class ErrorCallback:
 EXIT_GAVE_UP = 3  # a worker's trials kept failing with errors
 
 
+def _ignore(signum, frame) -> None:
+    """A handler that does nothing. Not SIG_IGN: a signal that arrived while another was
+    being handled, but was not yet run (two signals at once: `timeout` or a scheduler
+    sends SIGTERM to the job while the supervisor sends SIGINT), would then make Python
+    print "OSError: Signal 15 ignored due to race condition" with a traceback."""
+
+
 def _interrupt_once() -> None:
     """In a worker process: the first SIGINT or SIGTERM raises KeyboardInterrupt (which
     closes the running trial), later ones are ignored while it closes."""
 
     def interrupt_once(signum, frame):
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, _ignore)
+        signal.signal(signal.SIGTERM, _ignore)
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, interrupt_once)
@@ -283,7 +290,7 @@ def ignoring_interrupts():
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous = signal.signal(signal.SIGINT, _ignore)
     try:
         yield
     finally:

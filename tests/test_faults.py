@@ -64,7 +64,7 @@ SEARCH = ["run", "--trials", "2", "--epochs", "3", "--train-size", "2000", "--va
 
 
 @pytest.mark.mnist
-@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm", "sigterm twice"])
 def test_interrupt_closes_the_trial_and_the_same_command_resumes(tmp_path, data_root, how):
     store = tmp_path / "s.journal"
     proc = cli([*SEARCH, "--storage", str(store)], data_root)
@@ -73,6 +73,9 @@ def test_interrupt_closes_the_trial_and_the_same_command_resumes(tmp_path, data_
         os.killpg(proc.pid, signal.SIGINT)  # a terminal sends SIGINT to the whole job
     else:
         proc.send_signal(signal.SIGTERM)  # a scheduler signals the main process only
+    if how == "sigterm twice":  # `timeout` signals the process, then its group: the stop goes on
+        time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGTERM)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, out
     assert "run the same command again to resume" in out and "Traceback" not in out
