@@ -32,7 +32,7 @@ from optuna.trial import TrialState
 
 import spaces
 from search.config import Recipe
-from search.confirm import run_protocol
+from search.confirm import PROTOCOL_SEEDS, run_protocol
 from search.storage import open_storage, storage_url
 
 METRICS = {
@@ -66,10 +66,11 @@ FULL_RECIPE = run_protocol(Recipe(), None)  # the notebooks' recipe on all 60,00
 
 def pairs(search: optuna.Study, confirm: optuna.Study) -> list[dict]:
     """One row per confirmed architecture that the search trained to the end; only
-    confirmation runs of the full recipe (the default one, all 60,000 images) count."""
+    confirmation runs of the full recipe (the default one, all 60,000 images) with the
+    default seeds count, so every architecture is judged on the same seeds."""
     runs: dict[spaces.Candidate, list[float]] = {}
     for t in confirm.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if t.user_attrs.get("run_protocol") == FULL_RECIPE:
+        if t.user_attrs.get("run_protocol") == FULL_RECIPE and t.user_attrs.get("confirm_seed") in PROTOCOL_SEEDS:
             runs.setdefault(spaces.decode(t.params), []).append(t.values[0])
     rows = []
     for t in search.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):

@@ -61,6 +61,9 @@ class Verdict:
         return min(self.final) >= TARGET_ACC
 
 
+PROTOCOL_SEEDS = (1, 2, 3)  # what `confirm` runs by default, and what its verdicts compare
+
+
 def confirm_study_name(search_name: str) -> str:
     return f"{search_name}-confirm"
 
@@ -220,16 +223,17 @@ def table(verdicts_: list[Verdict], epochs: int) -> str:
 
 def stored_table(search: optuna.Study, storage, recipe: Recipe) -> str | None:
     """The confirmation table of what `<search>-confirm` holds for the search's front and
-    the rounds under `recipe` on all 60,000 images, trained by earlier `confirm` commands
-    (nothing is trained here); None when there is no such run."""
+    the rounds under `recipe` on all 60,000 images with the default seeds (PROTOCOL_SEEDS),
+    trained by earlier `confirm` commands (nothing is trained here); None when there is
+    no such run."""
     try:
         study = optuna.load_study(study_name=confirm_study_name(search.study_name), storage=storage)
     except KeyError:
         return None
     choices = choose(search, None, search.user_attrs.get("max_params", PARAM_BUDGET))
-    found = verdicts(study, choices, None, run_protocol(recipe, None))
+    found = verdicts(study, choices, list(PROTOCOL_SEEDS), run_protocol(recipe, None))
     if not found:
         return None
-    missing = [c.label for c in choices if c.label not in {v.choice.label for v in found}]
-    note = f"\nnot confirmed yet: {', '.join(missing)}" if missing else ""
+    unconfirmed = [c.label for c in choices if c.label not in {v.choice.label for v in found}]
+    note = f"\nnot confirmed yet: {', '.join(unconfirmed)}" if unconfirmed else ""
     return table(found, recipe.epochs) + note

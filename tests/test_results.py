@@ -237,11 +237,11 @@ def test_the_report_shows_what_the_confirmation_study_holds_under_its_recipe(sea
     assert confirm.stored_table(study, storage, Recipe(epochs=1)) is None  # nothing confirmed yet
     data = Mnist(train=synthetic_split(256, 1), test=synthetic_split(128, 4))
     first = confirm.choose(study, [report.front(study)[0].number], cfg.max_params, with_baselines=False)
-    confirm.run(first, [1, 2], Recipe(epochs=1), data, torch.device("cpu"), storage,
+    confirm.run(first, [1, 2, 7], Recipe(epochs=1), data, torch.device("cpu"), storage,
                 confirm.confirm_study_name(study.study_name))
     text = confirm.stored_table(study, storage, Recipe(epochs=1))
     row = next(line for line in text.splitlines() if line.startswith(first[0].label + " "))
-    assert row[len(first[0].label):].split()[1] == "2"  # params, then seeds: both seeds
+    assert row[len(first[0].label):].split()[1] == "2"  # params, then seeds: 1 and 2, not the extra seed 7
     others = [c.label for c in confirm.choose(study, None, cfg.max_params) if c.label != first[0].label]
     assert text.splitlines()[-1] == "not confirmed yet: " + ", ".join(others)
     assert confirm.stored_table(study, storage, Recipe(epochs=1, batch_size=128)) is None  # another recipe's runs
