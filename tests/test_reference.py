@@ -61,7 +61,7 @@ def test_the_confirm_study_holds_full_recipe_runs_of_searched_nets_and_rounds():
     for t in runs:
         a = t.user_attrs
         assert a["run_protocol"]["train_size"] is None and a["run_protocol"]["epochs"] == 15  # all 60,000 images
-        assert a["confirm_seed"] in (1, 2, 3) and len(a["test_acc"]) == 15
+        assert a["confirm_seed"] >= 1 and len(a["test_acc"]) == 15
         assert t.values == [a["test_acc"][-1], a["params"]]  # final epoch, never the best one
         if "source_trial" in a:  # the same network the search trained
             assert t.params == searched[a["source_trial"]].params
@@ -77,4 +77,5 @@ def test_every_front_net_and_round_is_confirmed_on_three_seeds():
     for t in confirm.get_trials(states=(TrialState.COMPLETE,)):
         seeds.setdefault(t.user_attrs["label"], set()).add(t.user_attrs["confirm_seed"])
     wanted = [f"trial {t.number}" for t in report.front(study)] + ["round1", "round2", "round3"]
-    assert {label: seeds.get(label, set()) for label in wanted} == {label: {1, 2, 3} for label in wanted}
+    assert {label: seeds.get(label, set()) & {1, 2, 3} for label in wanted} == {label: {1, 2, 3} for label in wanted}
+    assert seeds["trial 13"] == seeds["round3"] == {1, 2, 3, 4, 5, 6}  # README's six-seed comparison
