@@ -389,17 +389,12 @@ def run_search(args: argparse.Namespace) -> int:
 
 
 def _sigterm_as_interrupt() -> None:
-    """SIGTERM stops like Ctrl-C: the running trials close, the summary prints. Later
-    SIGTERMs are ignored while that happens (`timeout` and schedulers send one to the
-    process and one to its group); the stop is bounded, since workers that do not close
-    within a minute are killed."""
+    """SIGTERM stops like Ctrl-C (`workers.interrupt_once`)."""
     import signal
 
-    def handler(signum, frame):
-        signal.signal(signal.SIGTERM, lambda signum, frame: None)
-        raise KeyboardInterrupt
+    from .workers import interrupt_once
 
-    signal.signal(signal.SIGTERM, handler)
+    interrupt_once(signal.SIGTERM)
 
 
 def run_baseline(args: argparse.Namespace) -> int:
@@ -588,7 +583,7 @@ def add_confirm(sub) -> None:
     conf.add_argument("--no-baselines", action="store_true", help="leave the hand-designed rounds out")
     conf.add_argument("--train-size", type=int, default=None, help="train on only this many images (quick looks)")
     conf.add_argument("--workers", type=int, default=1,
-                      help="worker processes on this machine, each training every n-th run (default 1; "
+                      help="worker processes on this machine, each training every n-th missing run (default 1; "
                       "on a CPU, 2 single-threaded workers get more out of 2 cores than one)")
     _add_training(conf)
     _add_storage(conf)
@@ -599,6 +594,7 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     from optuna.trial import TrialState
 
     from . import confirm, workers
+    from .data import ensure_mnist
     from .progress import Progress, confirm_status
     from .storage import is_sqlite, open_storage
 
@@ -628,8 +624,8 @@ def cmd_confirm(args: argparse.Namespace) -> int:
         raise UsageError(str(e) + ".") from None
     if not choices:
         raise UsageError(f"study {study.study_name!r} has no complete trial under the budget to confirm yet.")
-    root = data_config(args).root
-    train_images = len(confirm.load_data(root, "cpu", args.train_size).train)  # missing data: one sentence, here
+    root = ensure_mnist(data_config(args).root)  # here, once: missing data is one sentence, a download one
+    train_images = args.train_size or 60000
     first = 1 if args.seed is None else args.seed
     seeds = list(range(first, first + args.seeds))
     name = confirm.confirm_study_name(args.study_name)

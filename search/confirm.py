@@ -47,6 +47,7 @@ class Verdict:
     params: int
     final: tuple[float, ...]  # final-epoch test accuracy per seed
     best: tuple[float, ...]  # best-of-epochs test accuracy per seed (selects on test)
+    seconds: tuple[float, ...] = ()  # each run's time from start to end
 
     @property
     def mean(self) -> float:
@@ -199,6 +200,7 @@ def verdicts(study: optuna.Study, choices: list[Choice], seeds: list[int] | None
             params=int(runs[0].values[1]),
             final=tuple(t.values[0] for t in runs),
             best=tuple(max(t.user_attrs["test_acc"]) for t in runs),
+            seconds=tuple((t.datetime_complete - t.datetime_start).total_seconds() for t in runs),
         ))
     return out
 
@@ -236,4 +238,7 @@ def stored_table(search: optuna.Study, storage, recipe: Recipe) -> str | None:
         return None
     unconfirmed = [c.label for c in choices if c.label not in {v.choice.label for v in found}]
     note = f"\nnot confirmed yet: {', '.join(unconfirmed)}" if unconfirmed else ""
-    return table(found, recipe.epochs) + note
+    seconds = [s for v in found for s in v.seconds]
+    cost = (f"\n{len(seconds)} runs took {sum(seconds) / 3600:.1f} process-hours, "
+            f"{min(seconds) / 60:.0f} to {max(seconds) / 60:.0f} min each")
+    return table(found, recipe.epochs) + cost + note

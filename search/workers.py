@@ -7,8 +7,9 @@ every finished trial once, fails and re-queues the trial of a worker that died, 
 starts a replacement. A trial that fails (its worker died, it was interrupted, training
 raised) is re-queued at most MAX_RETRY times and never counts as finished.
 
-`run_confirm` does the same for a confirmation: `job.workers` processes, each training
-every n-th run of the plan, with the supervisor polling the confirm study for progress.
+`run_confirm` does the same for a confirmation: up to `job.workers` processes, worker i
+of n training the missing runs i, i + n, ..., with the supervisor polling the confirm
+study for progress.
 
 A worker is named host:pid:start-time, so a pid reused after a restart does not make a
 dead worker's trial look alive.
@@ -232,17 +233,20 @@ def _ignore(signum, frame) -> None:
     print "OSError: Signal 15 ignored due to race condition" with a traceback."""
 
 
-def _interrupt_once() -> None:
-    """In a worker process: the first SIGINT or SIGTERM raises KeyboardInterrupt (which
-    closes the running trial), later ones are ignored while it closes."""
+def interrupt_once(*signums: int) -> None:
+    """The first of these signals raises KeyboardInterrupt, a clean stop (running trials
+    close, the summary prints); later ones are ignored while it runs: `timeout` and
+    schedulers signal the process and then its group, and a supervisor relays SIGINT to
+    its workers. The stop stays bounded: workers that do not close within a minute are
+    killed (`_stop`)."""
 
-    def interrupt_once(signum, frame):
-        signal.signal(signal.SIGINT, _ignore)
-        signal.signal(signal.SIGTERM, _ignore)
+    def handler(signum, frame):
+        for s in signums:
+            signal.signal(s, _ignore)
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGINT, interrupt_once)
-    signal.signal(signal.SIGTERM, interrupt_once)
+    for s in signums:
+        signal.signal(s, handler)
 
 
 def _use_cores(device: torch.device, workers: int) -> None:
@@ -255,7 +259,7 @@ def _use_cores(device: torch.device, workers: int) -> None:
 
 def _worker_main(cfg: SearchConfig, index: int) -> None:
     """Entry point of a worker process: SIGINT/SIGTERM close the running trial once."""
-    _interrupt_once()
+    interrupt_once(signal.SIGINT, signal.SIGTERM)
     try:
         run_worker(cfg, index)
     except KeyboardInterrupt:
@@ -431,14 +435,14 @@ class ConfirmJob:
     workers: int
 
 
-def _confirm_main(job: ConfirmJob, runs: list, workers: int) -> None:
+def _confirm_main(job: ConfirmJob, runs: list) -> None:
     """Entry point of a confirmation worker: trains `runs`, its part of the missing runs."""
-    _interrupt_once()
+    interrupt_once(signal.SIGINT, signal.SIGTERM)
     try:
         from . import confirm
 
         device = torch.device(job.device)
-        _use_cores(device, workers)
+        _use_cores(device, job.workers)
         confirm.run(job.choices, job.seeds, job.recipe, confirm.load_data(job.data_root, device, job.train_size),
                     device, open_storage(job.storage), job.study_name, artifacts=artifact_store(job.storage),
                     train_size=job.train_size, runs=runs)
@@ -462,6 +466,7 @@ def run_confirm(job: ConfirmJob, on_poll: Callable[[list[FrozenTrial], set[str]]
     fail_dead_workers(study, retry=False)  # runs left RUNNING by a confirm that was killed
     todo_runs = confirm.missing(study, job.choices, job.seeds, confirm.run_protocol(job.recipe, job.train_size))
     n = min(job.workers, len(todo_runs))
+    job = dataclasses.replace(job, workers=n)  # how many share the cores
     ctx = mp.get_context("spawn")
     processes: list = []
     ids: set[str] = set()
@@ -471,7 +476,7 @@ def run_confirm(job: ConfirmJob, on_poll: Callable[[list[FrozenTrial], set[str]]
 
     try:
         for i in range(n):
-            p = ctx.Process(target=_confirm_main, args=(job, todo_runs[i::n], n), daemon=False)
+            p = ctx.Process(target=_confirm_main, args=(job, todo_runs[i::n]), daemon=False)
             p.start()
             ids.add(worker_id(p.pid))
             processes.append(p)

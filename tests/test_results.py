@@ -242,6 +242,7 @@ def test_the_report_shows_what_the_confirmation_study_holds_under_its_recipe(sea
     text = confirm.stored_table(study, storage, Recipe(epochs=1))
     row = next(line for line in text.splitlines() if line.startswith(first[0].label + " "))
     assert row[len(first[0].label):].split()[1] == "2"  # params, then seeds: 1 and 2, not the extra seed 7
+    assert "\n2 runs took " in text and " process-hours, " in text  # what the runs shown cost
     others = [c.label for c in confirm.choose(study, None, cfg.max_params) if c.label != first[0].label]
     assert text.splitlines()[-1] == "not confirmed yet: " + ", ".join(others)
     assert confirm.stored_table(study, storage, Recipe(epochs=1, batch_size=128)) is None  # another recipe's runs
