@@ -32,7 +32,7 @@ from optuna.trial import TrialState
 
 import spaces
 from search.config import Recipe
-from search.confirm import PROTOCOL_SEEDS, run_protocol
+from search.confirm import PROTOCOL_SEEDS, is_run, run_protocol
 from search.storage import open_storage, storage_url
 
 METRICS = {
@@ -70,8 +70,9 @@ def pairs(search: optuna.Study, confirm: optuna.Study) -> list[dict]:
     default seeds count, so every architecture is judged on the same seeds."""
     runs: dict[spaces.Candidate, list[float]] = {}
     for t in confirm.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if t.user_attrs.get("run_protocol") == FULL_RECIPE and t.user_attrs.get("confirm_seed") in PROTOCOL_SEEDS:
-            runs.setdefault(spaces.decode(t.params), []).append(t.values[0])
+        cand = spaces.decode(t.params)
+        if is_run(t, cand, FULL_RECIPE) and t.user_attrs.get("confirm_seed") in PROTOCOL_SEEDS:
+            runs.setdefault(cand, []).append(t.values[0])
     rows = []
     for t in search.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         cand = spaces.decode(t.params)

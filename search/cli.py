@@ -112,9 +112,9 @@ def _add_training(p: argparse.ArgumentParser) -> None:
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto: the GPU when there is one)")
     train.add_argument("--data-dir", type=Path, default=None, help=f"folder holding MNIST/raw/ (default ${DATA_ENV}, else ./data)")
     fast = p.add_argument_group("speed (see benchmarks/README.md for what each does to accuracy)")
-    fast.add_argument("--batch-size", type=int, default=_default("batch_size", Recipe),
-                      help=f"training batch (default {_default('batch_size', Recipe)}, the notebooks'); learning "
-                      f"rates scale linearly from {_default('reference_batch', Recipe)}")
+    fast.add_argument("--batch-size", type=int, default=None,
+                      help="training batch for every candidate (default: the candidate's own; 64 for the rounds, "
+                      "as in the notebooks); learning rates scale linearly from 64")
     fast.add_argument("--bf16", action="store_true", help="bfloat16 autocast (pays off on CPUs with AVX512-BF16 and on GPUs)")
     fast.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA graphs on a GPU)")
     fast.add_argument("--dense-dropout", action="store_true",
@@ -205,7 +205,7 @@ def resolve_device(name: str):
 
 def recipe_from(args: argparse.Namespace, device) -> Recipe:
     _check_epochs(args.epochs)
-    if not 1 <= args.batch_size <= 60000:
+    if args.batch_size is not None and not 1 <= args.batch_size <= 60000:
         raise UsageError(f"--batch-size must be between 1 and 60000, got {args.batch_size}.")
     return Recipe(
         epochs=args.epochs,
@@ -421,7 +421,7 @@ def run_baseline(args: argparse.Namespace) -> int:
     model = build_model(c.arch, sparse_dropout=recipe.sparse_dropout)
     print(
         f"{baseline.name}: {c.arch.describe()}, {count_params(model):,} parameters, lr {c.lr:g}, "
-        f"{recipe.epochs} epochs, batch {recipe.batch_size}, seed {recipe.seed}, device {device}"
+        f"{recipe.epochs} epochs, batch {recipe.batch_for(c)}, seed {recipe.seed}, device {device}"
         + (", bf16" if recipe.bf16 else "") + (", compiled" if recipe.compile else "")
     )
     if not args.quiet:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from spaces import Candidate
+
 MAX_EPOCHS = 15  # the exercise's limit
 PARAM_BUDGET = 10_000  # "under 10,000 parameters"
 TARGET_ACC = 99.4  # percent, on the MNIST test set
@@ -19,26 +21,32 @@ SAMPLERS = ("tpe", "random", "nsga2")  # see search.study.make_sampler
 class Recipe:
     """How a candidate is trained; its learning rate and step come from the candidate.
 
-    Defaults are the notebooks' recipe: batch 64, SGD momentum 0.9, StepLR gamma 0.01,
-    15 epochs, seed 99.
+    Defaults are the notebooks' recipe: SGD momentum 0.9, StepLR gamma 0.01, 15 epochs,
+    seed 99; the batch size and the rotation range are the candidate's (the rounds: 64
+    and 7 degrees).
     """
 
     epochs: int = MAX_EPOCHS
-    batch_size: int = 64
+    batch_size: int | None = None  # None: the candidate's; a number overrides it (lr scaled)
     momentum: float = 0.9
     lr_gamma: float = 0.01  # StepLR factor at the candidate's lr_step
     seed: int = 99  # weights, dropout masks, batch order and rotation angles
-    augment: bool = True  # random rotation of +-7 degrees on training images
+    augment: bool = True  # random rotation of training images by the candidate's range
     bf16: bool = False  # bfloat16 autocast for forward/backward (fast on CPUs with AVX512-BF16)
-    # Learning rates in the space are for batch 64; a larger batch scales them linearly.
-    reference_batch: int = 64
     # Engine choices below change how fast, not what is computed (same distributions and
     # maths); studies do not compare them when deciding whether runs are comparable.
     sparse_dropout: bool = True  # nn.Dropout's distribution from far fewer random numbers
     compile: bool = False  # torch.compile the model; on CUDA with CUDA graphs
 
-    def lr_for(self, lr: float) -> float:
-        return lr * self.batch_size / self.reference_batch
+    def batch_for(self, candidate: Candidate) -> int:
+        return candidate.batch_size if self.batch_size is None else self.batch_size
+
+    def lr_for(self, candidate: Candidate) -> float:
+        """The candidate's learning rate at the batch it trains with (linear scaling)."""
+        return candidate.lr_at(self.batch_for(candidate))
+
+    def rotation_for(self, candidate: Candidate) -> float:
+        return candidate.rotation if self.augment else 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)

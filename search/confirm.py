@@ -29,7 +29,7 @@ from .config import PARAM_BUDGET, TARGET_ACC, Recipe
 from .data import Mnist, load_mnist
 from .model import count_params
 from .record import record_run
-from .study import open_study
+from .study import open_study, same_protocol
 from .train import EpochResult
 
 
@@ -128,7 +128,7 @@ def run(
             if on_run is not None:
                 on_run(choice, seed, None)
             continue
-        attrs = {"label": choice.label, "confirm_seed": seed, "run_protocol": key}
+        attrs = {"label": choice.label, "confirm_seed": seed, "run_protocol": run_key(key, choice.candidate)}
         if choice.source_trial is not None:
             attrs["source_trial"] = choice.source_trial
         if choice.baseline:
@@ -159,8 +159,12 @@ def missing(study: optuna.Study, choices: list[Choice], seeds: list[int], key: d
 def planned_runs(trials, choices: list[Choice], seeds: list[int], key: dict) -> list:
     """The trials among `trials` that are runs of the plan under protocol `key`."""
     wanted = {(choice.candidate, seed) for choice, seed in plan(choices, seeds)}
-    return [t for t in trials if t.user_attrs.get("run_protocol") == key
-            and (spaces.decode(t.params), t.user_attrs.get("confirm_seed")) in wanted]
+    out = []
+    for t in trials:
+        cand = spaces.decode(t.params)
+        if (cand, t.user_attrs.get("confirm_seed")) in wanted and is_run(t, cand, key):
+            out.append(t)
+    return out
 
 
 def load_data(root: str | Path, device: torch.device | str, train_size: int | None = None) -> Mnist:
@@ -177,10 +181,22 @@ def run_protocol(recipe: Recipe, train_size: int | None) -> dict:
     return {**{k: v for k, v in recipe.protocol().items() if k != "seed"}, "train_size": train_size}
 
 
+def run_key(key: dict, candidate: spaces.Candidate) -> dict:
+    """The protocol a run of `candidate` is stored under: `key` with the batch it trains
+    with written out (a recipe's batch None means the candidate's own)."""
+    return {**key, "batch_size": key.get("batch_size") or candidate.batch_size}
+
+
+def is_run(t: optuna.trial.FrozenTrial, candidate: spaces.Candidate, key: dict) -> bool:
+    """Whether stored trial `t` is a run of `candidate` under protocol `key`."""
+    return (spaces.decode(t.params) == candidate
+            and same_protocol(t.user_attrs.get("run_protocol"), run_key(key, candidate)))
+
+
 def _runs(study: optuna.Study, candidate: spaces.Candidate, key: dict) -> list:
     """The complete runs of `candidate` under protocol `key`, every seed."""
     return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.user_attrs.get("run_protocol") == key and spaces.decode(t.params) == candidate]
+            if is_run(t, candidate, key)]
 
 
 def _stored(study: optuna.Study, candidate: spaces.Candidate, seed: int, key: dict):

@@ -170,18 +170,19 @@ def rotate(images: torch.Tensor, degrees: torch.Tensor, fill: float = ROTATION_F
 
 
 def augmented_epoch(
-    split: Split, generator: torch.Generator, augment: bool = True, chunk: int = 8192
+    split: Split, generator: torch.Generator, degrees: float = ROTATION_DEGREES, chunk: int = 8192
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One epoch's training inputs: shuffled, each image rotated by its own uniform angle
-    in [-7, 7] degrees (when `augment`), normalized. Returns (inputs, labels) on the
-    split's device; batches are then plain slices of them."""
+    in [-degrees, degrees] (none when `degrees` is 0), normalized. Returns (inputs,
+    labels) on the split's device; batches are then plain slices of them."""
     device = split.labels.device
     n = len(split)
     order = torch.randperm(n, generator=generator, device=device)
     labels = split.labels[order]
     inputs = torch.empty((n, 1, 28, 28), dtype=torch.float32, device=device)
+    augment = degrees > 0
     if augment:
-        angles = (torch.rand(n, generator=generator, device=device) * 2 - 1) * ROTATION_DEGREES
+        angles = (torch.rand(n, generator=generator, device=device) * 2 - 1) * degrees
     for start in range(0, n, chunk):
         idx = order[start : start + chunk]
         images = split.images[idx]

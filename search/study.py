@@ -39,6 +39,19 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 
+# Keys older versions recorded in a protocol, with the value the code now implies: a
+# stored protocol that has them with that value is the same protocol without them.
+_IMPLIED = {"reference_batch": 64}  # learning rates scale linearly from batch 64
+
+
+def same_protocol(stored, wanted) -> bool:
+    """Whether a stored protocol (a dict of values) is `wanted`, by value."""
+    if not isinstance(stored, dict) or not isinstance(wanted, dict):
+        return stored == wanted
+    stored = {k: v for k, v in stored.items() if not (k in _IMPLIED and k not in wanted and v == _IMPLIED[k])}
+    return stored == wanted
+
+
 class StudyError(Exception):
     """A study cannot be used as asked; the message is one sentence for the user."""
 

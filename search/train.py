@@ -78,8 +78,9 @@ def train(
         # On CUDA "reduce-overhead" replays the step's kernels as CUDA graphs: a network
         # this small is bound by kernel launches, not arithmetic.
         forward = torch.compile(model, mode="reduce-overhead" if device.type == "cuda" else None)
-    optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr_for(candidate.lr), momentum=recipe.momentum)
-    steps_per_epoch = math.ceil(len(train_split) / recipe.batch_size)
+    batch_size = recipe.batch_for(candidate)
+    optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr_for(candidate), momentum=recipe.momentum)
+    steps_per_epoch = math.ceil(len(train_split) / batch_size)
     scheduler, per_batch = make_scheduler(optimizer, candidate, recipe, steps_per_epoch)
     result = TrainResult(model=model)
     start = time.perf_counter()
@@ -87,7 +88,7 @@ def train(
     for epoch in range(1, recipe.epochs + 1):
         t0 = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
-        inputs, labels = augmented_epoch(train_split, generator, augment=recipe.augment)
+        inputs, labels = augmented_epoch(train_split, generator, degrees=recipe.rotation_for(candidate))
         n_steps = steps_per_epoch
         bar = tqdm(total=n_steps, desc=f"epoch {epoch}/{recipe.epochs}", leave=False,
                    disable=None if progress else True, unit="step")
@@ -95,7 +96,7 @@ def train(
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
         seen = 0
-        for step, (x, y) in enumerate(batches(inputs, labels, recipe.batch_size)):
+        for step, (x, y) in enumerate(batches(inputs, labels, batch_size)):
             # forward / backward / step
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=recipe.bf16):
                 out = forward(x)
@@ -141,7 +142,7 @@ def make_scheduler(optimizer: torch.optim.Optimizer, candidate: Candidate, recip
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=candidate.lr_step, gamma=recipe.lr_gamma), False
     # onecycle: momentum stays at the recipe's value, so only the lr differs from step runs
     return torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=recipe.lr_for(candidate.lr), epochs=recipe.epochs,
+        optimizer, max_lr=recipe.lr_for(candidate), epochs=recipe.epochs,
         steps_per_epoch=steps_per_epoch, cycle_momentum=False,
     ), True
 

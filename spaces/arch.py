@@ -5,8 +5,9 @@ Every network here is the same chain (see `search.model` for the layers):
     block(1->c1) block(c1->c2) transition 1x1(c2->t) maxpool
     block(t->c4) [block(c4->c5)] block(->c6) block(c6->c7, pad 1) pool 1x1-conv(c7->10)
 
-Only the widths, the optional block, dropout, the pooling and the learning-rate schedule
-differ between candidates, so a candidate is a small frozen value.
+Only the widths, the optional block, dropout, the pooling, the learning-rate schedule,
+the batch size and the rotation range of the augmentation differ between candidates, so
+a candidate is a small frozen value.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ POOLS = ("avg6", "gap")  # avg6: AvgPool2d(6) as in the notebooks; gap: true glo
 # over 15 epochs, twice or more at 7 and below);
 # onecycle: OneCycleLR per batch, warm-up to lr over 30% of the run, then cosine down.
 SCHEDULES = ("step", "onecycle")
+NOTEBOOK_BATCH = 64  # the notebooks' batch; learning rates are given for it
+NOTEBOOK_ROTATION = 7.0  # degrees: RandomRotation((-7, 7)) in every round
 
 
 @dataclass(frozen=True)
@@ -59,12 +62,15 @@ class Arch:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A point of the search space: a network and the schedule that trains it."""
+    """A point of the search space: a network and how it is trained (schedule, batch,
+    augmentation)."""
 
     arch: Arch
-    lr: float  # SGD learning rate (peak lr for onecycle) at batch size 64
+    lr: float  # SGD learning rate (peak lr for onecycle) at batch size 64; scaled with the batch
     lr_step: int | None = 8  # step: the lr drops 100x every lr_step epochs; None for onecycle
     schedule: str = "step"
+    batch_size: int = NOTEBOOK_BATCH
+    rotation: float = NOTEBOOK_ROTATION  # training images turn by a uniform angle in [-rotation, rotation]
 
     def __post_init__(self) -> None:
         if self.lr <= 0:
@@ -75,6 +81,14 @@ class Candidate:
             raise ValueError(f"lr_step must be at least 1 for the step schedule, got {self.lr_step}")
         if self.schedule != "step" and self.lr_step is not None:
             raise ValueError(f"lr_step belongs to the step schedule only, not {self.schedule}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {self.batch_size}")
+        if not 0.0 <= self.rotation <= 180.0:
+            raise ValueError(f"rotation must be between 0 and 180 degrees, got {self.rotation}")
+
+    def lr_at(self, batch_size: int) -> float:
+        """The learning rate to use at `batch_size`: linear scaling from batch 64."""
+        return self.lr * batch_size / NOTEBOOK_BATCH
 
     def phase(self, epoch: int) -> tuple:
         """Where `epoch` (from 1) lies in the learning-rate schedule.
@@ -89,4 +103,6 @@ class Candidate:
 
     def describe(self) -> str:
         sched = f"step {self.lr_step}" if self.schedule == "step" else self.schedule
-        return f"{self.arch.describe()} lr {self.lr:.3g} {sched}"
+        extra = "" if self.batch_size == NOTEBOOK_BATCH else f" bs{self.batch_size}"
+        extra += "" if self.rotation == NOTEBOOK_ROTATION else f" rot{self.rotation:g}"
+        return f"{self.arch.describe()} lr {self.lr:.3g} {sched}{extra}"

@@ -3,7 +3,11 @@
 `SPACE` maps each Optuna parameter name to its distribution, in the order they are
 sampled. Two parameters are conditional (define-by-run, as Optuna intends): `c5` exists
 only when `block5` is True, and `lr_step` only for the `step` schedule. The four
-hand-designed rounds are points of this space (tests prove it): step schedule, lr_step 8.
+hand-designed rounds are points of this space (tests prove it): step schedule, lr_step 8,
+batch 64, rotation 7 degrees.
+
+Trials stored before `batch_size` and `rotation` joined the space have neither parameter;
+`decode` reads them as the notebooks' values (64, 7), which is what they trained with.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from optuna.distributions import (
     distribution_to_json,
 )
 
-from .arch import POOLS, SCHEDULES, Arch, Candidate
+from .arch import NOTEBOOK_BATCH, NOTEBOOK_ROTATION, POOLS, SCHEDULES, Arch, Candidate
 
 _NARROW = IntDistribution(4, 16, step=2)  # first block and the transition
 _WIDE = IntDistribution(8, 32, step=2)  # second block: the widest layer of every round
@@ -41,6 +45,11 @@ SPACE: dict[str, BaseDistribution] = {
     "lr": FloatDistribution(0.01, 0.3, log=True),
     "schedule": CategoricalDistribution(SCHEDULES),
     "lr_step": IntDistribution(4, 12),  # only for schedule "step"
+    # The drill-down's other levers. Batch: the lr scales linearly from 64, and a larger
+    # batch is the CPU's main speed lever. Rotation: the rounds use +-7 degrees; public
+    # designs under 10k parameters use 5 to 35.
+    "batch_size": CategoricalDistribution((64, 128, 256)),
+    "rotation": FloatDistribution(0.0, 20.0, step=1.0),
 }
 # parameter -> (the parameter it depends on, the value that makes it exist)
 CONDITIONS = {"c5": ("block5", True), "lr_step": ("schedule", "step")}
@@ -84,6 +93,7 @@ def encode(candidate: Candidate) -> dict[str, Any]:
                   schedule=candidate.schedule)
     if candidate.lr_step is not None:
         params["lr_step"] = candidate.lr_step
+    params.update(batch_size=candidate.batch_size, rotation=candidate.rotation)
     return params
 
 
@@ -102,7 +112,9 @@ def decode(params: dict[str, Any]) -> Candidate:
     )
     schedule = params.get("schedule", "step")
     lr_step = int(params["lr_step"]) if schedule == "step" else None
-    return Candidate(arch=arch, lr=float(params["lr"]), lr_step=lr_step, schedule=schedule)
+    return Candidate(arch=arch, lr=float(params["lr"]), lr_step=lr_step, schedule=schedule,
+                     batch_size=int(params.get("batch_size", NOTEBOOK_BATCH)),
+                     rotation=float(params.get("rotation", NOTEBOOK_ROTATION)))
 
 
 def outside(candidate: Candidate) -> list[str]:

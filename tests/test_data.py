@@ -72,7 +72,7 @@ def test_epoch_is_a_seeded_permutation_and_batches_cover_it():
 
 def test_without_augmentation_inputs_are_the_normalized_images():
     split = synthetic_split(10)
-    inputs, labels = augmented_epoch(split, torch.Generator().manual_seed(0), augment=False)
+    inputs, labels = augmented_epoch(split, torch.Generator().manual_seed(0), degrees=0)
     for img, lab in zip(inputs, labels):
         match = [i for i in range(10) if torch.equal(normalize(split.images[i : i + 1])[0], img)]
         assert match and split.labels[match[0]] == lab
