@@ -68,3 +68,20 @@ def test_arch_rejects_nonsense():
         Arch(8, 16, 8, 12, None, 14, 14, 1.5)
     with pytest.raises(ValueError):
         Arch(8, 16, 8, 12, None, 14, 14, 0.0, pool="max")
+
+
+def test_batch_size_and_rotation_are_candidate_knobs_with_the_notebooks_values_by_default():
+    round3 = ROUNDS["round3"].candidate
+    assert (round3.batch_size, round3.rotation) == (64, 7.0)
+    assert spaces.encode(round3)["batch_size"] == 64 and spaces.encode(round3)["rotation"] == 7.0
+    wide = Candidate(round3.arch, lr=0.1, batch_size=256, rotation=14.0)
+    assert spaces.contains(wide) and spaces.decode(spaces.encode(wide)) == wide
+    assert wide.lr_at(256) == pytest.approx(0.4) and "bs256 rot14" in wide.describe()
+    assert spaces.outside(Candidate(round3.arch, lr=0.1, batch_size=100)) == ["batch_size"]
+    with pytest.raises(ValueError):
+        Candidate(round3.arch, lr=0.1, rotation=-1.0)
+
+
+def test_trials_stored_before_batch_and_rotation_joined_decode_as_the_notebooks_recipe():
+    old = {k: v for k, v in spaces.encode(ROUNDS["round2"].candidate).items() if k not in ("batch_size", "rotation")}
+    assert spaces.decode(old) == ROUNDS["round2"].candidate

@@ -1,4 +1,5 @@
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -106,3 +107,23 @@ def test_real_mnist_short_schedule_passes_an_accuracy_floor(mnist):
     subset = mnist.train.take(slice(0, 12_000))
     r = train(ROUND3, Recipe(epochs=1), subset, {"test": mnist.test}, CPU)
     assert r.history[0].evals["test"].acc > 95.0
+
+
+def test_the_candidates_batch_sets_the_steps_and_a_recipe_batch_overrides_it(synthetic):
+    wide = dataclasses.replace(ROUND3, batch_size=128)
+    n = len(synthetic.train)
+    assert train(wide, Recipe(epochs=1), synthetic.train, {}, CPU).steps == math.ceil(n / 128)
+    assert train(wide, Recipe(epochs=1, batch_size=32), synthetic.train, {}, CPU).steps == math.ceil(n / 32)
+
+
+def test_rotation_zero_trains_on_the_plain_images(synthetic, monkeypatch):
+    from search import train as train_module
+
+    seen = []
+    real = train_module.augmented_epoch
+    monkeypatch.setattr(train_module, "augmented_epoch",
+                        lambda split, gen, degrees: seen.append(degrees) or real(split, gen, degrees=degrees))
+    train(dataclasses.replace(ROUND3, rotation=0.0), Recipe(epochs=1), synthetic.train, {}, CPU)
+    train(dataclasses.replace(ROUND3, rotation=14.0), Recipe(epochs=1), synthetic.train, {}, CPU)
+    train(ROUND3, Recipe(epochs=1, augment=False), synthetic.train, {}, CPU)
+    assert seen == [0.0, 14.0, 0.0]
