@@ -1,85 +1,85 @@
 """Replay pruning rules offline on a study's recorded curves.
 
-    python benchmarks/prune_replay.py --storage ../shared/data/probe-search.journal
-    python benchmarks/prune_replay.py --storage studies/reference.journal --study-name search
+    python benchmarks/prune_replay.py --storage studies/unpruned.journal --study-name unpruned
+    python benchmarks/prune_replay.py --storage studies/reference.journal --orders 0
 
-For each rule: the candidate-epochs the recorded trials trained and how many the rule
-would have trained (the saving), which trials it stops and at which epoch, and how many
-of those ended on the recorded front (complete trials, validation score vs parameters)
-or among the leaders (score within 0.3 points of the best). Complete trials carry full
-curves; a trial pruned when recorded that the rule keeps has an unknown tail and counts
-with the epochs it trained (listed as "unknown").
+Judge rules on the unpruned sample (`studies/unpruned.journal`): every candidate there
+trained all 15 epochs, so the replay knows what each stopped candidate would have become
+and "front cut" can fail. On a pruned study the tails of pruned trials are unknown
+(counted with the epochs they trained, column "unknown").
+
+For each rule: the candidate-epochs it would have trained against the recorded ones
+(saved), and how many of the sample's own front (complete trials, `val_acc_last3` vs
+parameters) and of its top quarter by `val_acc_last3` it stops. First in the order the
+trials started (peers: the trials finished before), then, with `--orders N`, as N
+sequential searches in random orders (peers: the trials before), which says how much the
+figures depend on the order the sample happened to run in.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
+import random
+import statistics
 
 import optuna
-from optuna.trial import TrialState
 
-import spaces
 from search.objective import score
-from search.prune import NoPruner, ParetoPruner, MedianPruner, Recorded, replay
+from search.prune import AnyOf, Dominated, Gate, Hopeless, Median, NoPruner, pareto
+from search.replay import front, recorded, replay
 from search.storage import open_storage, storage_url
 
-RULES = {
-    "none": NoPruner(),
-    "pareto (default: schedule-aware, hopeless or dominated)": ParetoPruner(),
-    "pareto, dominated only": ParetoPruner(ratio=math.inf),
-    "pareto, hopeless only": ParetoPruner(dominators=10**9),
-    "median (schedule-aware)": MedianPruner(),
-}
 
-
-def recorded(study: optuna.Study) -> list[Recorded]:
-    out = []
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
-        curve = t.user_attrs.get("val_acc")
-        if not curve or t.datetime_start is None or t.datetime_complete is None:
-            continue  # rejected over budget: never trained
-        cand = spaces.decode(t.params)
-        out.append(Recorded(
-            number=t.number, params=t.user_attrs["params"], val_acc=tuple(curve),
-            phases=tuple(cand.phase(e) for e in range(1, len(curve) + 1)),
-            complete=t.state == TrialState.COMPLETE,
-            started=t.datetime_start.timestamp(), finished=t.datetime_complete.timestamp(),
-        ))
+def rules(epochs: int, n_val: int) -> dict:
+    gate = lambda rule, peak=True: Gate(rule, 3, epochs, after_peak=peak)  # noqa: E731
+    out = {
+        "none": NoPruner(),
+        "v1 pareto (fixed 0.05 margin, 1 epoch, no peak gate)":
+            gate(AnyOf((Hopeless(), Dominated(z=0, margin=0.05, n_val=n_val))), peak=False),
+        "median": gate(Median()),
+        "hopeless only": gate(Hopeless()),
+    }
+    for z in (1.0, 2.0, 3.0):
+        for window in (1, 2, 3):
+            for peak in (False, True):
+                name = f"hopeless + dominated z={z:g} window={window}{' after peak' if peak else ''}"
+                out[name] = pareto(3, epochs, n_val, z=z, window=window, after_peak=peak)
     return out
-
-
-def front(trials: list[Recorded]) -> set[int]:
-    done = [(score(t.val_acc), t.params, t.number) for t in trials if t.complete]
-    return {n for s, p, n in done
-            if not any((s2 >= s and p2 <= p) and (s2 > s or p2 < p) for s2, p2, _ in done)}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--storage", required=True)
-    ap.add_argument("--study-name", default="search")
+    ap.add_argument("--study-name", default="unpruned")
+    ap.add_argument("--orders", type=int, default=20, help="random sequential orders to replay (default 20)")
     args = ap.parse_args()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.load_study(study_name=args.study_name, storage=open_storage(storage_url(args.storage)))
     epochs = study.user_attrs.get("recipe", {}).get("epochs", 15)
+    n_val = study.user_attrs.get("val_size", 5000)
     trials = recorded(study)
-    on_front = front(trials)
     done = [t for t in trials if t.complete]
-    best = max((score(t.val_acc) for t in done), default=0.0)
-    leaders = {t.number for t in done if score(t.val_acc) >= best - 0.3}
-    print(f"{args.storage} [{args.study_name}]: {len(trials)} trained trials ({len(done)} complete with full "
-          f"curves), {epochs} epochs; front {sorted(on_front)}; leaders (score >= {best - 0.3:.2f}) {sorted(leaders)}")
-    print(f"an unpruned search would train {len(trials)} x {epochs} = {len(trials) * epochs} candidate-epochs")
-    print(f"{'rule':<56} {'epochs':>7} {'saved':>6}  {'stopped (trial@epoch)':<34} {'front cut':>9} "
-          f"{'leaders cut':>11}  unknown")
-    for name, rule in RULES.items():
+    scores = {t.number: score(t.val_acc) for t in done}
+    on_front = front({t.number: (scores[t.number], t.params) for t in done})
+    top = set(sorted(scores, key=scores.get, reverse=True)[: max(1, len(done) // 4)])
+    print(f"{args.storage} [{args.study_name}]: {len(trials)} trained trials ({len(done)} complete), {epochs} "
+          f"epochs; front {sorted(on_front)}; top quarter by val_acc_last3 {sorted(top)}")
+    print(f"{'rule':<58} {'epochs':>9} {'saved':>6} {'front cut':>9} {'top-q cut':>9} | "
+          f"{'random orders: saved':>20} {'front cut':>10} {'top-q cut':>10}  unknown")
+    rng = random.Random(0)
+    orders = [rng.sample([t.number for t in trials], len(trials)) for _ in range(args.orders)]
+    for name, rule in rules(epochs, n_val).items():
         r = replay(trials, rule, epochs, score)
-        stopped = [f"{n}@{e}" for n, e in sorted(r.stopped_at.items()) if e is not None]
-        saved = 1 - r.epochs_replayed / r.epochs_recorded if r.epochs_recorded else 0.0
-        print(f"{name:<56} {r.epochs_replayed:>4}/{r.epochs_recorded:<3} {saved:>5.0%}  "
-              f"{' '.join(stopped) or '-':<34} {len(r.cut(on_front)):>9} {len(r.cut(leaders)):>11}  "
-              f"{r.unknown or '-'}")
+        shuffled = [replay(trials, rule, epochs, score, order=o) for o in orders]
+        if shuffled:
+            saved = statistics.fmean(s.saved for s in shuffled)
+            fc = [len(s.cut(on_front)) for s in shuffled]
+            tc = [len(s.cut(top)) for s in shuffled]
+            again = f"{saved:>20.0%} {statistics.fmean(fc):>5.1f} (≤{max(fc)}) {statistics.fmean(tc):>5.1f} (≤{max(tc)})"
+        else:
+            again = f"{'-':>20} {'-':>10} {'-':>10}"
+        print(f"{name:<58} {r.epochs_replayed:>4}/{r.epochs_recorded:<4} {r.saved:>6.0%} "
+              f"{len(r.cut(on_front)):>9} {len(r.cut(top)):>9} | {again}  {r.unknown or '-'}")
 
 
 if __name__ == "__main__":

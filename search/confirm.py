@@ -96,10 +96,8 @@ def choose(study: optuna.Study, trial_numbers: list[int] | None, max_params: int
     return choices
 
 
-CONFIRM_ATTRS = {
-    "kind": "confirm",
-    "protocol": "train on all 60,000 training images; objective 0 is final-epoch test accuracy",
-}
+CONFIRM_ATTRS = {"kind": "confirm"}
+CONFIRM_PROTOCOL = "train on all 60,000 training images; objective 0 is final-epoch test accuracy"
 
 
 def run(
@@ -142,7 +140,8 @@ def run(
 
 
 def open_confirm(storage, study_name: str) -> optuna.Study:
-    return open_study(storage, study_name, ["maximize", "minimize"], ["test_acc", "params"], CONFIRM_ATTRS)
+    return open_study(storage, study_name, ["maximize", "minimize"], ["test_acc", "params"], CONFIRM_ATTRS,
+                      described=CONFIRM_PROTOCOL)
 
 
 def plan(choices: list[Choice], seeds: list[int]) -> list[tuple[Choice, int]]:

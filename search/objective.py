@@ -88,7 +88,7 @@ class Objective:
 
     def _run(self, trial: optuna.Trial, start: float) -> tuple[float, int]:
         candidate = spaces.sample(trial)
-        phases = [candidate.phase(e) for e in range(1, self.recipe.epochs + 1)]
+        phases = tuple(candidate.phase(e) for e in range(1, self.recipe.epochs + 1))
         n_params = count_params(candidate.arch)
         record.start(trial, candidate, n_params, self.recipe, str(self.device))
         # Budget before compute: over-budget candidates are infeasible and never trained.
@@ -100,8 +100,8 @@ class Objective:
             history.append(e)
             record.epoch(trial, history)
             if e.epoch < self.recipe.epochs:
-                reason = self.pruner.prune(e.epoch, e.evals["val"].acc, n_params, phases[e.epoch - 1],
-                                           self._peers(trial))
+                me = Peer(n_params, tuple(h.evals["val"].acc for h in history), phases)
+                reason = self.pruner.prune(e.epoch, me, self._peers(trial))
                 if reason is not None:
                     trial.set_user_attr("pruned_at_epoch", e.epoch)
                     self._stop(trial, start, f"pruned: {reason}")

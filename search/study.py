@@ -44,6 +44,10 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 _IMPLIED = {"reference_batch": 64}  # learning rates scale linearly from batch 64
 
 
+# Identity keys added after studies were shipped, with the only value older studies had.
+_SINCE = {"objective": "val_acc_last3"}
+
+
 def same_protocol(stored, wanted) -> bool:
     """Whether a stored protocol (a dict of values) is `wanted`, by value."""
     if not isinstance(stored, dict) or not isinstance(wanted, dict):
@@ -67,11 +71,14 @@ def open_study(
     metric_names: list[str],
     attrs: dict,
     sampler: optuna.samplers.BaseSampler | None = None,
+    described: str | None = None,
 ) -> optuna.Study:
     """Create the study, or load it and check it was made under the same protocol.
 
-    `attrs` are the study's identity (kind, schema, protocol, space fingerprint, ...); a
-    study of that name made with other directions or other attrs is refused, not mixed.
+    `attrs` are the study's identity (kind, schema, space fingerprint, the recipe's
+    values, ...); a study of that name made with other directions or other values is
+    refused, not mixed. `described` is the protocol in words, stored as "protocol" for
+    people and never compared.
     """
     try:
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
@@ -80,7 +87,8 @@ def open_study(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(metric_names)
-        for key, value in {"schema": SCHEMA, "drill_search_version": __version__, **attrs}.items():
+        words = {} if described is None else {"protocol": described}
+        for key, value in {"schema": SCHEMA, "drill_search_version": __version__, **attrs, **words}.items():
             study.set_user_attr(key, value)
         return study
     check_study(study, directions, attrs)
@@ -103,23 +111,23 @@ def check_study(study: optuna.Study, directions: list[str], attrs: dict) -> None
             f"{[d.name.lower() for d in study.directions]}, not {directions}: choose another --study-name."
         )
     for key, value in attrs.items():
-        if have.get(key) != value:
+        stored = have.get(key, _SINCE.get(key))  # a key older studies lack: the value they had
+        if not same_protocol(stored, value):
             raise StudyError(
-                f"the study {name!r} was made with {key} = {have.get(key)!r}, not {value!r}: "
+                f"the study {name!r} was made with {key} = {stored!r}, not {value!r}: "
                 "resume it with the options it was made with, or choose another --study-name."
             )
 
 
 # --- baselines --------------------------------------------------------------------------
 
-BASELINE_ATTRS = {
-    "kind": "baselines",
-    "protocol": "train on all 60,000 training images; objective 0 is final-epoch test accuracy",
-}
+BASELINE_ATTRS = {"kind": "baselines"}
+BASELINE_PROTOCOL = "train on all 60,000 training images; objective 0 is final-epoch test accuracy"
 
 
 def open_baselines(storage: optuna.storages.BaseStorage, name: str = BASELINE_STUDY) -> optuna.Study:
-    return open_study(storage, name, ["maximize", "minimize"], ["test_acc", "params"], BASELINE_ATTRS)
+    return open_study(storage, name, ["maximize", "minimize"], ["test_acc", "params"], BASELINE_ATTRS,
+                      described=BASELINE_PROTOCOL)
 
 
 def reproduce(
@@ -142,15 +150,12 @@ def reproduce(
 
 
 def search_identity(cfg: SearchConfig) -> dict:
-    """What makes two runs comparable: a study refuses runs that differ in any of these."""
+    """What makes two runs comparable: a study refuses runs that differ in any of these
+    values. The sentence for people (`describe_search`) is stored beside them and never
+    compared, so rewording it refuses no study."""
     return {
         "kind": "search",
-        "protocol": (
-            f"train on {'all' if cfg.data.train_size is None else cfg.data.train_size} of the "
-            f"training images left after holding out {cfg.data.val_size:,} (seed "
-            f"{cfg.data.val_seed}); objective 0 is the mean validation accuracy of the last "
-            f"{SCORE_EPOCHS} epochs; test accuracy is recorded, never used to select or prune"
-        ),
+        "objective": f"val_acc_last{SCORE_EPOCHS}",
         "space": spaces.fingerprint(),
         "val_size": cfg.data.val_size,
         "val_seed": cfg.data.val_seed,
@@ -158,6 +163,15 @@ def search_identity(cfg: SearchConfig) -> dict:
         "max_params": cfg.max_params,
         "recipe": {k: v for k, v in cfg.recipe.protocol().items() if k != "seed"},
     }
+
+
+def describe_search(cfg: SearchConfig) -> str:
+    return (
+        f"train on {'all' if cfg.data.train_size is None else cfg.data.train_size} of the "
+        f"training images left after holding out {cfg.data.val_size:,} (seed "
+        f"{cfg.data.val_seed}); objective 0 is the mean validation accuracy of the last "
+        f"{SCORE_EPOCHS} epochs; test accuracy is recorded, never used to select or prune"
+    )
 
 
 def make_sampler(name: str, seed: int | None, workers: int = 1) -> optuna.samplers.BaseSampler:
@@ -180,7 +194,7 @@ def open_search(cfg: SearchConfig, sampler: optuna.samplers.BaseSampler | None =
                 on_stale: Callable | None = None) -> optuna.Study:
     storage = open_storage(cfg.storage, on_stale=on_stale)
     return open_study(storage, cfg.study_name, ["maximize", "minimize"], [f"val_acc_last{SCORE_EPOCHS}", "params"],
-                      search_identity(cfg), sampler=sampler)
+                      search_identity(cfg), sampler=sampler, described=describe_search(cfg))
 
 
 def enqueue_baselines(study: optuna.Study, max_params: int) -> list[str]:

@@ -182,7 +182,7 @@ def run_worker(
     study.sampler = make_sampler(cfg.sampler, sampler_seed(cfg.seed, index, len(study.get_trials(deepcopy=False))),
                                  cfg.workers)
     data = data or load_search_data(cfg, device)
-    objective = Objective(data, cfg.recipe, cfg.max_params, make_pruner(cfg.pruner, cfg.prune_warmup),
+    objective = Objective(data, cfg.recipe, cfg.max_params, make_pruner(cfg.pruner, cfg.prune_warmup, cfg.recipe.epochs, cfg.data.val_size),
                           device, progress=progress, artifacts=artifact_store(cfg.storage))
     stop = optuna.study.MaxTrialsCallback(cfg.trials, states=(*FINISHED, TrialState.RUNNING))
     errors = ErrorCallback()

@@ -94,10 +94,10 @@ def test_a_trial_records_curves_provenance_and_two_objectives(tmp_path, count_st
 
 def test_pruning_stops_a_trial_and_keeps_its_curve(tmp_path, monkeypatch):
     class PruneAtTwo:
-        def prune(self, epoch, val_acc, params, phase, peers):
+        def prune(self, epoch, me, peers):
             return "test rule" if epoch == 2 else None
 
-    monkeypatch.setattr(workers, "make_pruner", lambda name, warmup: PruneAtTwo())
+    monkeypatch.setattr(workers, "make_pruner", lambda *args: PruneAtTwo())
     cfg = config(tmp_path, recipe=Recipe(epochs=4, batch_size=64), trials=1)
     studies.open_search(cfg).enqueue_trial(spaces.encode(ROUNDS["round3"].candidate))
     workers.run_worker(cfg, data=synthetic_data())
@@ -170,6 +170,30 @@ def test_resume_with_another_protocol_is_refused(tmp_path):
         studies.open_search(dataclasses.replace(cfg, max_params=5000))
     with pytest.raises(studies.StudyError, match="recipe"):
         studies.open_search(dataclasses.replace(cfg, recipe=Recipe(epochs=3)))
+
+
+def test_rewording_the_protocol_sentence_refuses_no_study(tmp_path, monkeypatch):
+    cfg = config(tmp_path)
+    study = studies.open_search(cfg)
+    assert study.user_attrs["protocol"] == studies.describe_search(cfg)  # kept for people
+    monkeypatch.setattr(studies, "describe_search", lambda cfg: "the same protocol in other words")
+    studies.open_search(cfg)  # no StudyError: values are compared, not words
+
+
+def test_a_study_stored_before_an_identity_key_existed_opens_with_the_value_it_had(tmp_path):
+    from types import SimpleNamespace
+
+    cfg = config(tmp_path)
+    want = studies.search_identity(cfg)
+    # as the shipped v1 study stored it: no "objective" key, "reference_batch" in its recipe
+    v1 = {k: v for k, v in want.items() if k != "objective"}
+    v1 = {**v1, "schema": studies.SCHEMA, "recipe": {**want["recipe"], "reference_batch": 64}}
+    old = SimpleNamespace(study_name="search", user_attrs=v1, directions=studies.open_search(cfg).directions)
+    studies.check_study(old, ["maximize", "minimize"], want)
+    with pytest.raises(studies.StudyError, match="objective"):
+        studies.check_study(old, ["maximize", "minimize"], {**want, "objective": "val_loss_last3"})
+    with pytest.raises(studies.StudyError, match="recipe"):
+        studies.check_study(old, ["maximize", "minimize"], {**want, "recipe": {**want["recipe"], "reference_batch": 32}})
 
 
 def test_sqlite_refuses_concurrent_workers(tmp_path):

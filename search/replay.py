@@ -1,0 +1,105 @@
+"""Replay pruning rules offline on recorded curves: what a rule would have saved and cut.
+
+A rule is judged on curves nobody cut: on an unpruned sample (every candidate trained to
+the end) the replay knows what each stopped candidate would have become, so "front
+trials cut" can fail. On a pruned study the tails of pruned trials are unknown; they
+count with the epochs they trained and are listed in `Replay.unknown`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import optuna
+from optuna.trial import TrialState
+
+import spaces
+
+from .prune import Peer, Pruner
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A finished trial as storage holds it: enough to replay a rule on it."""
+
+    number: int
+    params: int
+    val_acc: tuple[float, ...]  # as far as it trained
+    phases: tuple
+    complete: bool  # trained to the last epoch
+    started: float  # timestamps (seconds): who could have been its peer
+    finished: float
+
+
+@dataclass
+class Replay:
+    stopped_at: dict[int, int | None] = field(default_factory=dict)  # trial -> epoch the rule stops it
+    epochs_recorded: int = 0  # candidate-epochs the recorded trials trained
+    epochs_replayed: int = 0  # ... had the rule run (unknown tails count as recorded)
+    unknown: list[int] = field(default_factory=list)  # pruned when recorded, kept by the rule
+
+    def cut(self, numbers) -> list[int]:
+        return [n for n in numbers if self.stopped_at.get(n) is not None]
+
+    @property
+    def saved(self) -> float:
+        return 1 - self.epochs_replayed / self.epochs_recorded if self.epochs_recorded else 0.0
+
+
+def recorded(study: optuna.Study) -> list[Recorded]:
+    """The study's trained trials (rejected ones never trained and are left out)."""
+    out = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+        curve = t.user_attrs.get("val_acc")
+        if not curve or t.datetime_start is None or t.datetime_complete is None:
+            continue
+        cand = spaces.decode(t.params)
+        out.append(Recorded(
+            number=t.number, params=t.user_attrs["params"], val_acc=tuple(curve),
+            phases=tuple(cand.phase(e) for e in range(1, len(curve) + 1)),
+            complete=t.state == TrialState.COMPLETE,
+            started=t.datetime_start.timestamp(), finished=t.datetime_complete.timestamp(),
+        ))
+    return out
+
+
+def front(points: dict[int, tuple[float, int]]) -> set[int]:
+    """The numbers whose (score, params) no other point beats on both (maximize, minimize)."""
+    return {n for n, (s, p) in points.items()
+            if not any(s2 >= s and p2 <= p and (s2 > s or p2 < p) for s2, p2 in points.values())}
+
+
+def replay(trials: Sequence[Recorded], pruner: Pruner, epochs: int,
+           score: Callable[[Sequence[float]], float], order: Sequence[int] | None = None) -> Replay:
+    """Run `pruner` again on recorded curves.
+
+    By default in the order the trials started, a trial's peers being the trials recorded
+    as finished before it started. With `order` (trial numbers), as a sequential search in
+    that order: each trial's peers are the ones before it. Peers carry the curves the
+    replayed rule left them (cut where it stops them, no final score then).
+    """
+    out = Replay()
+    replayed: dict[int, Peer] = {}
+    by_number = {t.number: t for t in trials}
+    sequence = [by_number[n] for n in order] if order is not None else sorted(trials, key=lambda t: t.started)
+    for i, t in enumerate(sequence):
+        if order is not None:
+            peers = [replayed[o.number] for o in sequence[:i]]
+        else:
+            peers = [replayed[o.number] for o in trials if o.finished <= t.started and o.number in replayed]
+        stop = None
+        for e in range(1, min(len(t.val_acc), epochs - 1) + 1):
+            me = Peer(t.params, tuple(t.val_acc[:e]), tuple(t.phases))
+            if pruner.prune(e, me, peers) is not None:
+                stop = e
+                break
+        out.stopped_at[t.number] = stop
+        out.epochs_recorded += len(t.val_acc)
+        out.epochs_replayed += stop if stop is not None else len(t.val_acc)
+        if stop is None and not t.complete:
+            out.unknown.append(t.number)
+        curve = t.val_acc[:stop] if stop is not None else t.val_acc
+        final = score(curve) if stop is None and t.complete else None
+        replayed[t.number] = Peer(t.params, tuple(curve), tuple(t.phases), final)
+    return out
