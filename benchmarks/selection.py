@@ -32,7 +32,7 @@ from optuna.trial import TrialState
 
 import spaces
 from search.config import Recipe
-from search.confirm import PROTOCOL_SEEDS, is_run, run_protocol
+from search.confirm import PROTOCOL_SEEDS, is_run, one_per_seed, run_protocol
 from search.storage import open_storage, storage_url
 
 METRICS = {
@@ -68,11 +68,12 @@ def pairs(search: optuna.Study, confirm: optuna.Study) -> list[dict]:
     """One row per confirmed architecture that the search trained to the end; only
     confirmation runs of the full recipe (the default one, all 60,000 images) with the
     default seeds count, so every architecture is judged on the same seeds."""
-    runs: dict[spaces.Candidate, list[float]] = {}
+    by_candidate: dict[spaces.Candidate, list] = {}
     for t in confirm.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         cand = spaces.decode(t.params)
         if is_run(t, cand, FULL_RECIPE) and t.user_attrs.get("confirm_seed") in PROTOCOL_SEEDS:
-            runs.setdefault(cand, []).append(t.values[0])
+            by_candidate.setdefault(cand, []).append(t)
+    runs = {c: [t.values[0] for t in one_per_seed(ts)] for c, ts in by_candidate.items()}
     rows = []
     for t in search.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         cand = spaces.decode(t.params)

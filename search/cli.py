@@ -381,6 +381,7 @@ def run_search(args: argparse.Namespace) -> int:
     if report.failures(study):
         print(report.failures_text(study))
     print(report.front_table(study))
+    report.attach(study, report.figures(study))  # the dashboard shows the report's figures too
     print(f"\nsee the accuracy-vs-parameters front:  {dashboard_command(cfg.storage)}")
     if interrupted:
         print("interrupted: finished trials are kept; run the same command again to resume.", file=sys.stderr)
@@ -506,28 +507,29 @@ def add_report(sub) -> None:
     rep = sub.add_parser(
         "report", help="write an HTML report of a study",
         description="Write one self-contained HTML file (plotly) with the Pareto front, the "
-        "validation curves, parameter importances and a table of the front, and attach the "
-        "figures to the study so optuna-dashboard shows them too.",
+        "validation curves, parameter importances and a table of the front; with --attach, also store the "
+        "figures in the study so optuna-dashboard shows them too.",
         epilog="examples:\n  drill-search report\n  drill-search report --study-name big --storage studies/big.journal\n",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_storage(rep)
     rep.add_argument("--output", type=Path, default=None, help="the HTML file (default: beside the study file)")
-    rep.add_argument("--no-attach", action="store_true", help="do not store the figures in the study")
+    rep.add_argument("--attach", action="store_true",
+                     help="also store the figures in the study, for optuna-dashboard (a search stores them when "
+                     "it ends; without this flag report only reads the study)")
     rep.set_defaults(handler=cmd_report)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from . import confirm, report
-    from .storage import open_storage, report_path, storage_url
+    from .storage import open_storage, report_path
 
     study, url = _load_study(args, shipped=True)
-    attach = not args.no_attach and not (args.storage is None and url != storage_url(None))  # leave the shipped file as it is
     figs = report.figures(study)
     confirmation = confirm.stored_table(study, open_storage(url), Recipe())
     path = args.output or report_path(url, study.study_name)
     path.parent.mkdir(parents=True, exist_ok=True)
     report.write_html(study, path, figs, confirmation)
-    if attach:
+    if args.attach:
         report.attach(study, figs)
     print(report.counts_line(study))
     print(report.cost_line(study))

@@ -198,6 +198,15 @@ def _runs(study: optuna.Study, candidate: spaces.Candidate, key: dict) -> list:
             if is_run(t, candidate, key)]
 
 
+def one_per_seed(runs: list) -> list:
+    """The first complete run of each seed: two `confirm` commands on one storage may both
+    train a missing run, and a seed must count once in a mean."""
+    first: dict = {}
+    for t in sorted(runs, key=lambda t: t.number):
+        first.setdefault(t.user_attrs.get("confirm_seed"), t)
+    return list(first.values())
+
+
 def _stored(study: optuna.Study, candidate: spaces.Candidate, seed: int, key: dict):
     return next((t for t in _runs(study, candidate, key) if t.user_attrs.get("confirm_seed") == seed), None)
 
@@ -206,7 +215,7 @@ def verdicts(study: optuna.Study, choices: list[Choice], seeds: list[int] | None
     """One verdict per choice with stored runs: those of `seeds`, or all stored ones (None)."""
     out = []
     for choice in choices:
-        runs = [t for t in _runs(study, choice.candidate, key)
+        runs = [t for t in one_per_seed(_runs(study, choice.candidate, key))
                 if seeds is None or t.user_attrs.get("confirm_seed") in seeds]
         if not runs:
             continue

@@ -161,13 +161,13 @@ def test_reading_commands_open_the_shipped_study_when_there_is_none_of_your_own(
                                   storage=optuna.storages.JournalStorage(
                                       optuna.storages.journal.JournalFileBackend("studies/reference.journal")))
     shipped.set_user_attr("max_params", 10000)
-    code, out, err = run(capsys, "report", "--no-attach", "--output", str(tmp_path / "r.html"))
+    code, out, err = run(capsys, "report", "--output", str(tmp_path / "r.html"))
     assert code == 0, err
     assert "shipped reference study studies/reference.journal" in err and (tmp_path / "r.html").exists()
     assert not (tmp_path / "studies" / "drill-search.db").exists()
     # a search of your own takes over as soon as it exists
     optuna.create_study(study_name="search", storage="sqlite:///studies/drill-search.db")
-    code, out, err = run(capsys, "report", "--no-attach", "--output", str(tmp_path / "r2.html"))
+    code, out, err = run(capsys, "report", "--output", str(tmp_path / "r2.html"))
     assert "shipped" not in err
 
 
@@ -191,7 +191,7 @@ def test_failed_trials_and_their_reasons_are_in_the_report(capsys, tmp_path):
     t = study.ask()
     t.set_user_attr("state_reason", "error: RuntimeError: boom")
     study.tell(t, state=optuna.trial.TrialState.FAIL)
-    code, out, err = run(capsys, "report", "--storage", db, "--no-attach", "--output", str(tmp_path / "r.html"))
+    code, out, err = run(capsys, "report", "--storage", db, "--output", str(tmp_path / "r.html"))
     assert code == 0, err
     assert "trial 0 failed: error: RuntimeError: boom" in out
     assert "Failed trials" in (tmp_path / "r.html").read_text() and "RuntimeError: boom" in (tmp_path / "r.html").read_text()

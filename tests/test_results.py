@@ -86,6 +86,31 @@ def test_dashboard_app_serves_the_study_with_metric_names_and_figures(searched):
     assert len(detail["trials"]) == 7
 
 
+def test_report_leaves_the_study_it_reads_as_it_was(searched, tmp_path, monkeypatch):
+    """Even when its figures differ from the stored ones (another plotly, another machine),
+    `report` only reads: a fresh clone's `git status` stays clean."""
+    from search import cli
+
+    cfg, _ = searched
+    journal = tmp_path / "read.journal"
+    optuna.copy_study(from_study_name=cfg.study_name, from_storage=cfg.storage,
+                      to_storage=open_storage(str(journal)))
+    before = journal.read_bytes()
+    real = report.figures
+
+    def elsewhere(study):
+        figs = real(study)
+        figs["curves"].update_layout(title="drawn by another plotly")
+        return figs
+
+    monkeypatch.setattr(report, "figures", elsewhere)
+    args = ["report", "--storage", str(journal), "--study-name", cfg.study_name, "--output", str(tmp_path / "r.html")]
+    assert cli.main(args) == 0
+    assert journal.read_bytes() == before
+    assert cli.main([*args, "--attach"]) == 0
+    assert journal.read_bytes() != before  # asked to store the figures, it does
+
+
 def test_the_report_stores_figures_only_when_they_changed(searched, tmp_path):
     """Reading a finished study (the shipped one) must not grow its storage file."""
     cfg, _ = searched
@@ -146,6 +171,23 @@ def test_confirm_stores_per_seed_results_and_resumes(searched, tmp_path):
     assert runs[-2:] == [(choices[0].label, 1, True), (choices[0].label, 2, True)]  # nothing retrained
     assert again[0].final == v.final
     assert "reach 99.4% on every seed" in confirm.table(again, 1)
+
+
+def test_a_run_stored_twice_counts_once(searched, tmp_path):
+    # two confirm commands on one storage both trained seed 1: the mean must not count it twice
+    cfg, study = searched
+    storage = open_storage(f"sqlite:///{tmp_path}/twice.db")
+    data = Mnist(synthetic_split(256, seed=1), synthetic_split(128, seed=2))
+    choices = confirm.choose(study, [report.front(study)[0].number], cfg.max_params, with_baselines=False)
+    confirm.run(choices, [1, 2], Recipe(epochs=1), data, torch.device("cpu"), storage, "c")
+    runs = confirm.open_confirm(storage, "c")
+    key = confirm.run_protocol(Recipe(epochs=1), None)
+    first = next(t for t in runs.trials if t.user_attrs["confirm_seed"] == 1)
+    runs.add_trial(optuna.trial.create_trial(params=first.params, distributions=first.distributions,
+                                             values=[first.values[0] - 1.0, first.values[1]],
+                                             user_attrs=first.user_attrs))
+    (v,) = confirm.verdicts(runs, choices, [1, 2], key)
+    assert len(v.final) == 2 and first.values[0] in v.final and first.values[0] - 1.0 not in v.final
 
 
 def test_confirm_workers_split_the_missing_runs_each_run_once(searched, tmp_path):
