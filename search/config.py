@@ -15,6 +15,7 @@ MAX_EPOCHS = 15  # the exercise's limit
 PARAM_BUDGET = 10_000  # "under 10,000 parameters"
 TARGET_ACC = 99.4  # percent, on the MNIST test set
 SAMPLERS = ("tpe", "random", "nsga2")  # see search.study.make_sampler
+MAX_RETRY = 2  # a failed trial (worker died, interrupted, error, out of memory) runs again at most this often
 
 
 @dataclass(frozen=True)

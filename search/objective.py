@@ -8,12 +8,14 @@ of 15). Validation is a fixed held-out part of the training images; test accurac
 recorded for reporting and never read by anything that selects or prunes.
 
 Outcomes: COMPLETE; PRUNED for rejected (over budget), pruned (by the rule), diverged
-(nan/inf loss) and out of memory, each with its reason; FAIL for an interruption or an
-unexpected error (`TrialError`), which the worker retries and never counts as finished.
+(nan/inf loss) and out of memory (after MAX_RETRY retries), each with its reason; FAIL
+for an interruption, an unexpected error or a first out-of-memory (`TrialError`), which
+the worker retries and never counts as finished.
 """
 
 from __future__ import annotations
 
+import gc
 import time
 from dataclasses import dataclass
 
@@ -24,7 +26,7 @@ from optuna.trial import TrialState
 import spaces
 
 from . import record
-from .config import Recipe
+from .config import MAX_RETRY, Recipe
 from .data import Split
 from .model import count_params
 from .prune import Peer, Pruner
@@ -38,6 +40,16 @@ def score(val_acc) -> float:
     """The search's objective 0: mean validation accuracy over the last SCORE_EPOCHS epochs."""
     tail = list(val_acc)[-SCORE_EPOCHS:]
     return round(sum(tail) / len(tail), 4)
+
+
+OOM_RETRY = "error: out of memory (retried before it counts as the candidate's)"
+
+
+def free_memory(device: torch.device) -> None:
+    """Give cached device memory back (after an out-of-memory error)."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 class TrialError(Exception):
@@ -108,14 +120,23 @@ class Objective:
 
         history: list[EpochResult] = []
         evals = {"val": self.data.val, "test": self.data.test}
+        out_of_memory = False
         try:
             result = train(candidate, self.recipe, self.data.train, evals, self.device,
                            on_epoch=on_epoch, progress=self.progress)
         except Diverged as e:
             self._stop(trial, start, f"diverged: {e}")
-        except torch.OutOfMemoryError:
-            if self.device.type == "cuda":
-                torch.cuda.empty_cache()  # give the memory back before the next candidate
+        # torch.cuda.OutOfMemoryError: the name exists in every torch this supports (since
+        # 2.5 torch.OutOfMemoryError is the same class).
+        except torch.cuda.OutOfMemoryError:
+            out_of_memory = True
+        if out_of_memory:  # here the traceback, and the tensors its frames held, are gone
+            free_memory(self.device)
+            # With several workers on one GPU the peak may have been another worker's:
+            # retry before calling it the candidate's property.
+            if trial.user_attrs.get("retries", 0) < MAX_RETRY:
+                record.finish(trial, OOM_RETRY, start)
+                raise TrialError("out of memory")
             self._stop(trial, start, "out of memory")
 
         if self.artifacts is not None:

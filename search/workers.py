@@ -33,7 +33,7 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
-from .config import Recipe, SearchConfig
+from .config import MAX_RETRY, Recipe, SearchConfig
 from .data import load_mnist, split_validation
 from .objective import Objective, SearchData, TrialError
 from .prune import make_pruner
@@ -41,7 +41,6 @@ from .record import process_start, worker_id
 from .storage import artifact_store, is_sqlite, open_storage
 from .study import FINISHED, SearchFailed, StudyError, counts, enqueue_baselines, make_sampler, open_search
 
-MAX_RETRY = 2  # a trial that failed (worker died, interrupted, error) runs again at most this often
 MAX_ERRORS_IN_A_ROW = MAX_RETRY + 2  # a worker whose trials keep raising stops the search
 
 

@@ -195,3 +195,18 @@ def test_failed_trials_and_their_reasons_are_in_the_report(capsys, tmp_path):
     assert code == 0, err
     assert "trial 0 failed: error: RuntimeError: boom" in out
     assert "Failed trials" in (tmp_path / "r.html").read_text() and "RuntimeError: boom" in (tmp_path / "r.html").read_text()
+
+
+def test_the_dependency_floors_are_versions_the_tests_ran_on():
+    # A floor below what was tested promises what nobody checked: torch 2.2 admitted code
+    # that named torch.OutOfMemoryError (from 2.5 on) in an except clause.
+    import re
+    from importlib.metadata import version
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / "pyproject.toml").read_text()
+    floors = dict(re.findall(r'"(torch|torchvision)>=([\d.]+)', text))
+    assert floors == {"torch": "2.14", "torchvision": "0.29"}  # what .ci/run installs from this machine's disk
+    for name, floor in floors.items():
+        have = tuple(int(x) for x in re.findall(r"\d+", version(name))[:2])
+        assert have >= tuple(int(x) for x in floor.split(".")), name

@@ -154,15 +154,29 @@ def flaky_train(monkeypatch, fails: int, error=RuntimeError("boom")):
     monkeypatch.setattr(objective, "train", flaky)
 
 
-def test_out_of_memory_is_a_named_outcome_and_the_study_goes_on(tmp_path, monkeypatch):
+def test_out_of_memory_is_retried_and_then_a_named_outcome_and_the_study_goes_on(tmp_path, monkeypatch):
     import torch
 
-    flaky_train(monkeypatch, 1, torch.OutOfMemoryError("CUDA out of memory"))
+    # torch.cuda.OutOfMemoryError is what CUDA raises (torch.OutOfMemoryError since 2.5)
+    flaky_train(monkeypatch, 1 + workers.MAX_RETRY, torch.cuda.OutOfMemoryError("CUDA out of memory"))
     cfg = config(tmp_path, trials=2, recipe=Recipe(epochs=1, batch_size=64), max_params=10**6)
     workers.run_worker(cfg, data=synthetic_data())
+    *retried, oom, other = optuna.load_study(study_name=cfg.study_name, storage=cfg.storage).trials
+    assert len(retried) == workers.MAX_RETRY  # another worker's peak may have caused it: retried
+    assert all(t.state == TrialState.FAIL and "out of memory" in t.user_attrs["state_reason"] for t in retried)
+    assert oom.params == retried[0].params and oom.user_attrs["retry_of"] == retried[-1].number
+    assert oom.state == TrialState.PRUNED and oom.user_attrs["state_reason"] == "out of memory"
+    assert other.state == TrialState.COMPLETE
+
+
+def test_out_of_memory_once_is_retried_and_the_retry_completes(tmp_path, monkeypatch):
+    import torch
+
+    flaky_train(monkeypatch, 1, torch.cuda.OutOfMemoryError("CUDA out of memory"))
+    cfg = config(tmp_path, trials=1, recipe=Recipe(epochs=1, batch_size=64), max_params=10**6)
+    workers.run_worker(cfg, data=synthetic_data())
     a, b = optuna.load_study(study_name=cfg.study_name, storage=cfg.storage).trials
-    assert a.state == TrialState.PRUNED and a.user_attrs["state_reason"] == "out of memory"
-    assert b.state == TrialState.COMPLETE
+    assert a.state == TrialState.FAIL and b.state == TrialState.COMPLETE and b.user_attrs["retry_of"] == 0
 
 
 def test_an_error_in_training_fails_the_trial_which_is_retried_and_never_counted(tmp_path, monkeypatch):
