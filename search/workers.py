@@ -38,7 +38,7 @@ from .data import load_mnist, split_validation
 from .objective import Objective, SearchData, TrialError
 from .prune import make_pruner
 from .record import process_start, worker_id
-from .storage import artifact_store, is_sqlite, open_storage
+from .storage import GRACE_SECONDS, artifact_store, is_sqlite, open_storage
 from .study import FINISHED, SearchFailed, StudyError, counts, enqueue_baselines, make_sampler, open_search
 
 MAX_ERRORS_IN_A_ROW = MAX_RETRY + 2  # a worker whose trials keep raising stops the search
@@ -54,10 +54,13 @@ def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
     retries = trial.user_attrs.get("retries", 0)
     if trial.user_attrs.get("state_reason") != "interrupted":  # a stop by the user costs no retry
         retries += 1
-    if retries > MAX_RETRY or not trial.params:
+    # A trial stopped before it sampled anything has no params yet; if it was enqueued,
+    # Optuna keeps the parameters it was to run with as "fixed_params".
+    params = trial.params or trial.system_attrs.get("fixed_params")
+    if retries > MAX_RETRY or not params:
         return
     keep = {k: trial.user_attrs[k] for k in ("baseline",) if k in trial.user_attrs}
-    study.enqueue_trial(trial.params, user_attrs={**keep, "retry_of": trial.number, "retries": retries})
+    study.enqueue_trial(params, user_attrs={**keep, "retry_of": trial.number, "retries": retries})
 
 
 def fail_trial(study: optuna.Study, trial: FrozenTrial, reason: str, retry: bool = True) -> bool:
@@ -84,7 +87,7 @@ def fail_trial(study: optuna.Study, trial: FrozenTrial, reason: str, retry: bool
 
 def fail_dead_workers(study: optuna.Study, host: str | None = None, retry: bool = True) -> list[int]:
     """Fail and re-queue (unless `retry` is False) RUNNING trials whose worker process on
-    this host is gone.
+    this host is gone, and those no worker claimed (named) within GRACE_SECONDS.
 
     Journal storages have no heartbeat, so this is how their stale trials end: the
     supervisor calls it when a worker exits abnormally and before every run, and
@@ -94,9 +97,20 @@ def fail_dead_workers(study: optuna.Study, host: str | None = None, retry: bool 
     failed = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = t.user_attrs.get("worker", "")
-        if is_dead(worker, host) and fail_trial(study, t, f"worker {worker} died", retry):
+        if worker:
+            dead, reason = is_dead(worker, host), f"worker {worker} died"
+        else:
+            dead, reason = _unclaimed(t), f"no worker claimed it within {GRACE_SECONDS} s"
+        if dead and fail_trial(study, t, reason, retry):
             failed.append(t.number)
     return failed
+
+
+def _unclaimed(t: FrozenTrial) -> bool:
+    """A RUNNING trial that names no worker long after it started: its process stopped
+    between Optuna's `ask` and the objective's first write (which names the worker at
+    once), so nobody will ever finish it."""
+    return t.datetime_start is not None and time.time() - t.datetime_start.timestamp() > GRACE_SECONDS
 
 
 def is_dead(worker: str, host: str) -> bool:
@@ -267,6 +281,16 @@ def _worker_main(cfg: SearchConfig, index: int) -> None:
         raise SystemExit(EXIT_GAVE_UP) from None
 
 
+def worker_config(cfg: SearchConfig, started: float, now: float) -> SearchConfig | None:
+    """The config of a worker started at `now` by a search started at `started`: its
+    timeout is what is left of the search's, so no worker (a replacement included) starts
+    a trial past the deadline. None when the deadline has passed."""
+    if cfg.timeout is None:
+        return cfg
+    left = cfg.timeout - (now - started)
+    return dataclasses.replace(cfg, timeout=left) if left > 0 else None
+
+
 def check_workers(cfg: SearchConfig) -> None:
     if cfg.workers > 1 and is_sqlite(cfg.storage):
         raise StudyError(
@@ -341,7 +365,10 @@ def run_search(
     started = time.time()
 
     def spawn(index: int) -> None:
-        p = ctx.Process(target=_worker_main, args=(cfg, index), daemon=False)
+        worker_cfg = worker_config(cfg, started, time.time())
+        if worker_cfg is None:
+            return  # past the deadline: start nothing
+        p = ctx.Process(target=_worker_main, args=(worker_cfg, index), daemon=False)
         p.start()
         workers.append(_Worker(index, p, worker_id(p.pid)))
 
@@ -383,8 +410,7 @@ def run_search(
                 for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
                     if t.user_attrs.get("worker") == w.id:
                         fail_trial(study, t, f"worker {w.id} died (exit code {w.process.exitcode})")
-                timed_out = cfg.timeout is not None and time.time() - started > cfg.timeout
-                if todo(study, cfg.trials) > 0 and deaths <= max_deaths and not timed_out:
+                if todo(study, cfg.trials) > 0 and deaths <= max_deaths:
                     spawn(w.index)
             if gave_up:
                 stop_all()
