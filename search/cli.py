@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_storage(p: argparse.ArgumentParser, default_study: str | None = "search") -> None:
     store = p.add_argument_group("storage")
     store.add_argument("--storage", metavar="URL", default=None,
-                       help="an Optuna storage URL or journal file (default sqlite:///studies/drill-search.db)")
+                       help="an Optuna storage URL or journal file (default studies/drill-search.journal)")
     store.add_argument("--study-name", default=default_study,
                        help="the study (default: search; baselines for --baseline)" if default_study is None
                        else f"the study (default {default_study})")
@@ -117,6 +117,9 @@ def _add_training(p: argparse.ArgumentParser) -> None:
                       "as in the notebooks); learning rates scale linearly from 64")
     fast.add_argument("--bf16", action="store_true", help="bfloat16 autocast (pays off on CPUs with AVX512-BF16 and on GPUs)")
     fast.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA graphs on a GPU)")
+    fast.add_argument("--deterministic", action="store_true",
+                      help="CUDA: deterministic kernels, so the same seed gives the same numbers (slower; the CPU "
+                      "is deterministic already)")
     fast.add_argument("--dense-dropout", action="store_true",
                       help="use nn.Dropout on the CPU too (default there: SparseDropout, same distribution, cheaper)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the final summary")
@@ -213,7 +216,8 @@ def recipe_from(args: argparse.Namespace, device) -> Recipe:
         batch_size=args.batch_size,
         bf16=args.bf16,
         compile=args.compile,
-        sparse_dropout=device.type == "cpu" and not args.dense_dropout,
+        sparse_dropout=False if args.dense_dropout else None,
+        deterministic=args.deterministic,
     )
 
 
@@ -276,7 +280,7 @@ def add_run(sub) -> None:
     search.add_argument("--with-baselines", dest="with_baselines", action="store_const", const=True,
                         help=argparse.SUPPRESS)
     search.add_argument("--workers", type=int, default=None,
-                        help=f"worker processes on this machine (default {_default('workers')})")
+                        help="worker processes on this machine (default: one per CPU core, or one per GPU)")
     search.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                         help="start no new trial after this many seconds (the study resumes later)")
     search.add_argument("--val-size", type=int, default=None,
@@ -307,6 +311,11 @@ def search_config(args: argparse.Namespace, device) -> SearchConfig:
 
     given = {k: getattr(args, k) for k in SEARCH_ONLY if getattr(args, k) is not None}
     opt = {k: given.get(k, _default(k)) for k in SEARCH_ONLY if k not in ("val_size", "train_size")}
+    if "workers" not in given:  # as many as the hardware serves well, where the storage allows several
+        from .storage import is_sqlite
+        from .workers import default_workers
+
+        opt["workers"] = 1 if is_sqlite(storage_url(args.storage)) else default_workers(device)
     val_size = given.get("val_size", _default("val_size", DataConfig))
     train_size = given.get("train_size")
     if args.trials < 1:
@@ -419,7 +428,7 @@ def run_baseline(args: argparse.Namespace) -> int:
     study = studies.open_baselines(open_storage(url), study_name)
 
     c = baseline.candidate
-    model = build_model(c.arch, sparse_dropout=recipe.sparse_dropout)
+    model = build_model(c.arch, sparse_dropout=recipe.sparse_dropout_on(device.type))
     print(
         f"{baseline.name}: {c.arch.describe()}, {count_params(model):,} parameters, lr {c.lr:g}, "
         f"{recipe.epochs} epochs, batch {recipe.batch_for(c)}, seed {recipe.seed}, device {device}"
@@ -584,9 +593,9 @@ def add_confirm(sub) -> None:
     conf.add_argument("--seeds", type=int, default=3, help="seeds per architecture (default 3: seeds 1, 2, 3; --seed S starts them at S)")
     conf.add_argument("--no-baselines", action="store_true", help="leave the hand-designed rounds out")
     conf.add_argument("--train-size", type=int, default=None, help="train on only this many images (quick looks)")
-    conf.add_argument("--workers", type=int, default=1,
-                      help="worker processes on this machine, each training every n-th missing run (default 1; "
-                      "on a CPU, 2 single-threaded workers get more out of 2 cores than one)")
+    conf.add_argument("--workers", type=int, default=None,
+                      help="worker processes on this machine, each training every n-th missing run (default: one "
+                      "per CPU core, or one per GPU)")
     _add_training(conf)
     _add_storage(conf)
     conf.set_defaults(handler=cmd_confirm)
@@ -604,11 +613,15 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     recipe = recipe_from(args, device)
     if args.seeds < 1:
         raise UsageError(f"--seeds must be at least 1, got {args.seeds}.")
-    if args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers must be at least 1, got {args.workers}.")
     if args.train_size is not None and not 1 <= args.train_size <= 60000:
         raise UsageError(f"--train-size must be between 1 and 60000, got {args.train_size}.")
     study, url = _load_study(args)
+    if args.workers is None:
+        from .workers import default_workers
+
+        args.workers = 1 if is_sqlite(url) else default_workers(device)
     if args.workers > 1 and is_sqlite(url):
         raise UsageError(f"SQLite is not safe for {args.workers} concurrent workers: give a journal file "
                          "(--storage studies/search.journal) or a postgresql:// URL, or use --workers 1.")

@@ -36,8 +36,11 @@ class Recipe:
     bf16: bool = False  # bfloat16 autocast for forward/backward (fast on CPUs with AVX512-BF16)
     # Engine choices below change how fast, not what is computed (same distributions and
     # maths); studies do not compare them when deciding whether runs are comparable.
-    sparse_dropout: bool = True  # nn.Dropout's distribution from far fewer random numbers
+    # nn.Dropout's distribution from far fewer random numbers; None: the device decides
+    # (`sparse_dropout_on`)
+    sparse_dropout: bool | None = None
     compile: bool = False  # torch.compile the model; on CUDA with CUDA graphs
+    deterministic: bool = False  # CUDA: deterministic kernels (same seed, same numbers), slower
 
     def batch_for(self, candidate: Candidate) -> int:
         return candidate.batch_size if self.batch_size is None else self.batch_size
@@ -45,6 +48,12 @@ class Recipe:
     def lr_for(self, candidate: Candidate) -> float:
         """The candidate's learning rate at the batch it trains with (linear scaling)."""
         return candidate.lr_at(self.batch_for(candidate))
+
+    def sparse_dropout_on(self, device_type: str) -> bool:
+        """SparseDropout on the CPU, where nn.Dropout's Bernoulli draw costs more than the
+        convolutions; nn.Dropout on GPUs, where it is one cheap kernel. The one place
+        this is decided."""
+        return device_type == "cpu" if self.sparse_dropout is None else self.sparse_dropout
 
     def rotation_for(self, candidate: Candidate) -> float:
         return candidate.rotation if self.augment else 0.0
@@ -55,7 +64,7 @@ class Recipe:
     def protocol(self) -> dict:
         """The fields that change what a run computes."""
         d = asdict(self)
-        for engine_only in ("sparse_dropout", "compile"):
+        for engine_only in ("sparse_dropout", "compile", "deterministic"):
             d.pop(engine_only)
         return d
 

@@ -2,10 +2,11 @@
 
 Storage is a URL; `studies/` only holds the files. Forms accepted by `--storage`:
 
-    sqlite:///studies/x.db         one process at a time (the default file)
+    sqlite:///studies/x.db         one process at a time
     postgresql://user:pw@host/db   many workers, many machines (heartbeats, retries)
     mysql+pymysql://...            likewise
     studies/x.journal              an Optuna journal file: many workers on one machine
+                                   (the default: studies/drill-search.journal)
     redis://host:6379              an Optuna journal in Redis: many machines
 
 A bare path ending in .db, .sqlite or .sqlite3 means SQLite; any other bare path means a
@@ -25,7 +26,9 @@ from optuna.storages import BaseStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import FrozenTrial
 
-DEFAULT_STORAGE = "sqlite:///studies/drill-search.db"
+# A journal file: several worker processes may write it at once (SQLite may not), and it
+# needs no server.
+DEFAULT_STORAGE = "studies/drill-search.journal"
 REFERENCE_STORAGE = "studies/reference.journal"  # the full search shipped with the repository
 HEARTBEAT_SECONDS = 30  # RDB storages: a running trial proves it is alive this often
 GRACE_SECONDS = 120  # ... and is failed and re-queued after this long without a beat

@@ -7,7 +7,9 @@ prunes), and the exception reaches the caller unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -65,21 +67,52 @@ def train(
 ) -> TrainResult:
     """Train `candidate` on `train_split` with `recipe`, evaluating `evals` after each epoch.
 
-    Same seed, same device, same data: same numbers. The data splits must already be on
-    `device`.
+    Same seed, same device, same data: same numbers, on the CPU always, on CUDA with
+    `recipe.deterministic` (cuDNN's fastest kernels, picked otherwise, are not
+    deterministic). The data splits must already be on `device`.
     """
+    with cuda_determinism(device, recipe.deterministic):
+        return _train(candidate, recipe, train_split, evals, device, on_epoch, progress)
+
+
+@contextlib.contextmanager
+def cuda_determinism(device: torch.device, deterministic: bool):
+    """cuDNN set for speed (benchmark: fixed shapes, fastest kernels) or, when asked, for
+    determinism, inside the block only; the CPU needs neither."""
+    if device.type != "cuda":
+        yield
+        return
+    cudnn = torch.backends.cudnn
+    before = (cudnn.benchmark, cudnn.deterministic, torch.are_deterministic_algorithms_enabled())
+    if deterministic:
+        # cuBLAS reads this when it starts; set before the first CUDA matmul of the process
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    cudnn.benchmark, cudnn.deterministic = not deterministic, deterministic
+    torch.use_deterministic_algorithms(deterministic)
+    try:
+        yield
+    finally:
+        cudnn.benchmark, cudnn.deterministic = before[0], before[1]
+        torch.use_deterministic_algorithms(before[2])
+
+
+def _train(candidate, recipe, train_split, evals, device, on_epoch, progress) -> TrainResult:
     torch.manual_seed(recipe.seed)  # weights and dropout masks
     generator = torch.Generator(device=device).manual_seed(recipe.seed)  # order and angles
-    model = build_model(candidate.arch, sparse_dropout=recipe.sparse_dropout).to(device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
+    model = build_model(candidate.arch, sparse_dropout=recipe.sparse_dropout_on(device.type)).to(device)
     forward = model
     if recipe.compile:
+        # A long-lived worker compiles a new architecture every trial: without a reset
+        # Dynamo counts them all against its recompile limit and silently falls back to
+        # eager once it is reached.
+        torch._dynamo.reset()
         # On CUDA "reduce-overhead" replays the step's kernels as CUDA graphs: a network
         # this small is bound by kernel launches, not arithmetic.
         forward = torch.compile(model, mode="reduce-overhead" if device.type == "cuda" else None)
     batch_size = recipe.batch_for(candidate)
-    optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr_for(candidate), momentum=recipe.momentum)
+    # fused: one kernel for the whole SGD step on CUDA (the CPU step is cheap already)
+    optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr_for(candidate), momentum=recipe.momentum,
+                                fused=device.type == "cuda")
     steps_per_epoch = math.ceil(len(train_split) / batch_size)
     scheduler, per_batch = make_scheduler(optimizer, candidate, recipe, steps_per_epoch)
     result = TrainResult(model=model)

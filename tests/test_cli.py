@@ -164,9 +164,10 @@ def test_reading_commands_open_the_shipped_study_when_there_is_none_of_your_own(
     code, out, err = run(capsys, "report", "--output", str(tmp_path / "r.html"))
     assert code == 0, err
     assert "shipped reference study studies/reference.journal" in err and (tmp_path / "r.html").exists()
-    assert not (tmp_path / "studies" / "drill-search.db").exists()
+    assert not (tmp_path / "studies" / "drill-search.journal").exists()
     # a search of your own takes over as soon as it exists
-    optuna.create_study(study_name="search", storage="sqlite:///studies/drill-search.db")
+    optuna.create_study(study_name="search", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend("studies/drill-search.journal")))
     code, out, err = run(capsys, "report", "--output", str(tmp_path / "r2.html"))
     assert "shipped" not in err
 

@@ -62,3 +62,31 @@ def test_compiled_model_matches_eager_forward_and_backward():
 def test_larger_batches_change_the_step_count_and_scale_the_lr(synthetic):
     r = train(ROUND3, Recipe(epochs=1, batch_size=128), synthetic.train, {}, CPU)
     assert r.steps == 4 and r.history[0].lr == pytest.approx(0.2)
+
+
+def test_determinism_on_cuda_is_set_only_inside_a_run_and_only_when_asked():
+    from search.train import cuda_determinism
+
+    cudnn = torch.backends.cudnn
+    before = (cudnn.benchmark, cudnn.deterministic, torch.are_deterministic_algorithms_enabled())
+    with cuda_determinism(torch.device("cuda"), deterministic=True):
+        assert not cudnn.benchmark and cudnn.deterministic and torch.are_deterministic_algorithms_enabled()
+    assert (cudnn.benchmark, cudnn.deterministic, torch.are_deterministic_algorithms_enabled()) == before
+    with cuda_determinism(torch.device("cuda"), deterministic=False):
+        assert cudnn.benchmark and not torch.are_deterministic_algorithms_enabled()  # speed
+    with cuda_determinism(CPU, deterministic=True):
+        assert (cudnn.benchmark, cudnn.deterministic) == before[:2]  # the CPU is left alone
+
+
+def test_compile_resets_dynamo_for_every_new_architecture(synthetic, monkeypatch):
+    calls = []
+    monkeypatch.setattr(torch._dynamo, "reset", lambda: calls.append("reset"))
+    monkeypatch.setattr(torch, "compile", lambda model, mode=None: calls.append("compile") or model)
+    for _ in range(2):
+        train(ROUND3, Recipe(epochs=1, batch_size=64, compile=True), synthetic.train, {}, CPU)
+    assert calls == ["reset", "compile", "reset", "compile"]
+
+
+def test_the_device_decides_the_dropout_kernel_in_one_place():
+    assert Recipe().sparse_dropout_on("cpu") and not Recipe().sparse_dropout_on("cuda")
+    assert not Recipe(sparse_dropout=False).sparse_dropout_on("cpu")  # --dense-dropout

@@ -316,3 +316,25 @@ def test_a_trial_trained_beside_another_worker_equals_the_candidate_trained_alon
             assert curve == pytest.approx(searched[name], abs=0.21), name  # within one of 500 images
     finally:
         torch.set_num_threads(threads)
+
+
+def test_by_default_a_search_uses_every_core_on_a_journal_and_one_worker_on_sqlite(monkeypatch, tmp_path):
+    from search import cli
+
+    monkeypatch.setattr(workers, "usable_cores", lambda: 2)  # a 2-core machine
+    args = cli.build_parser().parse_args(["run", "--trials", "2", "--device", "cpu"])
+    cfg = cli.search_config(args, torch.device("cpu"))
+    assert cfg.workers == 2 and cfg.storage == "studies/drill-search.journal"
+    args = cli.build_parser().parse_args(["run", "--trials", "2", "--storage", str(tmp_path / "s.db")])
+    assert cli.search_config(args, torch.device("cpu")).workers == 1  # SQLite takes one writer
+    args = cli.build_parser().parse_args(["run", "--trials", "2", "--workers", "3"])
+    assert cli.search_config(args, torch.device("cpu")).workers == 3
+
+
+def test_cuda_workers_spread_over_the_visible_gpus(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert [workers.worker_device("cuda", i, workers._gpus("cuda")) for i in range(4)] == \
+        ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
+    assert workers.worker_device("cuda:1", 0, 2) == "cuda:1"  # a named GPU is every worker's
+    assert workers.worker_device("cpu", 3, 0) == "cpu" and workers.worker_device("cuda", 1, 1) == "cuda"
+    assert workers.default_workers(torch.device("cuda")) == 2
