@@ -9,6 +9,7 @@ the mean final-epoch test accuracy over the confirmation seeds:
 
     val_final     final-epoch validation accuracy (the objective before schema 2)
     val_last3     mean validation accuracy of the last 3 epochs (the objective now)
+    val_last5     mean validation accuracy of the last 5 epochs
     -val_loss3    minus the mean validation loss of the last 3 epochs
 
 For each metric: Spearman's rank correlation with the confirmed mean, the architecture it
@@ -38,8 +39,39 @@ from search.storage import open_storage, storage_url
 METRICS = {
     "val_final": lambda a: a["val_acc"][-1],
     "val_last3": lambda a: statistics.fmean(a["val_acc"][-3:]),
+    "val_last5": lambda a: statistics.fmean(a["val_acc"][-5:]),
     "-val_loss3": lambda a: -statistics.fmean(a["val_loss"][-3:]),
 }
+
+
+def bootstrap_se(x: list[float], y: list[float], n: int = 2000) -> float:
+    """Standard error of Spearman's rho over resampled architectures: how much the
+    figure would move with another set of architectures of the same kind."""
+    rng = np.random.default_rng(0)
+    x, y = np.asarray(x), np.asarray(y)
+    rhos = [spearman(list(x[i]), list(y[i])) for i in (rng.integers(0, len(x), len(x)) for _ in range(n))]
+    rhos = [r for r in rhos if r == r]  # drop resamples with no spread
+    return float(np.std(rhos)) if rhos else float("nan")
+
+
+def epoch_noise(rows: list[dict], search: optuna.Study) -> str:
+    """The objective's noise: the epoch-to-epoch spread of validation accuracy over the
+    last 3 epochs (what averaging them removes), against the binomial standard error of
+    one figure on the validation images (what no averaging removes)."""
+    spreads, accs = [], []
+    for t in search.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        tail = t.user_attrs.get("val_acc", [])[-3:]
+        if len(tail) == 3:
+            spreads.append(statistics.stdev(tail))
+            accs.append(statistics.fmean(tail))
+    if not spreads:
+        return "no complete curves"
+    n = search.user_attrs.get("val_size", 5000)
+    p = statistics.fmean(accs) / 100
+    se = 100 * (p * (1 - p) / n) ** 0.5
+    return (f"noise of the objective over {len(spreads)} complete trials: epoch-to-epoch sd over the last 3 epochs "
+            f"{statistics.fmean(spreads):.3f} points (median {statistics.median(spreads):.3f}); binomial standard "
+            f"error of one figure on {n:,} images at {100 * p:.2f}%: {se:.3f} points")
 
 
 def ranks(x: list[float]) -> np.ndarray:
@@ -125,13 +157,14 @@ def main() -> None:
     if len(rows) < 3:
         print("too few architectures for a rank correlation")
         return
-    print(f"\n{'metric':<11} {'spearman vs ' + ('test' if args.single_seed else 'confirmed'):>21}  "
+    print(f"\n{'metric':<11} {'spearman vs ' + ('test' if args.single_seed else 'confirmed'):>21} {'(bootstrap se)':>14}  "
           f"{'its winner':<14} {'winner search test':>18}" + ("" if args.single_seed else f" {'confirmed':>9} {'drop':>6}"))
     for m in METRICS:
-        rho = spearman([r[m] for r in rows], [r["confirmed"] for r in rows])
+        xs, ys = [r[m] for r in rows], [r["confirmed"] for r in rows]
         w = max(rows, key=lambda r: r[m])
-        print(f"{m:<11} {rho:>21.2f}  {w['label']:<14} {w['search_test']:>18.2f}"
+        print(f"{m:<11} {spearman(xs, ys):>21.2f} {bootstrap_se(xs, ys):>14.2f}  {w['label']:<14} {w['search_test']:>18.2f}"
               + ("" if args.single_seed else f" {w['confirmed']:>9.2f} {w['search_test'] - w['confirmed']:>+6.2f}"))
+    print("\n" + epoch_noise(rows, search))
 
 
 if __name__ == "__main__":
