@@ -399,10 +399,10 @@ def run_search(args: argparse.Namespace) -> int:
 
 
 def _sigterm_as_interrupt() -> None:
-    """SIGTERM stops like Ctrl-C (`workers.interrupt_once`)."""
+    """SIGTERM stops like Ctrl-C (`supervisor.interrupt_once`)."""
     import signal
 
-    from .workers import interrupt_once
+    from .supervisor import interrupt_once
 
     interrupt_once(signal.SIGTERM)
 
@@ -728,14 +728,14 @@ def add_fail_stale(sub) -> None:
 def cmd_fail_stale(args: argparse.Namespace) -> int:
     import optuna
 
-    from . import study as studies, workers
+    from . import liveness, study as studies
 
-    study, url = _load_study(args, on_stale=workers.requeue)
+    study, url = _load_study(args, on_stale=liveness.requeue)
     if args.older_than is not None and args.older_than <= 0:
         raise UsageError(f"--older-than must be a positive number of seconds, got {args.older_than:g}.")
-    failed = workers.fail_dead_workers(study)
+    failed = liveness.fail_dead_workers(study)
     if args.older_than is not None:
-        failed += workers.fail_silent(study, args.older_than)
+        failed += liveness.fail_silent(study, args.older_than)
     if getattr(study._storage, "get_heartbeat_interval", lambda: None)():  # RDB with heartbeats
         optuna.storages.fail_stale_trials(study)
     running = studies.counts(study)["running"]

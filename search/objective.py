@@ -28,6 +28,7 @@ import spaces
 from . import record
 from .config import MAX_RETRY, Recipe
 from .data import Split
+from .liveness import worker_id
 from .model import count_params
 from .prune import Peer, Pruner
 from .train import Diverged, EpochResult, train
@@ -86,7 +87,7 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, int]:
         start = time.time()
-        trial.set_user_attr("worker", record.worker_id())  # first: liveness checks need it
+        trial.set_user_attr("worker", worker_id())  # first: liveness checks need it
         try:
             return self._run(trial, start)
         except (optuna.TrialPruned, TrialError):

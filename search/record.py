@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import functools
 import io
-import os
 import platform
-import socket
 import subprocess
 import tempfile
 import time
@@ -32,28 +30,11 @@ import spaces
 
 from .config import Recipe
 from .data import Mnist
+from .liveness import worker_id
 from .model import count_params
 from .train import EpochResult, TrainResult, train
 
 WEIGHTS = "weights.pt"  # the artifact holding a trained model's state dict
-
-
-def process_start(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (Linux), or None where unknown.
-
-    With the pid it names one process: a pid reused after a restart has another start."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(") ", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def worker_id(pid: int | None = None) -> str:
-    """host:pid:start of a process (this one by default); host:pid where /proc is missing."""
-    pid = os.getpid() if pid is None else pid
-    start = process_start(pid)
-    return f"{socket.gethostname()}:{pid}" + (f":{start}" if start else "")
 
 
 def start(trial: optuna.Trial, candidate: spaces.Candidate, n_params: int, recipe: Recipe, device: str) -> None:

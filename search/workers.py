@@ -1,30 +1,23 @@
-"""Worker processes that fill a search (or confirm) study, their supervisor, liveness and retries.
+"""The work that fills a study: search workers, confirmation workers, and how many of
+them the machine serves well.
 
-`run_search` starts `cfg.workers` processes (real concurrency, no GIL); each runs
-`run_worker`, which asks Optuna for trials and runs `Objective` on them until the study
-holds the requested number of finished trials. The supervisor polls the storage, reports
-every finished trial once, fails and re-queues the trial of a worker that died, and
-starts a replacement. A trial that fails (its worker died, it was interrupted, training
-raised) is re-queued at most MAX_RETRY times and never counts as finished.
+`run_search` starts `cfg.workers` processes under a `Supervisor`; each runs `run_worker`,
+which asks Optuna for trials and runs `Objective` on them until the study holds the
+requested number of finished trials. The supervisor reports every finished trial once;
+a worker that died has its trial failed and re-queued (`search.liveness`) and is
+replaced. A trial that fails (its worker died, it was interrupted, training raised) is
+re-queued at most MAX_RETRY times and never counts as finished.
 
 `run_confirm` does the same for a confirmation: up to `job.workers` processes, worker i
-of n training the missing runs i, i + n, ..., with the supervisor polling the confirm
-study for progress.
-
-A worker is named host:pid:start-time, so a pid reused after a restart does not make a
-dead worker's trial look alive.
+of n training the missing runs i, i + n, ..., under the same supervisor.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import multiprocessing as mp
 import os
 import signal
-import socket
 import sys
-import threading
 import time
 from collections.abc import Callable
 
@@ -35,121 +28,29 @@ from optuna.trial import FrozenTrial, TrialState
 
 from .config import MAX_RETRY, Recipe, SearchConfig
 from .data import load_mnist, split_validation
+from .liveness import fail_dead_workers, fail_trial, requeue, worker_id
 from .objective import Objective, SearchData, TrialError
 from .prune import make_pruner
-from .record import process_start, worker_id
-from .storage import GRACE_SECONDS, artifact_store, is_sqlite, open_storage
-from .study import FINISHED, SearchFailed, StudyError, counts, enqueue_baselines, make_sampler, open_search
+from .storage import artifact_store, is_sqlite, open_storage
+from .study import (
+    FINISHED,
+    SearchFailed,
+    StudyError,
+    counts,
+    enqueue_baselines,
+    make_sampler,
+    open_search,
+)
+from .supervisor import (
+    EXIT_INTERRUPTED,
+    GO_ON,
+    STOP,
+    Supervisor,
+    Worker,
+    interrupt_once,
+)
 
 MAX_ERRORS_IN_A_ROW = MAX_RETRY + 2  # a worker whose trials keep raising stops the search
-
-
-def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
-    """Run a failed trial's parameters again (at most MAX_RETRY times per candidate for
-    errors and dead workers; an interruption by the user is always re-queued).
-
-    This is the heartbeat callback of RDB storages and what the supervisor calls for a
-    worker that died or was interrupted mid-trial. The copy keeps the baseline name.
-    """
-    retries = trial.user_attrs.get("retries", 0)
-    if trial.user_attrs.get("state_reason") != "interrupted":  # a stop by the user costs no retry
-        retries += 1
-    # A trial stopped before it sampled anything has no params yet; if it was enqueued,
-    # Optuna keeps the parameters it was to run with as "fixed_params".
-    params = trial.params or trial.system_attrs.get("fixed_params")
-    if retries > MAX_RETRY or not params:
-        return
-    keep = {k: trial.user_attrs[k] for k in ("baseline",) if k in trial.user_attrs}
-    study.enqueue_trial(params, user_attrs={**keep, "retry_of": trial.number, "retries": retries})
-
-
-def fail_trial(study: optuna.Study, trial: FrozenTrial, reason: str, retry: bool = True) -> bool:
-    """Mark a RUNNING trial FAIL with `reason` and re-queue it (unless `retry` is False);
-    False if it had finished.
-
-    Not `study.tell(n, state=FAIL, skip_if_finished=True)`: it returns the finished trial
-    whoever finished it, so two processes failing the same trial (a supervisor and
-    `fail-stale`, or Optuna's heartbeat) would both re-queue it, and it raises when the
-    trial finishes between its read and its write. The storage's own state change
-    succeeds exactly once, which is what decides who re-queues.
-    """
-    storage = study._storage  # noqa: SLF001 - see above
-    try:
-        storage.set_trial_user_attr(trial._trial_id, "state_reason", reason)  # noqa: SLF001
-        if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):  # noqa: SLF001
-            return False
-    except optuna.exceptions.UpdateFinishedTrialError:
-        return False
-    if retry:
-        requeue(study, storage.get_trial(trial._trial_id))  # noqa: SLF001
-    return True
-
-
-def fail_dead_workers(study: optuna.Study, host: str | None = None, retry: bool = True) -> list[int]:
-    """Fail and re-queue (unless `retry` is False) RUNNING trials whose worker process on
-    this host is gone, and those no worker claimed (named) within GRACE_SECONDS.
-
-    Journal storages have no heartbeat, so this is how their stale trials end: the
-    supervisor calls it when a worker exits abnormally and before every run, and
-    `drill-search fail-stale` calls it by hand. Returns the trial numbers it failed.
-    """
-    host = host or socket.gethostname()
-    failed = []
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = t.user_attrs.get("worker", "")
-        if worker:
-            dead, reason = is_dead(worker, host), f"worker {worker} died"
-        else:
-            dead, reason = _unclaimed(t), f"no worker claimed it within {GRACE_SECONDS} s"
-        if dead and fail_trial(study, t, reason, retry):
-            failed.append(t.number)
-    return failed
-
-
-def _unclaimed(t: FrozenTrial) -> bool:
-    """A RUNNING trial that names no worker long after it started: its process stopped
-    between Optuna's `ask` and the objective's first write (which names the worker at
-    once), so nobody will ever finish it."""
-    return t.datetime_start is not None and time.time() - t.datetime_start.timestamp() > GRACE_SECONDS
-
-
-def is_dead(worker: str, host: str) -> bool:
-    """True when `worker` (host:pid[:start]) ran on `host` and that process is gone: no
-    such pid, a zombie, or a pid now held by a process that started at another time."""
-    name, _, rest = worker.partition(":")
-    pid, _, start = rest.partition(":")
-    if name != host or not pid.isdigit():
-        return False  # another machine's worker: only --older-than can judge it
-    if not _alive(int(pid)):
-        return True
-    return bool(start) and process_start(int(pid)) not in (None, start)
-
-
-def fail_silent(study: optuna.Study, older_than: float) -> list[int]:
-    """Fail and re-queue RUNNING trials that recorded no progress for `older_than` seconds
-    (their last epoch, else their start), wherever their worker ran."""
-    now = time.time()
-    failed = []
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        last = t.user_attrs.get("updated_at") or (t.datetime_start.timestamp() if t.datetime_start else now)
-        if now - last > older_than and fail_trial(study, t, f"no progress for {now - last:.0f} s"):
-            failed.append(t.number)
-    return failed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie child still answers kill(0); it is dead for our purpose
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][:1] != "Z"
-    except OSError:
-        return True
 
 
 def todo(study: optuna.Study, total: int) -> int:
@@ -239,29 +140,6 @@ class ErrorCallback:
 EXIT_GAVE_UP = 3  # a worker's trials kept failing with errors
 
 
-def _ignore(signum, frame) -> None:
-    """A handler that does nothing. Not SIG_IGN: a signal that arrived while another was
-    being handled, but was not yet run (two signals at once: `timeout` or a scheduler
-    sends SIGTERM to the job while the supervisor sends SIGINT), would then make Python
-    print "OSError: Signal 15 ignored due to race condition" with a traceback."""
-
-
-def interrupt_once(*signums: int) -> None:
-    """The first of these signals raises KeyboardInterrupt, a clean stop (running trials
-    close, the summary prints); later ones are ignored while it runs: `timeout` and
-    schedulers signal the process and then its group, and a supervisor relays SIGINT to
-    its workers. The stop stays bounded: workers that do not close within a minute are
-    killed (`_stop`)."""
-
-    def handler(signum, frame):
-        for s in signums:
-            signal.signal(s, _ignore)
-        raise KeyboardInterrupt
-
-    for s in signums:
-        signal.signal(s, handler)
-
-
 def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
@@ -303,7 +181,7 @@ def _worker_main(cfg: SearchConfig, index: int) -> None:
     try:
         run_worker(cfg, index)
     except KeyboardInterrupt:
-        raise SystemExit(130) from None
+        raise SystemExit(EXIT_INTERRUPTED) from None
     except TrialError:  # the supervisor says why, from the failed trials in storage
         raise SystemExit(EXIT_GAVE_UP) from None
 
@@ -324,43 +202,6 @@ def check_workers(cfg: SearchConfig) -> None:
             f"SQLite is not safe for {cfg.workers} concurrent workers (\"database is locked\", no row "
             "locks): use --storage studies/search.journal on one machine, or a postgresql:// URL."
         )
-
-
-@dataclasses.dataclass
-class _Worker:
-    index: int
-    process: mp.process.BaseProcess
-    id: str  # as the worker names itself in its trials: host:pid:start
-
-
-@contextlib.contextmanager
-def ignoring_interrupts():
-    """Ignore SIGINT inside the block (in the main thread; elsewhere Python delivers none).
-
-    While the supervisor stops its workers, a second Ctrl-C (or a job control that signals
-    twice) would otherwise leave it summing up the study before the workers have closed
-    their trials.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, _ignore)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _stop(processes: list) -> None:
-    """Interrupt worker processes (each closes its running trial) and wait for them."""
-    for p in processes:
-        if p.is_alive():
-            os.kill(p.pid, signal.SIGINT)
-    for p in processes:
-        p.join(timeout=60)
-        if p.is_alive():
-            p.kill()
-            p.join()
 
 
 def run_search(
@@ -385,23 +226,11 @@ def run_search(
         enqueue_baselines(study, cfg.max_params)
     fail_dead_workers(study)
     seen = {t.number for t in study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.FAIL))}
-    ctx = mp.get_context("spawn")
-    workers: list[_Worker] = []
     deaths, max_deaths = 0, max_deaths if max_deaths is not None else 3 * cfg.workers
     gave_up = False
     started = time.time()
 
-    def spawn(index: int) -> None:
-        worker_cfg = worker_config(cfg, started, time.time())
-        if worker_cfg is None:
-            return  # past the deadline: start nothing
-        worker_cfg = dataclasses.replace(worker_cfg, device=worker_device(cfg.device, index, _gpus(cfg.device)))
-        p = ctx.Process(target=_worker_main, args=(worker_cfg, index), daemon=False)
-        p.start()
-        workers.append(_Worker(index, p, worker_id(p.pid)))
-
-    def report() -> None:
-        trials = study.get_trials(deepcopy=False)
+    def report(trials: list[FrozenTrial]) -> None:
         for t in trials:
             if t.state in (*FINISHED, TrialState.FAIL) and t.number not in seen:
                 seen.add(t.number)
@@ -410,43 +239,33 @@ def run_search(
         if on_poll is not None:
             on_poll(trials)
 
-    def stop_all() -> None:
-        with ignoring_interrupts():  # a second Ctrl-C must not cut the clean stop short
-            _stop([w.process for w in workers])
-            fail_dead_workers(study)
-            report()
+    supervisor = Supervisor(study, _worker_main, report, poll_seconds)
+
+    def spawn(index: int) -> None:
+        worker_cfg = worker_config(cfg, started, time.time())
+        if worker_cfg is None:
+            return  # past the deadline: start nothing
+        supervisor.start(index, dataclasses.replace(worker_cfg, device=worker_device(cfg.device, index, _gpus(cfg.device))),
+                         index)
+
+    def on_exit(w: Worker, code: int) -> bool:
+        nonlocal deaths, gave_up
+        if code == 0:
+            return GO_ON
+        if code == EXIT_GAVE_UP:
+            gave_up = True
+            return STOP
+        deaths += 1
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if t.user_attrs.get("worker") == w.id:
+                fail_trial(study, t, f"worker {w.id} died (exit code {code})")
+        if todo(study, cfg.trials) > 0 and deaths <= max_deaths:
+            spawn(w.index)
+        return GO_ON
 
     for i in range(min(cfg.workers, todo(study, cfg.trials))):
         spawn(i)
-    try:
-        while workers:
-            time.sleep(poll_seconds)
-            report()
-            for w in list(workers):
-                if w.process.is_alive():
-                    continue
-                w.process.join()
-                workers.remove(w)
-                if w.process.exitcode == 0:
-                    continue
-                if w.process.exitcode == 130:  # interrupted
-                    raise KeyboardInterrupt
-                if w.process.exitcode == EXIT_GAVE_UP:
-                    gave_up = True
-                    break
-                deaths += 1
-                for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                    if t.user_attrs.get("worker") == w.id:
-                        fail_trial(study, t, f"worker {w.id} died (exit code {w.process.exitcode})")
-                if todo(study, cfg.trials) > 0 and deaths <= max_deaths:
-                    spawn(w.index)
-            if gave_up:
-                stop_all()
-                break
-        report()
-    except KeyboardInterrupt:
-        stop_all()
-        raise
+    supervisor.run(on_exit)
     if gave_up:
         last = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
                 if t.user_attrs.get("state_reason", "").startswith("error")]
@@ -500,7 +319,7 @@ def _confirm_main(job: ConfirmJob, runs: list) -> None:
                     device, open_storage(job.storage), job.study_name, artifacts=artifact_store(job.storage),
                     train_size=job.train_size, runs=runs)
     except KeyboardInterrupt:
-        raise SystemExit(130) from None
+        raise SystemExit(EXIT_INTERRUPTED) from None
     except Exception as e:  # noqa: BLE001 - a run that raised is stored FAIL with its reason
         print(f"drill-search confirm worker: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
         raise SystemExit(EXIT_RUN_FAILED) from None
@@ -520,40 +339,22 @@ def run_confirm(job: ConfirmJob, on_poll: Callable[[list[FrozenTrial], set[str]]
     todo_runs = confirm.missing(study, job.choices, job.seeds, confirm.run_protocol(job.recipe, job.train_size))
     n = min(job.workers, len(todo_runs))
     job = dataclasses.replace(job, workers=n)  # how many share the cores
-    ctx = mp.get_context("spawn")
-    processes: list = []
-    ids: set[str] = set()
+    supervisor = Supervisor(study, _confirm_main, lambda trials: on_poll(trials, supervisor.ids), poll_seconds,
+                            retry=False)  # confirm studies have no queue: a later confirm trains what is missing
+    failed = []
 
-    def poll() -> None:
-        on_poll(study.get_trials(deepcopy=False), ids)
+    def on_exit(w: Worker, code: int) -> bool:
+        if code != 0:
+            failed.append(w)
+        return GO_ON
 
-    try:
-        for i in range(n):
-            mine = dataclasses.replace(job, device=worker_device(job.device, i, _gpus(job.device)))
-            p = ctx.Process(target=_confirm_main, args=(mine, todo_runs[i::n]), daemon=False)
-            p.start()
-            ids.add(worker_id(p.pid))
-            processes.append(p)
-        while any(p.is_alive() for p in processes):
-            time.sleep(poll_seconds)
-            poll()
-            if any(p.exitcode == 130 for p in processes):
-                raise KeyboardInterrupt
-        for p in processes:
-            p.join()
-        if any(p.exitcode == 130 for p in processes):
-            raise KeyboardInterrupt
-    except KeyboardInterrupt:
-        with ignoring_interrupts():  # a second Ctrl-C must not cut the clean stop short
-            _stop(processes)
-            fail_dead_workers(study, retry=False)
-            poll()
-        raise
-    fail_dead_workers(study, retry=False)
-    poll()
-    if any(p.exitcode != 0 for p in processes):
+    for i in range(n):
+        supervisor.start(i, dataclasses.replace(job, device=worker_device(job.device, i, _gpus(job.device))),
+                         todo_runs[i::n])
+    supervisor.run(on_exit)
+    if failed:
         mine = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-                if t.user_attrs.get("worker") in ids]
+                if t.user_attrs.get("worker") in supervisor.ids]
         reason = mine[-1].user_attrs.get("state_reason", "unknown") if mine else "see the worker's line above"
         raise SearchFailed(f"a confirmation run failed ({reason}); the finished runs are stored, and the "
                            "same command trains the missing ones.")

@@ -15,7 +15,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search import report, workers
+from search import liveness, report, supervisor, workers
 from search import study as studies
 from search.config import Recipe
 from search.storage import open_storage
@@ -324,7 +324,7 @@ def test_a_reused_pid_does_not_hide_a_dead_worker(capsys, tmp_path):
 
     import spaces
     from baselines import ROUNDS
-    from search.record import worker_id
+    from search.liveness import worker_id
 
     store = tmp_path / "s.journal"
     study = studies.open_search(config(tmp_path, storage=str(store)))
@@ -335,7 +335,7 @@ def test_a_reused_pid_does_not_hide_a_dead_worker(capsys, tmp_path):
     assert me.count(":") == 2  # host:pid:start on Linux
     stale.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}:1")  # same pid, other start
     live.set_user_attr("worker", me)
-    assert workers.fail_dead_workers(study) == [stale.number]
+    assert liveness.fail_dead_workers(study) == [stale.number]
     states = {t.number: t.state for t in study.trials}
     assert states[stale.number] == TrialState.FAIL and states[live.number] == TrialState.RUNNING
     assert workers.todo(study, 2) == 1  # the dead trial no longer holds a place
@@ -357,10 +357,10 @@ def test_a_running_trial_that_names_no_worker_is_failed_after_the_grace(tmp_path
     study = studies.open_search(config(tmp_path, storage=str(tmp_path / "s.journal")))
     study.enqueue_trial(spaces.encode(ROUNDS["round3"].candidate))
     orphan = study.ask()
-    assert workers.fail_dead_workers(study) == []  # just asked: its worker may be naming itself now
-    later = time.time() + workers.GRACE_SECONDS + 1
-    monkeypatch.setattr(workers.time, "time", lambda: later)
-    assert workers.fail_dead_workers(study) == [orphan.number]
+    assert liveness.fail_dead_workers(study) == []  # just asked: its worker may be naming itself now
+    later = time.time() + liveness.GRACE_SECONDS + 1
+    monkeypatch.setattr(liveness.time, "time", lambda: later)
+    assert liveness.fail_dead_workers(study) == [orphan.number]
     assert study.trials[orphan.number].state == TrialState.FAIL
     again = study.trials[-1]
     assert again.state == TrialState.WAITING and again.user_attrs["retry_of"] == orphan.number
@@ -371,7 +371,7 @@ def test_the_supervisor_ignores_a_second_interrupt_while_it_stops_its_workers():
     # Whether a second Ctrl-C lands while the workers close their trials depends on timing,
     # so the guard itself is what is tested here.
     try:
-        with workers.ignoring_interrupts():
+        with supervisor.ignoring_interrupts():
             os.kill(os.getpid(), signal.SIGINT)  # would raise KeyboardInterrupt here without the guard
             time.sleep(0.05)  # let the signal arrive inside the block
     except KeyboardInterrupt:

@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 
 import spaces
 from baselines import ROUNDS
-from search import workers
+from search import liveness, workers
 from search import report, study as studies
 from search.config import DataConfig, Recipe, SearchConfig
 from search.data import Split
@@ -281,7 +281,7 @@ def test_rdb_heartbeat_fails_and_requeues_a_silent_trial(tmp_path, monkeypatch):
     monkeypatch.setattr("search.storage.HEARTBEAT_SECONDS", 1)
     monkeypatch.setattr("search.storage.GRACE_SECONDS", 1)
     cfg = config(tmp_path)
-    study = studies.open_search(cfg, on_stale=workers.requeue)
+    study = studies.open_search(cfg, on_stale=liveness.requeue)
     study.enqueue_trial(spaces.encode(ROUNDS["round2"].candidate), user_attrs={"baseline": "round2"})
     with pytest.warns(UserWarning, match="Heartbeat"):  # Optuna prefers optimize(); ask() is fine here
         trial = study.ask()

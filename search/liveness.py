@@ -1,0 +1,150 @@
+"""Liveness: who runs a trial, whether that process is still alive, and what becomes of a
+trial whose worker is gone (failed, and re-queued a bounded number of times).
+
+A worker is named host:pid:start-time, so a pid reused after a restart does not make a
+dead worker's trial look alive. Journal storages have no heartbeat, so this is how their
+stale trials end: the supervisor calls `fail_dead_workers` when a worker exits abnormally
+and before every run, and `drill-search fail-stale` calls it by hand. On RDB storages
+Optuna's heartbeat calls `requeue` for trials whose worker stopped beating.
+
+Not Optuna's RetryFailedTrialCallback: it is deprecated since Optuna 4.9, and it knows no
+interruption by the user (which costs no retry here).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from .config import MAX_RETRY
+from .storage import GRACE_SECONDS
+
+
+def process_start(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux), or None where unknown.
+
+    With the pid it names one process: a pid reused after a restart has another start."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(") ", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def worker_id(pid: int | None = None) -> str:
+    """host:pid:start of a process (this one by default); host:pid where /proc is missing."""
+    pid = os.getpid() if pid is None else pid
+    start = process_start(pid)
+    return f"{socket.gethostname()}:{pid}" + (f":{start}" if start else "")
+
+
+def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Run a failed trial's parameters again (at most MAX_RETRY times per candidate for
+    errors and dead workers; an interruption by the user is always re-queued).
+
+    This is the heartbeat callback of RDB storages and what the supervisor calls for a
+    worker that died or was interrupted mid-trial. The copy keeps the baseline name.
+    """
+    retries = trial.user_attrs.get("retries", 0)
+    if trial.user_attrs.get("state_reason") != "interrupted":  # a stop by the user costs no retry
+        retries += 1
+    # A trial stopped before it sampled anything has no params yet; if it was enqueued,
+    # Optuna keeps the parameters it was to run with as "fixed_params".
+    params = trial.params or trial.system_attrs.get("fixed_params")
+    if retries > MAX_RETRY or not params:
+        return
+    keep = {k: trial.user_attrs[k] for k in ("baseline",) if k in trial.user_attrs}
+    study.enqueue_trial(params, user_attrs={**keep, "retry_of": trial.number, "retries": retries})
+
+
+def fail_trial(study: optuna.Study, trial: FrozenTrial, reason: str, retry: bool = True) -> bool:
+    """Mark a RUNNING trial FAIL with `reason` and re-queue it (unless `retry` is False);
+    False if it had finished.
+
+    Not `study.tell(n, state=FAIL, skip_if_finished=True)`: it returns the finished trial
+    whoever finished it, so two processes failing the same trial (a supervisor and
+    `fail-stale`, or Optuna's heartbeat) would both re-queue it, and it raises when the
+    trial finishes between its read and its write. The storage's own state change
+    succeeds exactly once, which is what decides who re-queues.
+    """
+    storage = study._storage  # noqa: SLF001 - see above
+    try:
+        storage.set_trial_user_attr(trial._trial_id, "state_reason", reason)  # noqa: SLF001
+        if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):  # noqa: SLF001
+            return False
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+    if retry:
+        requeue(study, storage.get_trial(trial._trial_id))  # noqa: SLF001
+    return True
+
+
+def fail_dead_workers(study: optuna.Study, host: str | None = None, retry: bool = True) -> list[int]:
+    """Fail and re-queue (unless `retry` is False) RUNNING trials whose worker process on
+    this host is gone, and those no worker claimed (named) within GRACE_SECONDS.
+
+    Journal storages have no heartbeat, so this is how their stale trials end: the
+    supervisor calls it when a worker exits abnormally and before every run, and
+    `drill-search fail-stale` calls it by hand. Returns the trial numbers it failed.
+    """
+    host = host or socket.gethostname()
+    failed = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = t.user_attrs.get("worker", "")
+        if worker:
+            dead, reason = is_dead(worker, host), f"worker {worker} died"
+        else:
+            dead, reason = _unclaimed(t), f"no worker claimed it within {GRACE_SECONDS} s"
+        if dead and fail_trial(study, t, reason, retry):
+            failed.append(t.number)
+    return failed
+
+
+def _unclaimed(t: FrozenTrial) -> bool:
+    """A RUNNING trial that names no worker long after it started: its process stopped
+    between Optuna's `ask` and the objective's first write (which names the worker at
+    once), so nobody will ever finish it."""
+    return t.datetime_start is not None and time.time() - t.datetime_start.timestamp() > GRACE_SECONDS
+
+
+def is_dead(worker: str, host: str) -> bool:
+    """True when `worker` (host:pid[:start]) ran on `host` and that process is gone: no
+    such pid, a zombie, or a pid now held by a process that started at another time."""
+    name, _, rest = worker.partition(":")
+    pid, _, start = rest.partition(":")
+    if name != host or not pid.isdigit():
+        return False  # another machine's worker: only --older-than can judge it
+    if not _alive(int(pid)):
+        return True
+    return bool(start) and process_start(int(pid)) not in (None, start)
+
+
+def fail_silent(study: optuna.Study, older_than: float) -> list[int]:
+    """Fail and re-queue RUNNING trials that recorded no progress for `older_than` seconds
+    (their last epoch, else their start), wherever their worker ran."""
+    now = time.time()
+    failed = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        last = t.user_attrs.get("updated_at") or (t.datetime_start.timestamp() if t.datetime_start else now)
+        if now - last > older_than and fail_trial(study, t, f"no progress for {now - last:.0f} s"):
+            failed.append(t.number)
+    return failed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie child still answers kill(0); it is dead for our purpose
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][:1] != "Z"
+    except OSError:
+        return True

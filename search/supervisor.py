@@ -1,0 +1,151 @@
+"""The supervisor: starts worker processes, polls the storage while they run, stops them
+cleanly, and fails the trials of any that died. One supervisor serves the search and the
+confirmation; what an exit means (replace the worker, stop everything) is the caller's.
+
+Workers are separate processes (real concurrency; no GIL), started with "spawn" so that
+CUDA and threads start fresh in each.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import multiprocessing as mp
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+
+import optuna
+from optuna.trial import FrozenTrial
+
+from .liveness import fail_dead_workers, worker_id
+
+EXIT_INTERRUPTED = 130  # a worker stopped by SIGINT/SIGTERM after closing its trial
+
+
+def _ignore(signum, frame) -> None:
+    """A handler that does nothing. Not SIG_IGN: a signal that arrived while another was
+    being handled, but was not yet run (two signals at once: `timeout` or a scheduler
+    sends SIGTERM to the job while the supervisor sends SIGINT), would then make Python
+    print "OSError: Signal 15 ignored due to race condition" with a traceback."""
+
+
+def interrupt_once(*signums: int) -> None:
+    """The first of these signals raises KeyboardInterrupt, a clean stop (running trials
+    close, the summary prints); later ones are ignored while it runs: `timeout` and
+    schedulers signal the process and then its group, and a supervisor relays SIGINT to
+    its workers. The stop stays bounded: workers that do not close within a minute are
+    killed (`_stop`)."""
+
+    def handler(signum, frame):
+        for s in signums:
+            signal.signal(s, _ignore)
+        raise KeyboardInterrupt
+
+    for s in signums:
+        signal.signal(s, handler)
+
+
+@dataclasses.dataclass
+class Worker:
+    index: int
+    process: mp.process.BaseProcess
+    id: str  # as the worker names itself in its trials: host:pid:start
+
+
+@contextlib.contextmanager
+def ignoring_interrupts():
+    """Ignore SIGINT inside the block (in the main thread; elsewhere Python delivers none).
+
+    While the supervisor stops its workers, a second Ctrl-C (or a job control that signals
+    twice) would otherwise leave it summing up the study before the workers have closed
+    their trials.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, _ignore)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _stop(processes: list) -> None:
+    """Interrupt worker processes (each closes its running trial) and wait for them."""
+    for p in processes:
+        if p.is_alive():
+            os.kill(p.pid, signal.SIGINT)
+    for p in processes:
+        p.join(timeout=60)
+        if p.is_alive():
+            p.kill()
+            p.join()
+
+
+# What the caller says when a worker exits: go on polling, or stop every worker.
+GO_ON, STOP = True, False
+
+
+class Supervisor:
+    """Start `target(*args)` processes and watch them until none is left.
+
+    Every `poll_seconds` it calls `on_poll` with all the study's trials. When a worker
+    exits, `on_exit(worker, exitcode)` decides: GO_ON (possibly after `start`ing a
+    replacement) or STOP. A worker that was interrupted, or Ctrl-C here, stops them all:
+    each worker closes its running trial, trials left RUNNING by a dead worker are
+    failed (and re-queued when `retry`), and KeyboardInterrupt reaches the caller.
+    """
+
+    def __init__(self, study: optuna.Study, target: Callable, on_poll: Callable[[list[FrozenTrial]], None],
+                 poll_seconds: float = 1.0, retry: bool = True) -> None:
+        self.study, self.target, self.on_poll = study, target, on_poll
+        self.poll_seconds, self.retry = poll_seconds, retry
+        self.workers: list[Worker] = []
+        self.exited: list[tuple[Worker, int]] = []
+        self._ctx = mp.get_context("spawn")
+
+    @property
+    def ids(self) -> set[str]:
+        """Every worker started so far, as it names itself in its trials."""
+        return {w.id for w in self.workers} | {w.id for w, _ in self.exited}
+
+    def start(self, index: int, *args) -> None:
+        p = self._ctx.Process(target=self.target, args=args, daemon=False)
+        p.start()
+        self.workers.append(Worker(index, p, worker_id(p.pid)))
+
+    def poll(self) -> None:
+        self.on_poll(self.study.get_trials(deepcopy=False))
+
+    def run(self, on_exit: Callable[[Worker, int], bool]) -> None:
+        try:
+            while self.workers:
+                time.sleep(self.poll_seconds)
+                self.poll()
+                for w in [w for w in self.workers if not w.process.is_alive()]:
+                    w.process.join()
+                    self.workers.remove(w)
+                    self.exited.append((w, w.process.exitcode))
+                    if w.process.exitcode == EXIT_INTERRUPTED:
+                        raise KeyboardInterrupt
+                    if on_exit(w, w.process.exitcode) is STOP:
+                        self.stop()
+                        return
+            fail_dead_workers(self.study, retry=self.retry)
+            self.poll()
+        except KeyboardInterrupt:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Interrupt every worker, wait for it, fail what a dead one left RUNNING, poll once."""
+        with ignoring_interrupts():  # a second Ctrl-C must not cut the clean stop short
+            _stop([w.process for w in self.workers])
+            for w in self.workers:
+                self.exited.append((w, w.process.exitcode))
+            self.workers = []
+            fail_dead_workers(self.study, retry=self.retry)
+            self.poll()
