@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from .config import MAX_EPOCHS, PARAM_BUDGET, DataConfig, Recipe, SearchConfig
+from .config import MAX_EPOCHS, PARAM_BUDGET, ConfigError, DataConfig, Recipe, SearchConfig
 from .data import DATA_ENV, DataError
 from .prune import PRUNERS
 from .config import SAMPLERS
@@ -142,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_libraries()
     try:
         return args.handler(args)
+    except ConfigError as e:
+        print(f"drill-search: error: --{e.field.replace('_', '-')} {e.message}", file=sys.stderr)
+        return EXIT_USAGE
     except SearchFailed as e:
         print(f"drill-search: error: {e}", file=sys.stderr)
         return EXIT_FAILED
@@ -207,9 +210,6 @@ def resolve_device(name: str):
 
 
 def recipe_from(args: argparse.Namespace, device) -> Recipe:
-    _check_epochs(args.epochs)
-    if args.batch_size is not None and not 1 <= args.batch_size <= 60000:
-        raise UsageError(f"--batch-size must be between 1 and 60000, got {args.batch_size}.")
     return Recipe(
         epochs=args.epochs,
         seed=_default("seed", Recipe) if args.seed is None else args.seed,
@@ -219,11 +219,6 @@ def recipe_from(args: argparse.Namespace, device) -> Recipe:
         sparse_dropout=False if args.dense_dropout else None,
         deterministic=args.deterministic,
     )
-
-
-def _check_epochs(epochs: int) -> None:
-    if not 1 <= epochs <= MAX_EPOCHS:
-        raise UsageError(f"--epochs must be between 1 and {MAX_EPOCHS}, got {epochs}.")
 
 
 # --- commands ---------------------------------------------------------------------------
@@ -318,21 +313,7 @@ def search_config(args: argparse.Namespace, device) -> SearchConfig:
         opt["workers"] = 1 if is_sqlite(storage_url(args.storage)) else default_workers(device)
     val_size = given.get("val_size", _default("val_size", DataConfig))
     train_size = given.get("train_size")
-    if args.trials < 1:
-        raise UsageError(f"--trials must be at least 1, got {args.trials}.")
     recipe = recipe_from(args, device)
-    if opt["max_params"] < 1:
-        raise UsageError(f"--max-params must be at least 1, got {opt['max_params']}.")
-    if opt["workers"] < 1:
-        raise UsageError(f"--workers must be at least 1, got {opt['workers']}.")
-    if opt["prune_warmup"] < 1:
-        raise UsageError(f"--prune-warmup must be at least 1, got {opt['prune_warmup']}.")
-    if opt["timeout"] is not None and opt["timeout"] <= 0:
-        raise UsageError(f"--timeout must be a positive number of seconds, got {opt['timeout']:g}.")
-    if not 1 <= val_size <= 30000:
-        raise UsageError(f"--val-size must be between 1 and 30000, got {val_size}.")
-    if train_size is not None and not 1 <= train_size <= 60000 - val_size:
-        raise UsageError(f"--train-size must be between 1 and {60000 - val_size}, got {train_size}.")
     return SearchConfig(
         storage=storage_url(args.storage),
         recipe=recipe,
@@ -357,7 +338,7 @@ def run_search(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     cfg = search_config(args, device)
-    workers.check_workers(cfg)
+    workers.check_workers(cfg.storage, cfg.workers)
     ensure_mnist(cfg.data.root, download=cfg.data.download)  # fail early, before any worker starts
     study = studies.open_search(cfg)
     c = counts(study)
@@ -410,7 +391,7 @@ def _sigterm_as_interrupt() -> None:
 def run_baseline(args: argparse.Namespace) -> int:
     import baselines
 
-    from . import study as studies
+    from . import report, study as studies
     from .data import load_mnist
     from .model import build_model, count_params, layer_table
     from .storage import artifact_store, open_storage, storage_url
@@ -453,34 +434,11 @@ def run_baseline(args: argparse.Namespace) -> int:
         artifacts=artifact_store(url),
     )
     print()
-    print(comparison_table(baseline, [e.evals["test"].acc for e in result.history]))
+    print(report.baseline_comparison(baseline, [e.evals["test"].acc for e in result.history]))
     per_epoch = result.seconds / len(result.history)
     print(f"\n{len(result.history)} epochs in {result.seconds:.1f} s ({per_epoch:.1f} s/epoch, {60000 / per_epoch:,.0f} images/s)")
     print(f"recorded in study {study_name!r} of {url}")
     return 0
-
-
-def comparison_table(baseline, test_acc: list[float]) -> str:
-    """Test accuracy per epoch, this run next to the original write-up's."""
-    rep = baseline.reported_test_acc
-    lines = [
-        "Test accuracy per epoch (MNIST test set, 10,000 images), this run vs the original write-up:",
-        f"{'epoch':>5}  {'this run':>8}  {'original':>8}  {'diff':>6}",
-    ]
-    for i, acc in enumerate(test_acc):
-        orig = rep[i] if i < len(rep) else None
-        diff = f"{acc - orig:+6.2f}" if orig is not None else ""
-        shown = "" if orig is None else f"{orig:.2f}"
-        lines.append(f"{i + 1:>5}  {acc:>8.2f}  {shown:>8}  {diff:>6}")
-    n = len(test_acc)
-    best = max(test_acc)
-    lines.append(
-        f"final (epoch {n}): {test_acc[-1]:.2f} vs {rep[n - 1]:.2f} reported at epoch {n}; "
-        f"best of epochs {best:.2f} (epoch {test_acc.index(best) + 1}) vs "
-        f"{baseline.reported_best[0]:.2f} (epoch {baseline.reported_best[1]}) "
-        "[best-of-epochs picks an epoch by test accuracy]"
-    )
-    return "\n".join(lines)
 
 
 def _load_study(args: argparse.Namespace, on_stale=None, shipped: bool = False):
@@ -491,15 +449,13 @@ def _load_study(args: argparse.Namespace, on_stale=None, shipped: bool = False):
     on a fresh clone, with no training)."""
     import optuna
 
-    from .storage import DEFAULT_STORAGE, REFERENCE_STORAGE, open_storage, storage_file, storage_url
+    from .storage import open_storage, reading_url, storage_file, storage_url
 
-    url = storage_url(args.storage)
-    path = storage_file(url)
-    if (shipped and args.storage is None and url == DEFAULT_STORAGE and not path.exists()
-            and Path(REFERENCE_STORAGE).exists()):
-        url, path = REFERENCE_STORAGE, Path(REFERENCE_STORAGE)
+    url = reading_url(args.storage) if shipped else storage_url(args.storage)
+    if url != storage_url(args.storage):
         print(f"no study of your own yet: reading the shipped reference study {url} (--storage picks another)",
               file=sys.stderr)
+    path = storage_file(url)
     if path is not None and not path.exists():
         raise UsageError(f"there is no storage at {path}; run a search first, or pass --storage.")
     storage = open_storage(url, on_stale=on_stale)
@@ -602,11 +558,9 @@ def add_confirm(sub) -> None:
 
 
 def cmd_confirm(args: argparse.Namespace) -> int:
-    from optuna.trial import TrialState
-
     from . import confirm, workers
     from .data import ensure_mnist
-    from .progress import Progress, confirm_status
+    from .progress import Progress, confirm_poller
     from .storage import is_sqlite, open_storage
 
     device = resolve_device(args.device)
@@ -622,9 +576,7 @@ def cmd_confirm(args: argparse.Namespace) -> int:
         from .workers import default_workers
 
         args.workers = 1 if is_sqlite(url) else default_workers(device)
-    if args.workers > 1 and is_sqlite(url):
-        raise UsageError(f"SQLite is not safe for {args.workers} concurrent workers: give a journal file "
-                         "(--storage studies/search.journal) or a postgresql:// URL, or use --workers 1.")
+    workers.check_workers(url, args.workers)
 
     numbers = None
     if args.trials:
@@ -658,17 +610,8 @@ def cmd_confirm(args: argparse.Namespace) -> int:
         print(f"{stored} of the {total} runs are already stored" + ("" if stored >= total else "; training the rest"))
     progress = Progress(total, stored, "runs", enabled=not args.quiet and stored < total)
 
-    def on_poll(trials, ids) -> None:
-        runs = confirm.planned_runs(trials, choices, seeds, key)
-        for t in runs:
-            if t.state.is_finished() and t.number not in seen:
-                seen.add(t.number)
-                a = t.user_attrs
-                what = (f"final test {a['test_acc'][-1]:.2f}%" if t.state == TrialState.COMPLETE
-                        else a.get("state_reason", "failed"))
-                progress.write(f"  {a['label']:<10} seed {a['confirm_seed']}: {what}  "
-                               f"({sum(a.get('epoch_seconds') or []):.0f} s)")
-        progress.update(*confirm_status(runs, total, recipe.epochs, ids))
+    on_poll = confirm_poller(progress, lambda trials: confirm.planned_runs(trials, choices, seeds, key),
+                             total, recipe.epochs, seen)
 
     job = workers.ConfirmJob(choices, seeds, recipe, str(root), str(device), url, name, args.train_size, args.workers)
     _sigterm_as_interrupt()

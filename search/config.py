@@ -18,6 +18,24 @@ SAMPLERS = ("tpe", "random", "nsga2")  # see search.study.make_sampler
 MAX_RETRY = 2  # a failed trial (worker died, interrupted, error, out of memory) runs again at most this often
 
 
+class ConfigError(ValueError):
+    """A configuration value out of range; `field` names it (the CLI names the flag)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field} {message}")
+        self.field, self.message = field, message
+
+
+def _at_least(field: str, value, low) -> None:
+    if value is not None and value < low:
+        raise ConfigError(field, f"must be at least {low}, got {value:g}.")
+
+
+def _between(field: str, value, low, high) -> None:
+    if value is not None and not low <= value <= high:
+        raise ConfigError(field, f"must be between {low} and {high}, got {value:g}.")
+
+
 @dataclass(frozen=True)
 class Recipe:
     """How a candidate is trained; its learning rate and step come from the candidate.
@@ -41,6 +59,10 @@ class Recipe:
     sparse_dropout: bool | None = None
     compile: bool = False  # torch.compile the model; on CUDA with CUDA graphs
     deterministic: bool = False  # CUDA: deterministic kernels (same seed, same numbers), slower
+
+    def __post_init__(self) -> None:
+        _between("epochs", self.epochs, 1, MAX_EPOCHS)
+        _between("batch_size", self.batch_size, 1, 60_000)
 
     def batch_for(self, candidate: Candidate) -> int:
         return candidate.batch_size if self.batch_size is None else self.batch_size
@@ -77,6 +99,10 @@ class DataConfig:
     val_seed: int = 0  # fixes which images are held out; the same for every trial
     train_size: int | None = None  # train on only this many of the rest (quick looks, tests)
 
+    def __post_init__(self) -> None:
+        _between("val_size", self.val_size, 1, 30_000)
+        _between("train_size", self.train_size, 1, 60_000 - self.val_size)
+
 
 @dataclass(frozen=True)
 class SearchConfig:
@@ -96,3 +122,9 @@ class SearchConfig:
     workers: int = 1  # worker processes on this machine
     timeout: float | None = None  # seconds after which no new trial starts
     device: str = "cpu"  # resolved torch device string
+
+    def __post_init__(self) -> None:
+        for name in ("trials", "max_params", "workers", "prune_warmup"):
+            _at_least(name, getattr(self, name), 1)
+        if self.timeout is not None and self.timeout <= 0:
+            raise ConfigError("timeout", f"must be a positive number of seconds, got {self.timeout:g}.")

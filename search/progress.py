@@ -183,3 +183,24 @@ def confirm_status(runs, total: int, epochs: int, ids: set[str]) -> tuple[list[R
     done = len(stored)
     not_started = max(0, total - done - len(running))
     return running, done, estimate_left(running, not_started, epochs, mean_or(timed[-60:], None), len(ids))
+
+
+def confirm_poller(progress: Progress, runs_of, total: int, epochs: int, seen: set[int]):
+    """The supervisor's poll callback for a confirmation: one permanent line per run that
+    finished since the last poll (those in `seen` were printed or stored before), then
+    the status lines. `runs_of(trials)` picks the confirmation's runs from the study."""
+    from optuna.trial import TrialState
+
+    def on_poll(trials, ids: set[str]) -> None:
+        runs = runs_of(trials)
+        for t in runs:
+            if t.state.is_finished() and t.number not in seen:
+                seen.add(t.number)
+                a = t.user_attrs
+                what = (f"final test {a['test_acc'][-1]:.2f}%" if t.state == TrialState.COMPLETE
+                        else a.get("state_reason", "failed"))
+                progress.write(f"  {a['label']:<10} seed {a['confirm_seed']}: {what}  "
+                               f"({sum(a.get('epoch_seconds') or []):.0f} s)")
+        progress.update(*confirm_status(runs, total, epochs, ids))
+
+    return on_poll

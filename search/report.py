@@ -346,3 +346,26 @@ final epoch's. Best-of-epoch figures are not used anywhere.</p>
 {"".join(parts[1:])}
 </body></html>"""
     Path(path).write_text(body)
+
+
+def baseline_comparison(baseline, test_acc: list[float]) -> str:
+    """Test accuracy per epoch, this run next to the original write-up's."""
+    rep = baseline.reported_test_acc
+    lines = [
+        "Test accuracy per epoch (MNIST test set, 10,000 images), this run vs the original write-up:",
+        f"{'epoch':>5}  {'this run':>8}  {'original':>8}  {'diff':>6}",
+    ]
+    for i, acc in enumerate(test_acc):
+        orig = rep[i] if i < len(rep) else None
+        diff = f"{acc - orig:+6.2f}" if orig is not None else ""
+        shown = "" if orig is None else f"{orig:.2f}"
+        lines.append(f"{i + 1:>5}  {acc:>8.2f}  {shown:>8}  {diff:>6}")
+    n = len(test_acc)
+    best = max(test_acc)
+    lines.append(
+        f"final (epoch {n}): {test_acc[-1]:.2f} vs {rep[n - 1]:.2f} reported at epoch {n}; "
+        f"best of epochs {best:.2f} (epoch {test_acc.index(best) + 1}) vs "
+        f"{baseline.reported_best[0]:.2f} (epoch {baseline.reported_best[1]}) "
+        "[best-of-epochs picks an epoch by test accuracy]"
+    )
+    return "\n".join(lines)

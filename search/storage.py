@@ -59,6 +59,16 @@ def storage_url(spec: str | None) -> str:
     return spec  # a journal file path
 
 
+def reading_url(spec: str | None) -> str:
+    """The storage a reading command (report, dashboard, export) opens: what the user
+    named, or with no --storage on a checkout that has no study of its own, the
+    reference study shipped in studies/ (so they work on a fresh clone, no training)."""
+    url = storage_url(spec)
+    if spec is None and not Path(DEFAULT_STORAGE).exists() and Path(REFERENCE_STORAGE).exists():
+        return REFERENCE_STORAGE
+    return url
+
+
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 

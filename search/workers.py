@@ -196,11 +196,13 @@ def worker_config(cfg: SearchConfig, started: float, now: float) -> SearchConfig
     return dataclasses.replace(cfg, timeout=left) if left > 0 else None
 
 
-def check_workers(cfg: SearchConfig) -> None:
-    if cfg.workers > 1 and is_sqlite(cfg.storage):
+def check_workers(storage: str, workers: int) -> None:
+    """Refuse several writers on SQLite ("database is locked", no row locks)."""
+    if workers > 1 and is_sqlite(storage):
         raise StudyError(
-            f"SQLite is not safe for {cfg.workers} concurrent workers (\"database is locked\", no row "
-            "locks): use --storage studies/search.journal on one machine, or a postgresql:// URL."
+            f"SQLite is not safe for {workers} concurrent workers (\"database is locked\", no row "
+            "locks): use a journal file (--storage studies/search.journal) on one machine, a postgresql:// "
+            "URL, or --workers 1."
         )
 
 
@@ -220,7 +222,7 @@ def run_search(
     study still needs trials. A worker whose trials keep failing with errors stops the
     whole search (SearchFailed). A search that ends short of its total says why.
     """
-    check_workers(cfg)
+    check_workers(cfg.storage, cfg.workers)
     study = open_search(cfg, on_stale=requeue)
     if cfg.with_baselines:
         enqueue_baselines(study, cfg.max_params)

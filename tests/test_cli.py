@@ -123,6 +123,10 @@ def test_search_report_export_from_the_cli(capsys, tmp_path, data_root):
     [
         (["run", "--trials", "0"], "--trials must be at least 1"),
         (["run", "--trials", "5", "--max-params", "0"], "--max-params must be at least 1"),
+        (["run", "--trials", "5", "--epochs", "20"], "--epochs must be between 1 and 15, got 20."),
+        (["run", "--trials", "5", "--val-size", "0"], "--val-size must be between 1 and 30000"),
+        (["run", "--trials", "5", "--timeout", "-1"], "--timeout must be a positive number of seconds"),
+        (["run", "--baseline", "round3", "--batch-size", "0"], "--batch-size must be between 1 and 60000"),
         (["run", "--trials", "5", "--pruner", "hyperband"], "invalid choice: 'hyperband'"),
         (["run", "--trials", "5", "--sampler", "cma"], "invalid choice: 'cma'"),
         (["run", "--trials", "x"], "invalid int value"),
