@@ -10,7 +10,6 @@ of 255) without per-image PIL work or DataLoader worker processes.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torchvision.datasets.utils import check_integrity
 
 MEAN, STD = 0.1307, 0.3081  # training-set pixel statistics on the 0..1 scale
 ROTATION_DEGREES = 7.0
@@ -116,17 +116,9 @@ def _check(raw: Path) -> list[str]:
             problems.append(f"{name} is missing")
         elif path.stat().st_size != size:
             problems.append(f"{name} has {path.stat().st_size} bytes, not {size}")
-        elif _md5(path) != md5:
+        elif not check_integrity(str(path), md5):
             problems.append(f"{name} does not match its published MD5 checksum")
     return problems
-
-
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def split_validation(train: Split, val_size: int, seed: int = 0) -> tuple[Split, Split]:
