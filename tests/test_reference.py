@@ -79,3 +79,30 @@ def test_every_front_net_and_round_is_confirmed_on_three_seeds():
     wanted = [f"trial {t.number}" for t in report.front(study)] + ["round1", "round2", "round3"]
     assert {label: seeds.get(label, set()) & {1, 2, 3} for label in wanted} == {label: {1, 2, 3} for label in wanted}
     assert seeds["trial 13"] == seeds["round3"] == {1, 2, 3, 4, 5, 6}  # README's six-seed comparison
+
+
+SAMPLE = ROOT / "studies" / "unpruned.journal"
+SAMPLE_TRAINED = 5  # complete trials committed so far; the sample grows to at least 30 (issue 15)
+
+
+def test_the_unpruned_sample_is_random_full_length_and_under_the_search_protocol():
+    import spaces
+    from search.model import count_params
+
+    study = optuna.load_study(study_name="unpruned", storage=JournalStorage(JournalFileBackend(str(SAMPLE))))
+    a = study.user_attrs
+    assert a["kind"] == "search" and a["space"] == spaces.fingerprint()  # the current space
+    assert a["val_size"] == 5000 and a["train_size"] is None and a["max_params"] == 10000
+    assert a["recipe"]["epochs"] == 15 and a["recipe"]["batch_size"] is None and not a["recipe"]["bf16"]
+    finished = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
+    trained = [t for t in finished if t.state == TrialState.COMPLETE]
+    assert len(trained) >= SAMPLE_TRAINED
+    assert not any("baseline" in t.user_attrs for t in study.trials)  # drawn at random, no rounds queued
+    for t in finished:
+        if t.state == TrialState.PRUNED:  # only the over-budget ones: pruning was off
+            assert t.user_attrs["state_reason"].startswith("rejected") and not t.user_attrs.get("val_acc")
+            assert count_params(spaces.decode(t.params).arch) > 10000
+        else:
+            assert len(t.user_attrs["val_acc"]) == len(t.user_attrs["val_loss"]) == 15
+            assert t.values[0] == score(t.user_attrs["val_acc"])
+    assert len({(t.params["batch_size"], t.params["rotation"]) for t in trained}) > 1  # the new knobs vary
