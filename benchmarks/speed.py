@@ -85,8 +85,9 @@ def time_engine(data, candidate, recipe: Recipe, steps: int, device=torch.device
     """Seconds per image of search.train (its batched data path included), measured on a
     shortened epoch of `steps` batches after a warm-up epoch of 10 batches."""
     one = dataclasses.replace(recipe, epochs=1)
-    train(candidate, one, data.train.take(slice(0, 10 * recipe.batch_size)), {}, device)
-    part = data.train.take(slice(0, steps * recipe.batch_size))
+    batch = recipe.batch_for(candidate)
+    train(candidate, one, data.train.take(slice(0, 10 * batch)), {}, device)
+    part = data.train.take(slice(0, steps * batch))
     start = time.perf_counter()
     train(candidate, one, part, {}, device)  # ends with .item(): the device is synced
     return (time.perf_counter() - start) / len(part)
@@ -175,7 +176,7 @@ def main() -> int:
     base = ROUNDS[args.round]
     cand = base.candidate
     device = torch.device(args.device)
-    recipe = Recipe()  # the device decides the dropout kernel
+    recipe = Recipe(batch_size=64)  # the notebooks' batch; the device decides the dropout kernel
     data = load_mnist(args.data_dir, download=False).to(device)
     loader = original_loader(args.data_dir, 64, seed=99)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"

@@ -275,7 +275,7 @@ def add_run(sub) -> None:
     search.add_argument("--with-baselines", dest="with_baselines", action="store_const", const=True,
                         help=argparse.SUPPRESS)
     search.add_argument("--workers", type=int, default=None,
-                        help="worker processes on this machine (default: one per CPU core, or one per GPU)")
+                        help="worker processes on this machine (default: one per CPU core, or one per GPU; one on SQLite)")
     search.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                         help="start no new trial after this many seconds (the study resumes later)")
     search.add_argument("--val-size", type=int, default=None,
@@ -551,7 +551,7 @@ def add_confirm(sub) -> None:
     conf.add_argument("--train-size", type=int, default=None, help="train on only this many images (quick looks)")
     conf.add_argument("--workers", type=int, default=None,
                       help="worker processes on this machine, each training every n-th missing run (default: one "
-                      "per CPU core, or one per GPU)")
+                      "per CPU core, or one per GPU; one on SQLite)")
     _add_training(conf)
     _add_storage(conf)
     conf.set_defaults(handler=cmd_confirm)

@@ -3,8 +3,9 @@ trial whose worker is gone (failed, and re-queued a bounded number of times).
 
 A worker is named host:pid:start-time, so a pid reused after a restart does not make a
 dead worker's trial look alive. Journal storages have no heartbeat, so this is how their
-stale trials end: the supervisor calls `fail_dead_workers` when a worker exits abnormally
-and before every run, and `drill-search fail-stale` calls it by hand. On RDB storages
+stale trials end: a search fails the trial of a worker that exited abnormally at once
+(`fail_trial`), the supervisor calls `fail_dead_workers` before every run, when it stops
+and at the end, and `drill-search fail-stale` calls it by hand. On RDB storages
 Optuna's heartbeat calls `requeue` for trials whose worker stopped beating.
 
 Not Optuna's RetryFailedTrialCallback: it is deprecated since Optuna 4.9, and it knows no

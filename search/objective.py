@@ -9,8 +9,8 @@ recorded for reporting and never read by anything that selects or prunes.
 
 Outcomes: COMPLETE; PRUNED for rejected (over budget), pruned (by the rule), diverged
 (nan/inf loss) and out of memory (after MAX_RETRY retries), each with its reason; FAIL
-for an interruption, an unexpected error or a first out-of-memory (`TrialError`), which
-the worker retries and never counts as finished.
+for an interruption, an unexpected error or one of the first MAX_RETRY out-of-memory
+errors (`TrialError`), which the worker retries and never counts as finished.
 """
 
 from __future__ import annotations

@@ -152,7 +152,7 @@ class Dominated:
         at = [(p, a) for p in peers for a in [p.smoothed(epoch, me.phases, self.window)] if a is not None]
         if len(at) < self.min_peers:
             return None
-        ahead = [(p, a) for p, a in at if p.params <= me.params and a - mine >= self.needed(mine, a)]
+        ahead = [(p, a) for p, a in at if p.params <= me.params and a >= mine + self.needed(mine, a)]
         if len(ahead) < self.dominators:
             return None
         best, acc = max(ahead, key=lambda pa: pa[1])

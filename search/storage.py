@@ -29,6 +29,9 @@ from optuna.trial import FrozenTrial
 # A journal file: several worker processes may write it at once (SQLite may not), and it
 # needs no server.
 DEFAULT_STORAGE = "studies/drill-search.journal"
+# The default before it (one process at a time): a checkout that has only this file keeps
+# using it, so an existing study is neither orphaned nor hidden behind the shipped one.
+LEGACY_STORAGE = "sqlite:///studies/drill-search.db"
 REFERENCE_STORAGE = "studies/reference.journal"  # the full search shipped with the repository
 HEARTBEAT_SECONDS = 30  # RDB storages: a running trial proves it is alive this often
 GRACE_SECONDS = 120  # ... and is failed and re-queued after this long without a beat
@@ -45,7 +48,8 @@ def storage_url(spec: str | None) -> str:
 
     An unknown scheme is refused here, before anything is opened or trained."""
     if not spec:
-        return DEFAULT_STORAGE
+        legacy = Path(LEGACY_STORAGE[len("sqlite:///"):])
+        return LEGACY_STORAGE if legacy.exists() and not Path(DEFAULT_STORAGE).exists() else DEFAULT_STORAGE
     if "://" in spec:
         scheme = spec.split("://", 1)[0].split("+", 1)[0]
         if scheme not in (*_RDB_SCHEMES, "redis"):
@@ -64,7 +68,7 @@ def reading_url(spec: str | None) -> str:
     named, or with no --storage on a checkout that has no study of its own, the
     reference study shipped in studies/ (so they work on a fresh clone, no training)."""
     url = storage_url(spec)
-    if spec is None and not Path(DEFAULT_STORAGE).exists() and Path(REFERENCE_STORAGE).exists():
+    if spec is None and not storage_file(url).exists() and Path(REFERENCE_STORAGE).exists():
         return REFERENCE_STORAGE
     return url
 

@@ -120,8 +120,10 @@ class Supervisor:
     def poll(self) -> None:
         self.on_poll(self.study.get_trials(deepcopy=False))
 
-    def run(self, on_exit: Callable[[Worker, int], bool]) -> None:
+    def run(self, on_exit: Callable[[Worker, int], bool], start: Callable[[], None] = lambda: None) -> None:
+        """`start()` the first workers, then poll until none is left (see the class)."""
         try:
+            start()  # inside: a Ctrl-C or SIGTERM while workers start stops those started
             while self.workers:
                 time.sleep(self.poll_seconds)
                 self.poll()

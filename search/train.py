@@ -83,17 +83,20 @@ def cuda_determinism(device: torch.device, deterministic: bool):
         yield
         return
     cudnn = torch.backends.cudnn
-    before = (cudnn.benchmark, cudnn.deterministic, torch.are_deterministic_algorithms_enabled())
+    before = (cudnn.benchmark, cudnn.deterministic, torch.are_deterministic_algorithms_enabled(),
+              torch.is_deterministic_algorithms_warn_only_enabled())
     if deterministic:
         # cuBLAS reads this when it starts; set before the first CUDA matmul of the process
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     cudnn.benchmark, cudnn.deterministic = not deterministic, deterministic
-    torch.use_deterministic_algorithms(deterministic)
+    # warn_only: a few CUDA backward kernels have no deterministic version (adaptive
+    # average pooling, the `gap` head, among them); they warn instead of failing the trial.
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
     try:
         yield
     finally:
         cudnn.benchmark, cudnn.deterministic = before[0], before[1]
-        torch.use_deterministic_algorithms(before[2])
+        torch.use_deterministic_algorithms(before[2], warn_only=before[3])
 
 
 def _train(candidate, recipe, train_split, evals, device, on_epoch, progress) -> TrainResult:

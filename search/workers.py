@@ -8,8 +8,10 @@ a worker that died has its trial failed and re-queued (`search.liveness`) and is
 replaced. A trial that fails (its worker died, it was interrupted, training raised) is
 re-queued at most MAX_RETRY times and never counts as finished.
 
-`run_confirm` does the same for a confirmation: up to `job.workers` processes, worker i
-of n training the missing runs i, i + n, ..., under the same supervisor.
+`run_confirm` runs a confirmation under the same supervisor: up to `job.workers`
+processes, worker i of n training the missing runs i, i + n, ...; a worker that fails is
+not replaced and nothing is re-queued (confirm studies have no queue: the next
+`confirm` trains what is missing).
 """
 
 from __future__ import annotations
@@ -148,7 +150,8 @@ def default_workers(device: torch.device) -> int:
     """Worker processes when --workers is not given: one per usable core on the CPU (two
     single-threaded workers get about 1.3x more out of 2 cores than one with two threads,
     benchmarks/README.md), one per visible GPU on CUDA (a GPU with room for more is not
-    measured: give --workers), one elsewhere."""
+    measured: give --workers; with a named GPU, --device cuda:1, they all share it), one
+    elsewhere. The CLI asks for one on SQLite, which takes one writer."""
     if device.type == "cpu":
         return usable_cores()
     if device.type == "cuda":
@@ -265,9 +268,11 @@ def run_search(
             spawn(w.index)
         return GO_ON
 
-    for i in range(min(cfg.workers, todo(study, cfg.trials))):
-        spawn(i)
-    supervisor.run(on_exit)
+    def start() -> None:
+        for i in range(min(cfg.workers, todo(study, cfg.trials))):
+            spawn(i)
+
+    supervisor.run(on_exit, start)
     if gave_up:
         last = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
                 if t.user_attrs.get("state_reason", "").startswith("error")]
@@ -350,10 +355,12 @@ def run_confirm(job: ConfirmJob, on_poll: Callable[[list[FrozenTrial], set[str]]
             failed.append(w)
         return GO_ON
 
-    for i in range(n):
-        supervisor.start(i, dataclasses.replace(job, device=worker_device(job.device, i, _gpus(job.device))),
-                         todo_runs[i::n])
-    supervisor.run(on_exit)
+    def start() -> None:
+        for i in range(n):
+            supervisor.start(i, dataclasses.replace(job, device=worker_device(job.device, i, _gpus(job.device))),
+                             todo_runs[i::n])
+
+    supervisor.run(on_exit, start)
     if failed:
         mine = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
                 if t.user_attrs.get("worker") in supervisor.ids]

@@ -215,3 +215,15 @@ def test_the_dependency_floors_are_versions_the_tests_ran_on():
     for name, floor in floors.items():
         have = tuple(int(x) for x in re.findall(r"\d+", version(name))[:2])
         assert have >= tuple(int(x) for x in floor.split(".")), name
+
+
+def test_a_checkout_with_only_the_old_default_sqlite_file_keeps_using_it(tmp_path, monkeypatch):
+    from search.storage import DEFAULT_STORAGE, LEGACY_STORAGE, reading_url, storage_url
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "studies").mkdir()
+    assert storage_url(None) == DEFAULT_STORAGE  # nothing yet: the journal file
+    optuna.create_study(study_name="search", storage=LEGACY_STORAGE)
+    assert storage_url(None) == LEGACY_STORAGE and reading_url(None) == LEGACY_STORAGE  # not orphaned
+    (tmp_path / DEFAULT_STORAGE).write_text("")
+    assert storage_url(None) == DEFAULT_STORAGE  # once the journal exists, it is the default

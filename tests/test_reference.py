@@ -106,3 +106,15 @@ def test_the_unpruned_sample_is_random_full_length_and_under_the_search_protocol
             assert len(t.user_attrs["val_acc"]) == len(t.user_attrs["val_loss"]) == 15
             assert t.values[0] == score(t.user_attrs["val_acc"])
     assert len({(t.params["batch_size"], t.params["rotation"]) for t in trained}) > 1  # the new knobs vary
+
+
+def test_the_unpruned_sample_resumes_under_the_current_code():
+    # Made with an earlier commit: its stored identity must still match what the command
+    # that made it asks for now, or the resume would be refused.
+    from search import study as studies
+    from search.config import DataConfig, Recipe, SearchConfig
+
+    sample = optuna.load_study(study_name="unpruned", storage=JournalStorage(JournalFileBackend(str(SAMPLE))))
+    cfg = SearchConfig(storage=str(SAMPLE), recipe=Recipe(), data=DataConfig(root=Path("data")),
+                       study_name="unpruned", trials=36, pruner="none", sampler="random", seed=15)
+    studies.check_study(sample, ["maximize", "minimize"], studies.search_identity(cfg))

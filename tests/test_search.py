@@ -185,7 +185,7 @@ def test_a_study_stored_before_an_identity_key_existed_opens_with_the_value_it_h
 
     cfg = config(tmp_path)
     want = studies.search_identity(cfg)
-    # as the shipped v1 study stored it: no "objective" key, "reference_batch" in its recipe
+    # as a study stored before these keys changed: no "objective" key, "reference_batch" in its recipe
     v1 = {k: v for k, v in want.items() if k != "objective"}
     v1 = {**v1, "schema": studies.SCHEMA, "recipe": {**want["recipe"], "reference_batch": 64}}
     old = SimpleNamespace(study_name="search", user_attrs=v1, directions=studies.open_search(cfg).directions)
