@@ -96,6 +96,11 @@ class Objective:
             record.finish(trial, "interrupted", start)
             raise
         except Exception as e:  # noqa: BLE001 - FAIL, retried by the worker; never "finished"
+            if _during_interrupt(e):
+                # An error raised while an interrupt unwound (a journal lock's cleanup hit
+                # by the signal mid-write): the interrupt is what happened.
+                record.finish(trial, "interrupted", start)
+                raise KeyboardInterrupt from e
             record.finish(trial, f"error: {type(e).__name__}: {e}", start)
             raise TrialError(f"{type(e).__name__}: {e}") from e
 
@@ -153,6 +158,17 @@ class Objective:
         """Other trials' validation curves, read from storage (works across workers)."""
         return [peer(t) for t in trial.study.get_trials(deepcopy=False, states=_PEER_STATES)
                 if t.number != trial.number and t.user_attrs.get("val_acc")]
+
+
+def _during_interrupt(e: BaseException) -> bool:
+    """Whether `e` was raised while a KeyboardInterrupt was being handled."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        seen.add(id(e))
+        e = e.__context__
+    return False
 
 
 def peer(t: optuna.trial.FrozenTrial) -> Peer:

@@ -154,6 +154,25 @@ def flaky_train(monkeypatch, fails: int, error=RuntimeError("boom")):
     monkeypatch.setattr(objective, "train", flaky)
 
 
+def test_an_error_raised_while_an_interrupt_unwinds_is_the_interrupt(tmp_path, monkeypatch):
+    # A signal landing inside a journal write can make the lock's cleanup raise
+    # FileNotFoundError over the KeyboardInterrupt: that trial was interrupted, not broken.
+    def interrupted_in_a_lock(*args, **kw):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise FileNotFoundError("s.journal.lock.rename")  # noqa: B904 - as the lock's cleanup does
+
+    import search.objective as objective
+
+    monkeypatch.setattr(objective, "train", interrupted_in_a_lock)
+    cfg = config(tmp_path, trials=1, recipe=Recipe(epochs=1, batch_size=64), max_params=10**6)
+    with pytest.raises(KeyboardInterrupt):
+        workers.run_worker(cfg, data=synthetic_data())
+    first = optuna.load_study(study_name=cfg.study_name, storage=cfg.storage).trials[0]
+    assert first.state == TrialState.FAIL and first.user_attrs["state_reason"] == "interrupted"
+
+
 def test_out_of_memory_is_retried_and_then_a_named_outcome_and_the_study_goes_on(tmp_path, monkeypatch):
     import torch
 
