@@ -44,6 +44,9 @@ def rules(epochs: int, n_val: int) -> dict:
         "median": gate(Median()),
         "hopeless only": gate(Hopeless()),
     }
+    for z in (0.5, 1.0, 2.0):
+        for window in (1, 3):
+            out[f"dominated only z={z:g} window={window}"] = gate(Dominated(z=z, n_val=n_val, window=window), peak=False)
     for z in (1.0, 2.0, 3.0):
         for window in (1, 2, 3):
             for peak in (False, True):
