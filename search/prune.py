@@ -48,8 +48,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from spaces.arch import ONECYCLE_WARMUP
+
 PRUNERS = ("pareto", "median", "none")
-ONECYCLE_WARMUP = 0.3  # OneCycleLR's pct_start: the lr climbs over this part of the run (search.train)
 
 
 def noise(acc: float, n: int) -> float:

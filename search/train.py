@@ -20,6 +20,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from spaces import Candidate
+from spaces.arch import ONECYCLE_WARMUP
 
 from .config import Recipe
 from .data import Split, augmented_epoch, batches, normalize
@@ -179,7 +180,7 @@ def make_scheduler(optimizer: torch.optim.Optimizer, candidate: Candidate, recip
     # onecycle: momentum stays at the recipe's value, so only the lr differs from step runs
     return torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=recipe.lr_for(candidate), epochs=recipe.epochs,
-        steps_per_epoch=steps_per_epoch, cycle_momentum=False,
+        steps_per_epoch=steps_per_epoch, pct_start=ONECYCLE_WARMUP, cycle_momentum=False,
     ), True
 
 

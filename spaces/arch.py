@@ -19,6 +19,7 @@ POOLS = ("avg6", "gap")  # avg6: AvgPool2d(6) as in the notebooks; gap: true glo
 # over 15 epochs, twice or more at 7 and below);
 # onecycle: OneCycleLR per batch, warm-up to lr over 30% of the run, then cosine down.
 SCHEDULES = ("step", "onecycle")
+ONECYCLE_WARMUP = 0.3  # onecycle: the lr climbs over this part of the run (OneCycleLR pct_start)
 NOTEBOOK_BATCH = 64  # the notebooks' batch; learning rates are given for it
 NOTEBOOK_ROTATION = 7.0  # degrees: RandomRotation((-7, 7)) in every round
 
