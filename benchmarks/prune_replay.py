@@ -24,13 +24,14 @@ last line names it, or says that no rule qualifies.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import random
 import statistics
 
 import optuna
 
 from search.objective import score
-from search.prune import AnyOf, Dominated, Gate, Hopeless, Median, NoPruner, pareto
+from search.prune import AnyOf, Dominated, Gate, Hopeless, Median, NoPruner, Outpaced, pareto
 from search.replay import front, recorded, replay
 from search.storage import open_storage, storage_url
 
@@ -39,6 +40,7 @@ def rules(epochs: int, n_val: int) -> dict:
     gate = lambda rule, peak=True: Gate(rule, 3, epochs, after_peak=peak)  # noqa: E731
     out = {
         "none": NoPruner(),
+        "pareto (the default)": pareto(3, epochs, n_val),
         "v1 pareto (fixed 0.05 margin, 1 epoch, no peak gate)":
             gate(AnyOf((Hopeless(), Dominated(z=0, margin=0.05, n_val=n_val))), peak=False),
         "median": gate(Median()),
@@ -51,8 +53,25 @@ def rules(epochs: int, n_val: int) -> dict:
         for window in (1, 2, 3):
             for peak in (False, True):
                 name = f"hopeless + dominated z={z:g} window={window}{' after peak' if peak else ''}"
-                out[name] = pareto(3, epochs, n_val, z=z, window=window, after_peak=peak)
+                out[name] = gate(AnyOf((Hopeless(), Dominated(z=z, n_val=n_val, window=window))), peak)
+    for z in (1.0, 2.0):
+        for window in (1, 2):
+            for dominators in (1, 2):
+                for peak in (True, False):
+                    rule = Outpaced(z=z, n_val=n_val, window=window, dominators=dominators)
+                    name = f"outpaced z={z:g} window={window} dominators={dominators}{' after peak' if peak else ''}"
+                    out[name] = gate(rule, peak)
+                    out[name.replace("outpaced", "outpaced + dominated z=1 w=3")] = gate(AnyOf((
+                        rule, Dominated(z=1.0, n_val=n_val, window=3))), peak)
     return out
+
+
+def resample(trials: list, size: int, rng: random.Random) -> tuple[list, dict[int, int]]:
+    """A sequential search of `size` candidates drawn with replacement from the sample
+    (copies renumbered), and each copy's original number: what a rule saves in a search as
+    long as v2, where later candidates have more peers than any of the sample's had."""
+    picks = [rng.choice(trials) for _ in range(size)]
+    return [dataclasses.replace(t, number=i) for i, t in enumerate(picks)], {i: t.number for i, t in enumerate(picks)}
 
 
 def main() -> None:
@@ -60,6 +79,8 @@ def main() -> None:
     ap.add_argument("--storage", required=True)
     ap.add_argument("--study-name", default="unpruned")
     ap.add_argument("--orders", type=int, default=20, help="random sequential orders to replay (default 20)")
+    ap.add_argument("--scale", type=int, default=100,
+                    help="also replay --orders searches of this many candidates drawn with replacement (default 100; 0: off)")
     args = ap.parse_args()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.load_study(study_name=args.study_name, storage=open_storage(storage_url(args.storage)))
@@ -73,10 +94,12 @@ def main() -> None:
     print(f"{args.storage} [{args.study_name}]: {len(trials)} trained trials ({len(done)} complete), {epochs} "
           f"epochs; front {sorted(on_front)}; top quarter by val_acc_last3 {sorted(top)}")
     print(f"{'rule':<58} {'epochs':>9} {'saved':>6} {'front cut':>9} {'top-q cut':>9} | "
-          f"{'random orders: saved':>20} {'front cut':>10} {'top-q cut':>10}  unknown")
+          f"{'random orders: saved':>20} {'front cut':>10} {'top-q cut':>10}  unknown"
+          + (f" | {f'x{args.scale} resampled: saved':>22} {'front copies cut':>16}" if args.scale else ""))
     qualified = []
     rng = random.Random(0)
     orders = [rng.sample([t.number for t in trials], len(trials)) for _ in range(args.orders)]
+    searches = [resample(trials, args.scale, rng) for _ in range(args.orders if args.scale else 0)]
     for name, rule in rules(epochs, n_val).items():
         r = replay(trials, rule, epochs, score)
         shuffled = [replay(trials, rule, epochs, score, order=o) for o in orders]
@@ -87,8 +110,14 @@ def main() -> None:
             again = f"{saved:>20.0%} {statistics.fmean(fc):>5.1f} (≤{max(fc)}) {statistics.fmean(tc):>5.1f} (≤{max(tc)})"
         else:
             again = f"{'-':>20} {'-':>10} {'-':>10}"
+        scaled = ""
+        if searches:
+            big = [(replay(copies, rule, epochs, score, order=list(origin)), origin) for copies, origin in searches]
+            cut = [sum(origin[n] in on_front for n in x.cut(origin)) / max(1, sum(o in on_front for o in origin.values()))
+                   for x, origin in big]
+            scaled = f" | {statistics.fmean(x.saved for x, _ in big):>22.0%} {statistics.fmean(cut):>15.1%}"
         print(f"{name:<58} {r.epochs_replayed:>4}/{r.epochs_recorded:<4} {r.saved:>6.0%} "
-              f"{len(r.cut(on_front)):>9} {len(r.cut(top)):>9} | {again}  {r.unknown or '-'}")
+              f"{len(r.cut(on_front)):>9} {len(r.cut(top)):>9} | {again}  {r.unknown or '-'}{scaled}")
         runs = [r, *shuffled]
         if all(x.saved >= 0.30 and not x.cut(on_front) for x in runs):
             saved = min(x.saved for x in runs)

@@ -5,8 +5,8 @@ import math
 import pytest
 
 from search.objective import score
-from search.prune import (AnyOf, Dominated, Gate, Hopeless, Median, NoPruner, Peer, make_pruner, noise,
-                          pareto)
+from search.prune import (AnyOf, Dominated, Gate, Hopeless, Median, NoPruner, Outpaced, Peer, make_pruner,
+                          noise, pareto)
 from search.replay import Recorded, front, replay
 from spaces import Arch, Candidate
 
@@ -67,6 +67,24 @@ def test_a_hopeless_curve_is_pruned_whatever_its_size():
     assert Hopeless().prune(3, me(3000, 96.0, 97.0, 98.0), leaders) is None  # 2.0% < 1.5 x 1.4%
     weak = [leaders[0], Peer(2000, (96.0, 96.5, 97.0), STEP, final=98.0)]  # far below the best: no leader
     assert Hopeless().prune(3, me(3000, 96.0, 97.0, 97.5), weak) is None
+
+
+def test_outpaced_cuts_a_candidate_that_cannot_catch_a_smaller_finished_net_on_any_schedule():
+    oc = phases(None)
+    plateau = (97.0, 97.4, 97.6, 97.7, 97.8, 97.8, 97.8, 97.9, 98.0, 98.0, 98.0, 98.0, 98.0, 98.0, 98.0)
+    learners = [Peer(9000, plateau, STEP, final=98.0) for _ in range(3)]  # the gain after epoch 9: 0 points
+    small = Peer(4000, tuple([99.2] * 15), oc, final=99.2)  # a smaller one-cycle net, finished
+    mine = me(6000, *plateau[:8], 97.5)
+    assert Outpaced(z=1.0, dominators=1, window=1).prune(9, mine, [*learners, small]) is not None
+    assert Dominated(z=1.0, window=3).prune(9, mine, [*learners, small]) is None  # blind across schedules
+    # a curve at the same point that gained 2 points after epoch 9 leaves it hope: kept
+    climber = Peer(9000, plateau[:8] + (97.0,) + (99.0,) * 6, STEP, final=99.0)
+    assert Outpaced(z=1.0, dominators=1, window=1).prune(9, mine, [*learners, climber, small]) is None
+    # fewer than min_curves finished curves at its point of the schedule: no judgement
+    assert Outpaced(z=1.0, dominators=1, window=1).prune(9, mine, [*learners[:2], small]) is None
+    # the finished net is larger: a small candidate is never cut for losing to it
+    big = Peer(7000, small.val_acc, oc, final=99.2)
+    assert Outpaced(z=1.0, dominators=1, window=1).prune(9, mine, [*learners, big]) is None
 
 
 def test_a_late_step_candidate_is_not_pruned_for_trailing_early_steppers_before_its_step():
@@ -144,7 +162,8 @@ def test_replay_counts_epochs_and_lets_pruned_trials_drop_out_as_leaders():
         Recorded(2, 3000, full(97.0), STEP, True, started=11, finished=20),  # hopeless: cut at 3
         Recorded(3, 2000, (96.0, 96.5, 97.0, 97.1), STEP[:4], False, started=21, finished=25),
     ]
-    r = replay(trials, pareto(), 15, score)
+    hopeless = Gate(Hopeless())
+    r = replay(trials, hopeless, 15, score)
     assert r.stopped_at == {0: None, 1: None, 2: 3, 3: 3}
     assert r.epochs_recorded == 15 * 3 + 4 and r.epochs_replayed == 15 * 2 + 3 + 3
     assert r.unknown == [] and r.cut([2, 3]) == [2, 3]
@@ -152,4 +171,14 @@ def test_replay_counts_epochs_and_lets_pruned_trials_drop_out_as_leaders():
     assert keep_all.unknown == [3] and keep_all.epochs_replayed == keep_all.epochs_recorded
     assert replay(trials, Gate(Dominated(dominators=99)), 15, score).cut([2, 3]) == []
     # as a sequential search in another order: trial 2 first has no peers, so nothing cuts it
-    assert replay(trials, pareto(), 15, score, order=[2, 0, 1, 3]).stopped_at[2] is None
+    assert replay(trials, hopeless, 15, score, order=[2, 0, 1, 3]).stopped_at[2] is None
+
+
+def test_the_default_never_cuts_the_smallest_network_however_far_behind():
+    # v1's `Hopeless` cut the unpruned sample's two smallest front nets (2,594 and 2,606
+    # parameters); the default judges a net only against networks no larger than it.
+    oc = phases(None)
+    leaders = [Peer(p, tuple([99.2] * 15), oc, final=99.2) for p in (5000, 6000, 7000, 8000)]
+    tiny = Peer(2500, tuple([96.5] * 10), oc)
+    assert Gate(Hopeless()).prune(10, tiny, leaders) is not None
+    assert pareto().prune(10, tiny, leaders) is None

@@ -109,7 +109,7 @@ def test_pruning_stops_a_trial_and_keeps_its_curve(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("state, words", [
-    (TrialState.COMPLETE, "all 5 leading trials"),  # complete: leaders, so hopeless
+    (TrialState.COMPLETE, "below the final score of 5 finished trials"),  # complete: outpaced
     (TrialState.PRUNED, "beaten by 5 trials with no more parameters"),  # no leaders: dominated
 ])
 def test_pruner_reads_peers_from_storage_and_prunes_a_weak_curve(tmp_path, state, words):
