@@ -113,6 +113,7 @@ class Objective:
         trial.set_constraint("params", float(n_params - self.max_params))
         if n_params > self.max_params:
             self._stop(trial, start, f"rejected: {n_params:,} parameters > budget {self.max_params:,}")
+        trial.set_user_attr("pruner", repr(self.pruner))  # the rule with its settings, which changed between studies
 
         def on_epoch(e: EpochResult) -> None:
             history.append(e)

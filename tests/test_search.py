@@ -105,6 +105,7 @@ def test_pruning_stops_a_trial_and_keeps_its_curve(tmp_path, monkeypatch):
     assert t.state == TrialState.PRUNED, t.user_attrs["state_reason"]
     assert t.user_attrs["pruned_at_epoch"] == 2 and len(t.user_attrs["val_acc"]) == 2
     assert t.user_attrs["state_reason"] == "pruned: test rule"
+    assert "PruneAtTwo" in t.user_attrs["pruner"]  # the rule that judged it is on record
     assert "pruned at epoch 2: test rule" in report.trial_line(t)
 
 
