@@ -118,3 +118,33 @@ def test_the_unpruned_sample_resumes_under_the_current_code():
     cfg = SearchConfig(storage=str(SAMPLE), recipe=Recipe(), data=DataConfig(root=Path("data")),
                        study_name="unpruned", trials=36, pruner="none", sampler="random", seed=15)
     studies.check_study(sample, ["maximize", "minimize"], studies.search_identity(cfg))
+
+
+V2 = ROOT / "studies" / "v2.journal"
+V2_FINISHED = 5  # finished trials committed so far; the search runs on toward 100 (issue 15)
+
+
+def test_reference_study_v2_is_a_full_protocol_search_of_the_current_space_with_the_rounds_in():
+    import spaces
+
+    study = optuna.load_study(study_name="search", storage=JournalStorage(JournalFileBackend(str(V2))))
+    a = study.user_attrs
+    assert a["kind"] == "search" and a["space"] == spaces.fingerprint() and a["objective"] == "val_acc_last3"
+    assert a["val_size"] == 5000 and a["train_size"] is None and a["max_params"] == 10000
+    assert a["recipe"]["epochs"] == 15 and a["recipe"]["batch_size"] is None and not a["recipe"]["bf16"]
+    assert study.metric_names == ["val_acc_last3", "params"]
+    finished = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
+    assert len(finished) >= V2_FINISHED
+    rounds = {t.user_attrs["baseline"] for t in finished if t.state == TrialState.COMPLETE and "baseline" in t.user_attrs}
+    assert rounds == {"round1", "round2", "round3"}
+    for t in finished:
+        u = t.user_attrs
+        if t.state == TrialState.COMPLETE:
+            assert len(u["val_acc"]) == len(u["test_acc"]) == 15 and t.values[0] == score(u["val_acc"])
+        elif u["state_reason"].startswith("rejected"):
+            assert u["params"] > 10000 and "val_acc" not in u
+        else:  # pruned by the rule recorded with it, never before epoch 3 nor in a one-cycle warm-up
+            assert u["state_reason"].startswith("pruned") and u["pruner"].startswith("Gate(rule=AnyOf(rules=(Outpaced(")
+            assert 3 <= u["pruned_at_epoch"] == len(u["val_acc"]) < 15
+            if t.params["schedule"] == "onecycle":
+                assert u["pruned_at_epoch"] >= 6
