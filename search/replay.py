@@ -8,7 +8,7 @@ count with the epochs they trained and are listed in `Replay.unknown`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import optuna
@@ -71,13 +71,18 @@ def front(points: dict[int, tuple[float, int]]) -> set[int]:
 
 
 def replay(trials: Sequence[Recorded], pruner: Pruner, epochs: int,
-           score: Callable[[Sequence[float]], float], order: Sequence[int] | None = None) -> Replay:
+           score: Callable[[Sequence[float]], float], order: Sequence[int] | None = None,
+           origin: Mapping[int, int] | None = None) -> Replay:
     """Run `pruner` again on recorded curves.
 
     By default in the order the trials started, a trial's peers being the trials recorded
     as finished before it started. With `order` (trial numbers), as a sequential search in
     that order: each trial's peers are the ones before it. Peers carry the curves the
     replayed rule left them (cut where it stops them, no final score then).
+
+    `origin` maps copies to the trial they copy (a search resampled with replacement):
+    a trial never sees a copy of itself (its own future would leak in), and each other
+    original counts once among its peers (two copies of one net are not two dominators).
     """
     out = Replay()
     replayed: dict[int, Peer] = {}
@@ -85,9 +90,16 @@ def replay(trials: Sequence[Recorded], pruner: Pruner, epochs: int,
     sequence = [by_number[n] for n in order] if order is not None else sorted(trials, key=lambda t: t.started)
     for i, t in enumerate(sequence):
         if order is not None:
-            peers = [replayed[o.number] for o in sequence[:i]]
+            before = [o.number for o in sequence[:i]]
         else:
-            peers = [replayed[o.number] for o in trials if o.finished <= t.started and o.number in replayed]
+            before = [o.number for o in trials if o.finished <= t.started and o.number in replayed]
+        if origin is not None:
+            firsts: dict[int, int] = {}
+            for n in before:
+                if origin[n] != origin[t.number]:
+                    firsts.setdefault(origin[n], n)
+            before = list(firsts.values())
+        peers = [replayed[n] for n in before]
         stop = None
         for e in range(1, min(len(t.val_acc), epochs - 1) + 1):
             me = Peer(t.params, tuple(t.val_acc[:e]), tuple(t.phases))

@@ -49,6 +49,9 @@ def test_a_one_epoch_dip_smaller_than_the_noise_does_not_cut_a_candidate():
     assert Dominated(z=2.0).prune(10, dip, peers) is None
     assert Dominated(z=1.0, window=2).prune(10, dip, peers) is None
     assert pareto().prune(10, dip, peers) is None
+    finished = [Peer(p.params, p.val_acc, p.phases, final=score(p.val_acc)) for p in peers]
+    assert pareto().prune(10, dip, finished) is None  # nor by peers that finished (Outpaced)
+    assert Outpaced(z=1.0, window=1, dominators=1).prune(10, dip, finished) is not None  # at z=1 it would
     # a real gap, 1 point behind for two epochs, is still cut
     behind = me(6000, *([98.2] * 10))
     assert pareto().prune(10, behind, peers) is not None
