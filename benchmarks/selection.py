@@ -182,7 +182,7 @@ def main() -> None:
         diff, se = paired_difference(xs, [r["val_last3"] for r in rows], ys)
         print(f"{m:<11} {spearman(xs, ys):>21.2f} {bootstrap_se(xs, ys):>14.2f}  {w['label']:<14} {w['search_test']:>18.2f}"
               + ("" if args.single_seed else f" {w['confirmed']:>9.2f} {w['search_test'] - w['confirmed']:>+6.2f}")
-              + f"  {diff:>+15.2f} ({se:.2f})")
+              + (f"  {'-':>15}" if m == "val_last3" else f"  {diff:>+15.2f} ({se:.2f})"))
     print("\n" + epoch_noise(rows, search))
 
 
