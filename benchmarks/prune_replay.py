@@ -15,6 +15,11 @@ trials started (peers: the trials finished before), then, with `--orders N`, as 
 sequential searches in random orders (peers: the trials before), which says how much the
 figures depend on the order the sample happened to run in.
 
+With `--rounds-from STORAGE`, the complete rounds of that study (trained under the same
+protocol) come first in every replay, as finished peers: a search with the rounds in
+(the default) has them from the start, the sample does not. The figures stay the
+sample's own (saved and cut among its trials).
+
 With `--scale N` (default 100), also as searches of N candidates drawn with replacement
 from the sample (a copy never sees copies of itself, and each original counts once
 among a trial's peers): what a rule saves in a search as long as v2, whose later
@@ -99,30 +104,39 @@ def main() -> None:
     ap.add_argument("--orders", type=int, default=20, help="random sequential orders to replay (default 20)")
     ap.add_argument("--scale", type=int, default=100,
                     help="also replay --orders searches of this many candidates drawn with replacement (default 100; 0: off)")
+    ap.add_argument("--rounds-from", metavar="STORAGE",
+                    help="put the complete rounds of this study's `search` (trained under the same protocol) "
+                         "before every replay as finished peers, as a search with the rounds in has them; "
+                         "saved and cut figures stay the sample's own")
     args = ap.parse_args()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.load_study(study_name=args.study_name, storage=open_storage(storage_url(args.storage)))
     epochs = study.user_attrs.get("recipe", {}).get("epochs", 15)
     n_val = study.user_attrs.get("val_size", 5000)
     trials = recorded(study)
+    rounds = rounds_of(args.rounds_from) if args.rounds_from else []
     done = [t for t in trials if t.complete]
     scores = {t.number: score(t.val_acc) for t in done}
     on_front = front({t.number: (scores[t.number], t.params) for t in done})
     top = set(sorted(scores, key=scores.get, reverse=True)[: max(1, len(done) // 4)])
     print(f"{args.storage} [{args.study_name}]: {len(trials)} trained trials ({len(done)} complete), {epochs} "
-          f"epochs; front {sorted(on_front)}; top quarter by val_acc_last3 {sorted(top)}")
+          f"epochs; front {sorted(on_front)}; top quarter by val_acc_last3 {sorted(top)}"
+          + (f"; with {len(rounds)} rounds from {args.rounds_from} as earlier peers" if rounds else ""))
     print(f"{'rule':<72} {'epochs':>9} {'saved':>6} {'front cut':>9} {'top-q cut':>9} | "
           f"{'random orders: saved':>20} {'front cut':>10} {'top-q cut':>10}  unknown"
           + (f" | {f'x{args.scale} resampled: saved':>22} {'front copies cut':>16}" if args.scale else ""))
     qualified, fallback = [], []
     rng = random.Random(0)
-    orders = [rng.sample([t.number for t in trials], len(trials)) for _ in range(args.orders)]
+    first = [t.number for t in rounds]
+    orders = [first + rng.sample([t.number for t in trials], len(trials)) for _ in range(args.orders)]
     searches = [resample(trials, args.scale, rng) for _ in range(args.orders if args.scale else 0)]
+    searches = [([*rounds, *copies], {**{n: n for n in first}, **origin}) for copies, origin in searches]
+    own = [t.number for t in trials]
     for name, rule in rules(epochs, n_val).items():
-        r = replay(trials, rule, epochs, score)
-        shuffled = [replay(trials, rule, epochs, score, order=o) for o in orders]
+        r = replay([*rounds, *trials], rule, epochs, score)
+        shuffled = [replay([*rounds, *trials], rule, epochs, score, order=o) for o in orders]
         if shuffled:
-            saved = statistics.fmean(s.saved for s in shuffled)
+            saved = statistics.fmean(s.saved_among(own) for s in shuffled)
             fc = [len(s.cut(on_front)) for s in shuffled]
             tc = [len(s.cut(top)) for s in shuffled]
             again = f"{saved:>20.0%} {statistics.fmean(fc):>5.1f} (≤{max(fc)}) {statistics.fmean(tc):>5.1f} (≤{max(tc)})"
@@ -134,10 +148,12 @@ def main() -> None:
                    for copies, origin in searches]
             cut = [sum(origin[n] in on_front for n in x.cut(origin)) / max(1, sum(o in on_front for o in origin.values()))
                    for x, origin in big]
-            big_cut, big_saved = max(cut), statistics.fmean(x.saved for x, _ in big)
+            big_cut = max(cut)
+            big_saved = statistics.fmean(x.saved_among([n for n in o if n not in first]) for x, o in big)
             scaled = f" | {big_saved:>22.0%} {statistics.fmean(cut):>15.1%}"
         dip = cuts_a_dip(rule, n_val)
-        print(f"{name:<72} {r.epochs_replayed:>4}/{r.epochs_recorded:<4} {r.saved:>6.0%} "
+        rec, rep = (sum(r.trained[n][i] for n in own) for i in (0, 1))
+        print(f"{name:<72} {rep:>4}/{rec:<4} {r.saved_among(own):>6.0%} "
               f"{len(r.cut(on_front)):>9} {len(r.cut(top)):>9} | {again}  {r.unknown or '-'}{scaled}"
               f"{'  cuts a dip inside the noise' if dip else ''}")
         runs = [r, *shuffled]
@@ -146,9 +162,9 @@ def main() -> None:
         if dip or not gated or any(x.cut(on_front) for x in runs) or big_cut:
             continue
         top_cut = max(len(x.cut(top)) for x in runs)
-        if all(x.saved >= 0.30 for x in runs):
-            qualified.append((-min(x.saved for x in runs), top_cut, name))
-        fallback.append((-r.saved, -big_saved, top_cut, name))
+        if all(x.saved_among(own) >= 0.30 for x in runs):
+            qualified.append((-min(x.saved_among(own) for x in runs), top_cut, name))
+        fallback.append((-r.saved_among(own), -big_saved, top_cut, name))
     if qualified:
         saved, top_cut, name = min(qualified)
         print(f"\nchoice: {name} (saves at least {-saved:.0%} in every order, cuts no front trial, "
@@ -159,6 +175,15 @@ def main() -> None:
             saved, big_saved, top_cut, name = min(fallback)
             print(f"fallback: {name} (after peak, cuts no front trial in any replay and no dip inside the noise; saves "
                   f"{-saved:.0%} in the recorded order, {-big_saved:.0%} in {args.scale}-candidate searches)")
+
+
+def rounds_of(path: str) -> list:
+    """The complete rounds of the study `search` in `path`, renumbered out of the way and
+    placed before everything (started and finished before any sample trial)."""
+    study = optuna.load_study(study_name="search", storage=open_storage(storage_url(path)))
+    numbers = {t.number for t in study.get_trials(deepcopy=False) if "baseline" in t.user_attrs}
+    return [dataclasses.replace(t, number=10**6 + t.number, started=-2.0, finished=-1.0)
+            for t in recorded(study) if t.number in numbers and t.complete]
 
 
 def cuts_a_dip(rule, n_val: int) -> bool:

@@ -38,9 +38,15 @@ class Replay:
     epochs_recorded: int = 0  # candidate-epochs the recorded trials trained
     epochs_replayed: int = 0  # ... had the rule run (unknown tails count as recorded)
     unknown: list[int] = field(default_factory=list)  # pruned when recorded, kept by the rule
+    trained: dict[int, tuple[int, int]] = field(default_factory=dict)  # trial -> (recorded, replayed) epochs
 
     def cut(self, numbers) -> list[int]:
         return [n for n in numbers if self.stopped_at.get(n) is not None]
+
+    def saved_among(self, numbers) -> float:
+        """The share of candidate-epochs saved on these trials only (peers left out)."""
+        rec = sum(self.trained[n][0] for n in numbers)
+        return 1 - sum(self.trained[n][1] for n in numbers) / rec if rec else 0.0
 
     @property
     def saved(self) -> float:
@@ -107,6 +113,7 @@ def replay(trials: Sequence[Recorded], pruner: Pruner, epochs: int,
                 stop = e
                 break
         out.stopped_at[t.number] = stop
+        out.trained[t.number] = (len(t.val_acc), stop if stop is not None else len(t.val_acc))
         out.epochs_recorded += len(t.val_acc)
         out.epochs_replayed += stop if stop is not None else len(t.val_acc)
         if stop is None and not t.complete:
