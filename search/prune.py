@@ -11,7 +11,7 @@ learning-rate schedule there (`Candidate.phase`: the same number of StepLR drops
 for one-cycle runs, the same epoch).
 
 Noise: one epoch's accuracy on n validation images has a standard error of
-sqrt(p(1 - p) / n), about 0.13 points at 99% on 5,000 images and 0.2 at 98%. `Dominated`
+sqrt(p(1 - p) / n), about 0.14 points at 99% on 5,000 images and 0.2 at 98%. `Dominated`
 asks a peer to be ahead by `z` standard errors of the difference, not by a fixed
 hair, and may compare curves averaged over the last `window` epochs (the figures move by
 about 0.1 from epoch to epoch at a high learning rate). The standard error is not
