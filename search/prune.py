@@ -192,7 +192,8 @@ class Outpaced:
                  for a in [p.smoothed(epoch, me.phases, self.window)] if a is not None]
         if len(gains) < self.min_curves:
             return None
-        hope = mine + max(0.0, max(gains))  # curves that all fell from here: still hope for no loss
+        gain = max(0.0, max(gains))  # curves that all fell from here: still hope for no loss
+        hope = mine + gain
         ahead = [p for p in peers if p.final is not None and p.params <= me.params
                  and p.final >= hope + self.z * math.hypot(noise(hope, self.n_val), noise(p.final, self.n_val))]
         if len(ahead) < self.dominators:
