@@ -35,8 +35,6 @@ class Recorded:
 @dataclass
 class Replay:
     stopped_at: dict[int, int | None] = field(default_factory=dict)  # trial -> epoch the rule stops it
-    epochs_recorded: int = 0  # candidate-epochs the recorded trials trained
-    epochs_replayed: int = 0  # ... had the rule run (unknown tails count as recorded)
     unknown: list[int] = field(default_factory=list)  # pruned when recorded, kept by the rule
     trained: dict[int, tuple[int, int]] = field(default_factory=dict)  # trial -> (recorded, replayed) epochs
 
@@ -49,8 +47,18 @@ class Replay:
         return 1 - sum(self.trained[n][1] for n in numbers) / rec if rec else 0.0
 
     @property
+    def epochs_recorded(self) -> int:
+        """Candidate-epochs the recorded trials trained."""
+        return sum(rec for rec, _ in self.trained.values())
+
+    @property
+    def epochs_replayed(self) -> int:
+        """... had the rule run (unknown tails count as recorded)."""
+        return sum(rep for _, rep in self.trained.values())
+
+    @property
     def saved(self) -> float:
-        return 1 - self.epochs_replayed / self.epochs_recorded if self.epochs_recorded else 0.0
+        return self.saved_among(self.trained)
 
 
 def recorded(study: optuna.Study) -> list[Recorded]:
@@ -114,8 +122,6 @@ def replay(trials: Sequence[Recorded], pruner: Pruner, epochs: int,
                 break
         out.stopped_at[t.number] = stop
         out.trained[t.number] = (len(t.val_acc), stop if stop is not None else len(t.val_acc))
-        out.epochs_recorded += len(t.val_acc)
-        out.epochs_replayed += stop if stop is not None else len(t.val_acc)
         if stop is None and not t.complete:
             out.unknown.append(t.number)
         curve = t.val_acc[:stop] if stop is not None else t.val_acc
