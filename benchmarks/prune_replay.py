@@ -1,7 +1,7 @@
 """Replay pruning rules offline on a study's recorded curves.
 
     python benchmarks/prune_replay.py --storage studies/unpruned.journal --study-name unpruned
-    python benchmarks/prune_replay.py --storage studies/reference.journal --orders 0
+    python benchmarks/prune_replay.py --storage studies/reference.journal --study-name search --orders 0
 
 Judge rules on the unpruned sample (`studies/unpruned.journal`): every candidate there
 trained all 15 epochs, so the replay knows what each stopped candidate would have become

@@ -113,9 +113,12 @@ def check_study(study: optuna.Study, directions: list[str], attrs: dict) -> None
     for key, value in attrs.items():
         stored = have.get(key, _SINCE.get(key))  # a key older studies lack: the value they had
         if not same_protocol(stored, value):
+            how = ("the search space in the code has changed since: resume it with the drill-search "
+                   "revision that made it (its trials record code_revision)") if key == "space" else \
+                "resume it with the options it was made with"
             raise StudyError(
-                f"the study {name!r} was made with {key} = {stored!r}, not {value!r}: "
-                "resume it with the options it was made with, or choose another --study-name."
+                f"the study {name!r} was made with {key} = {stored!r}, not {value!r}: {how}, "
+                "or choose another --study-name."
             )
 
 

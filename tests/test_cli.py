@@ -151,6 +151,20 @@ def test_bad_search_input_is_one_sentence_and_exit_2(capsys, tmp_path, data_root
         assert not (tmp_path / "s.db").exists()  # reading commands create no storage
 
 
+@pytest.mark.mnist  # the data is read before the study
+def test_a_study_of_an_older_space_refuses_to_resume_and_names_the_code_that_made_it(capsys, tmp_path, data_root):
+    import shutil
+    from pathlib import Path
+
+    shipped = Path(__file__).resolve().parents[1] / "studies" / "reference.journal"  # v1: before batch and rotation
+    journal = tmp_path / "reference.journal"
+    shutil.copy(shipped, journal)
+    code, out, err = run(capsys, "run", "--trials", "50", "--seed", "99", "--storage", str(journal),
+                         "--data-dir", str(data_root))
+    assert code == 2 and "was made with space = " in err and "code_revision" in err and err.count("\n") == 1
+    assert journal.read_bytes() == shipped.read_bytes()  # nothing written
+
+
 def test_missing_study_in_an_existing_storage_is_named(capsys, tmp_path):
     db = tmp_path / "s.db"
     optuna.create_study(study_name="other", storage=f"sqlite:///{db}")
