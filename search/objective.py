@@ -4,8 +4,9 @@ Objectives: the validation score (maximize) and the parameter count (minimize). 
 score is the mean validation accuracy over the last `SCORE_EPOCHS` epochs, all in the
 low-lr tail of every schedule in the space (lr_step <= 12 of 15): the mean smooths the
 epoch-to-epoch wobble there (sd 0.04 points on the unpruned sample), not the sampling
-error of the fixed 5,000 images (about 0.14 points at 99%), which every epoch shares. Validation is a fixed held-out part of the training images; test accuracy is
-recorded for reporting and never read by anything that selects or prunes.
+error of the fixed 5,000 images (about 0.14 points at 99%), which every epoch shares.
+Validation is a fixed held-out part of the training images; test accuracy is recorded
+for reporting and never read by anything that selects or prunes.
 
 Outcomes: COMPLETE; PRUNED for rejected (over budget), pruned (by the rule), diverged
 (nan/inf loss) and out of memory (after MAX_RETRY retries), each with its reason; FAIL

@@ -53,7 +53,7 @@ class Replay:
 
     @property
     def epochs_replayed(self) -> int:
-        """... had the rule run (unknown tails count as recorded)."""
+        """Candidate-epochs they would have trained under the rule (unknown tails count as recorded)."""
         return sum(rep for _, rep in self.trained.values())
 
     @property
