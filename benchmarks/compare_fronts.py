@@ -4,6 +4,12 @@
     python benchmarks/compare_fronts.py studies/reference.journal:search studies/v2.journal:search \\
         --json /tmp/fronts.json     # then render_front.py --from-json ... --png ... (see there)
 
+With `--json`, the figure has a second panel: for every study with a confirmation
+(`<study>-confirm`, made by `drill-search confirm`), the confirmed architectures' mean
+final-epoch test accuracy over seeds 1-3 against parameters, the seeds' range as bars,
+beside the goal lines (99.4%, 5,000 parameters). That panel is reporting, read after the
+search; nothing selects on it.
+
 Each study is `storage:study`. For each: its Pareto front on the search objective
 (`val_acc_last3` on the validation images, maximize; parameters, minimize), the
 hypervolume that front encloses above 98.0% and below 10,000 parameters (in
@@ -11,7 +17,7 @@ percentage-point x thousand-parameter units), and the same at a common budget of
 candidate-epochs: the trials in the order they started, until the smallest study's
 total candidate-epochs are spent (a pruned trial costs the epochs it trained, a
 rejected one nothing). It also says which front points of one study no point of another
-beats. Test accuracy is never read. Hypervolume by hand: Optuna's is private API
+beats. Test accuracy is never read for this comparison. Hypervolume by hand: Optuna's is private API
 (`optuna._hypervolume`), and the 2-D case is a sum of rectangles.
 """
 
@@ -26,6 +32,7 @@ from search.replay import front
 from search.storage import open_storage, storage_url
 
 REF_ACC, REF_PARAMS = 98.0, 10_000  # the hypervolume's reference point
+PALETTE = ("#1f77b4", "#d62728", "#7f7f7f", "#2ca02c")  # one colour per study, in both panels
 
 
 def points(study: optuna.Study, budget: int | None = None) -> tuple[dict[int, tuple[float, int]], int]:
@@ -66,10 +73,11 @@ def main() -> None:
     ap.add_argument("--json", help="also write a plotly figure of the fronts (render with render_front.py)")
     args = ap.parse_args()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    studies = {}
+    studies, storages = {}, {}
     for spec in args.studies:
         path, _, name = spec.rpartition(":")
-        studies[spec] = optuna.load_study(study_name=name, storage=open_storage(storage_url(path)))
+        storages[spec] = open_storage(storage_url(path))
+        studies[spec] = optuna.load_study(study_name=name, storage=storages[spec])
     totals = {spec: points(s)[1] for spec, s in studies.items()}
     budget = min(totals.values())
     fronts = {}
@@ -89,19 +97,55 @@ def main() -> None:
             if a != b:
                 print(f"{beaten_by(fronts[a], fronts[b])} of the {len(fronts[a])} front points of {a} are beaten by {b}")
     if args.json:
-        import plotly.graph_objects as go
-
-        fig = go.Figure()
-        for spec, fr in fronts.items():
-            fig.add_trace(go.Scatter(x=[p for _, p in fr], y=[s for s, _ in fr], mode="lines+markers",
-                                     line=dict(shape="hv"), name=spec))
-        fig.add_hline(y=99.4, line_dash="dot", annotation_text="99.4%")
-        fig.update_layout(title="Pareto fronts: validation accuracy (mean of the last 3 epochs) vs parameters",
-                          xaxis_title="parameters", yaxis_title="val_acc_last3 (%)", template="plotly_white")
         with open(args.json, "w") as f:
-            f.write(fig.to_json())
+            f.write(figure(studies, storages, fronts).to_json())
         print(f"wrote {args.json}")
 
+
+def confirmed_trace(verdicts, name: str, colour: str, symbol: str):
+    import plotly.graph_objects as go
+
+    return go.Scatter(
+        x=[v.params for v in verdicts], y=[v.mean for v in verdicts], mode="markers", name=name,
+        marker=dict(color=colour, symbol=symbol, size=9), text=[v.choice.label for v in verdicts],
+        hovertemplate="%{text}: %{x:,} params, %{y:.2f}%",
+        error_y=dict(type="data", symmetric=False, array=[max(v.final) - v.mean for v in verdicts],
+                     arrayminus=[v.mean - min(v.final) for v in verdicts]))
+
+
+def figure(studies: dict[str, optuna.Study], storages: dict, fronts: dict[str, list[tuple[float, int]]]):
+    """Left: each study's validation front. Right: confirmed test accuracy of the studies
+    that have a confirmation."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    from search.confirm import stored_verdicts
+    from search.config import Recipe
+
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=(
+        "searches: val_acc_last3, one run each", "confirmed: test, mean of seeds 1-3 (bars: min-max)"))
+    rounds: dict[str, object] = {}  # the rounds retrain identically in every confirmation: drawn once
+    for i, (spec, fr) in enumerate(fronts.items()):
+        colour, name = PALETTE[i % len(PALETTE)], spec.rpartition("/")[2]
+        fig.add_trace(go.Scatter(x=[p for _, p in fr], y=[s for s, _ in fr], mode="lines+markers", name=name,
+                                 line=dict(shape="hv", color=colour), legendgroup=spec), row=1, col=1)
+        found, _ = stored_verdicts(studies[spec], storages[spec], Recipe())
+        searched = sorted((v for v in found if not v.choice.baseline), key=lambda v: v.params)
+        rounds.update({v.choice.baseline: v for v in found if v.choice.baseline and v.choice.baseline not in rounds})
+        if searched:
+            fig.add_trace(confirmed_trace(searched, f"{name} confirmed", colour, "diamond"), row=1, col=2)
+    if rounds:
+        fig.add_trace(confirmed_trace(sorted(rounds.values(), key=lambda v: v.params), "rounds confirmed",
+                                      "black", "x"), row=1, col=2)
+    fig.add_hline(y=99.4, line_dash="dot", annotation_text="goal 99.4%", row=1, col=2)
+    fig.add_vline(x=5000, line_dash="dot", annotation_text="5,000 params", annotation_position="bottom right",
+                  row=1, col=2)
+    fig.update_xaxes(title_text="parameters", range=[0, 10_000])
+    fig.update_yaxes(title_text="val_acc_last3 (%), validation", range=[97.5, 99.6], row=1, col=1)
+    fig.update_yaxes(title_text="final-epoch test accuracy (%)", range=[98.5, 99.6], row=1, col=2)
+    fig.update_annotations(font_size=13)
+    fig.update_layout(template="plotly_white", legend=dict(orientation="h", y=-0.15))
+    return fig
 
 if __name__ == "__main__":
     main()

@@ -247,17 +247,21 @@ def table(verdicts_: list[Verdict], epochs: int) -> str:
     return "\n".join(lines)
 
 
-def stored_table(search: optuna.Study, storage, recipe: Recipe) -> str | None:
-    """The confirmation table of what `<search>-confirm` holds for the search's front and
-    the rounds under `recipe` on all 60,000 images with the default seeds (PROTOCOL_SEEDS),
-    trained by earlier `confirm` commands (nothing is trained here); None when there is
-    no such run."""
+def stored_verdicts(search: optuna.Study, storage, recipe: Recipe) -> tuple[list[Verdict], list[Choice]]:
+    """What `<search>-confirm` holds for the search's front and the rounds under `recipe`
+    on all 60,000 images with the default seeds (PROTOCOL_SEEDS), trained by earlier
+    `confirm` commands (nothing is trained here), and the choices it was looked up for."""
+    choices = choose(search, None, search.user_attrs.get("max_params", PARAM_BUDGET))
     try:
         study = optuna.load_study(study_name=confirm_study_name(search.study_name), storage=storage)
     except KeyError:
-        return None
-    choices = choose(search, None, search.user_attrs.get("max_params", PARAM_BUDGET))
-    found = verdicts(study, choices, list(PROTOCOL_SEEDS), run_protocol(recipe, None))
+        return [], choices
+    return verdicts(study, choices, list(PROTOCOL_SEEDS), run_protocol(recipe, None)), choices
+
+
+def stored_table(search: optuna.Study, storage, recipe: Recipe) -> str | None:
+    """The confirmation table of `stored_verdicts`; None when there is no such run."""
+    found, choices = stored_verdicts(search, storage, recipe)
     if not found:
         return None
     unconfirmed = [c.label for c in choices if c.label not in {v.choice.label for v in found}]
