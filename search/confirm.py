@@ -251,11 +251,11 @@ def stored_verdicts(search: optuna.Study, storage, recipe: Recipe) -> tuple[list
     """What `<search>-confirm` holds for the search's front and the rounds under `recipe`
     on all 60,000 images with the default seeds (PROTOCOL_SEEDS), trained by earlier
     `confirm` commands (nothing is trained here), and the choices it was looked up for."""
-    choices = choose(search, None, search.user_attrs.get("max_params", PARAM_BUDGET))
     try:
         study = optuna.load_study(study_name=confirm_study_name(search.study_name), storage=storage)
     except KeyError:
-        return [], choices
+        return [], []
+    choices = choose(search, None, search.user_attrs.get("max_params", PARAM_BUDGET))
     return verdicts(study, choices, list(PROTOCOL_SEEDS), run_protocol(recipe, None)), choices
 
 
