@@ -6,8 +6,8 @@
 
 With `--json`, the figure has a second panel: for every study with a confirmation
 (`<study>-confirm`, made by `drill-search confirm` with the default recipe), the
-architectures confirmed on all of seeds 1-3: mean final-epoch test accuracy against parameters, the seeds' range as bars,
-beside the goal lines (99.4%, 5,000 parameters). That panel is reporting, read after the
+architectures confirmed on all of seeds 1-3: mean final-epoch test accuracy against
+parameters, the seeds' range as bars, beside the goal lines (99.4%, 5,000 parameters). That panel is reporting, read after the
 search; nothing selects on it.
 
 Each study is `storage:study`. For each: its Pareto front on the search objective
@@ -17,8 +17,9 @@ percentage-point x thousand-parameter units), and the same at a common budget of
 candidate-epochs: the trials in the order they started, until the smallest study's
 total candidate-epochs are spent (a pruned trial costs the epochs it trained, a
 rejected one nothing). It also says which front points of one study no point of another
-beats. The hypervolumes and dominance counts never read test accuracy. Hypervolume by hand: Optuna's is private API
-(`optuna._hypervolume`), and the 2-D case is a sum of rectangles.
+beats. The hypervolumes and dominance counts never read test accuracy. Hypervolume by
+hand: Optuna's is private API (`optuna._hypervolume`), and the 2-D case is a sum of
+rectangles.
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ def beaten_by(a: list[tuple[float, int]], b: list[tuple[float, int]]) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("studies", nargs="+", metavar="STORAGE:STUDY")
-    ap.add_argument("--json", help="also write a plotly figure of the fronts and confirmations (render with render_front.py)")
+    ap.add_argument("--json", help="also write a plotly figure of the fronts and confirmations "
+                    "(render with render_front.py)")
     args = ap.parse_args()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     studies, storages = {}, {}

@@ -184,7 +184,7 @@ def test_readmes_picture_shows_both_fronts_and_every_network_confirmed_on_three_
     spec = importlib.util.spec_from_file_location("compare_fronts", ROOT / "benchmarks" / "compare_fronts.py")
     compare_fronts = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(compare_fronts)
-    storages = {"v1": JournalStorage(JournalFileBackend(str(JOURNAL))), "v2": JournalStorage(JournalFileBackend(str(V2)))}
+    storages = {name: JournalStorage(JournalFileBackend(str(path))) for name, path in (("v1", JOURNAL), ("v2", V2))}
     studies = {k: optuna.load_study(study_name="search", storage=s) for k, s in storages.items()}
     fronts = {k: [tuple(t.values) for t in report.front(s)] for k, s in studies.items()}
     fig = compare_fronts.figure(studies, storages, fronts)
