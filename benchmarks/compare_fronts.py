@@ -29,7 +29,8 @@ import argparse
 import optuna
 from optuna.trial import TrialState
 
-from search.confirm import Verdict
+from search.config import Recipe
+from search.confirm import PROTOCOL_SEEDS, Verdict, stored_verdicts
 from search.replay import front
 from search.storage import open_storage, storage_url
 
@@ -110,10 +111,10 @@ def confirmed_trace(verdicts, name: str, colour: str, symbol: str):
 
     return go.Scatter(
         x=[v.params for v in verdicts], y=[v.mean for v in verdicts], mode="markers", name=name,
-        marker=dict(color=colour, symbol=symbol, size=9), text=[v.choice.label for v in verdicts],
+        marker={"color": colour, "symbol": symbol, "size": 9}, text=[v.choice.label for v in verdicts],
         hovertemplate="%{text}: %{x:,} params, %{y:.2f}%<extra></extra>",
-        error_y=dict(type="data", symmetric=False, array=[max(v.final) - v.mean for v in verdicts],
-                     arrayminus=[v.mean - min(v.final) for v in verdicts]))
+        error_y={"type": "data", "symmetric": False, "array": [max(v.final) - v.mean for v in verdicts],
+                 "arrayminus": [v.mean - min(v.final) for v in verdicts]})
 
 
 def figure(studies: dict[str, optuna.Study], storages: dict, fronts: dict[str, list[tuple[float, int]]]):
@@ -122,16 +123,13 @@ def figure(studies: dict[str, optuna.Study], storages: dict, fronts: dict[str, l
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from search.confirm import PROTOCOL_SEEDS, stored_verdicts
-    from search.config import Recipe
-
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=(
         "searches: val_acc_last3, one run each", "confirmed: test, mean of seeds 1-3 (bars: min-max)"))
     rounds: dict[str, Verdict] = {}  # the rounds retrain identically in every confirmation: drawn once
     for i, (spec, fr) in enumerate(fronts.items()):
         colour, name = PALETTE[i % len(PALETTE)], spec.rpartition("/")[2]
         fig.add_trace(go.Scatter(x=[p for _, p in fr], y=[s for s, _ in fr], mode="lines+markers", name=name,
-                                 line=dict(shape="hv", color=colour)), row=1, col=1)
+                                 line={"shape": "hv", "color": colour}), row=1, col=1)
         found, _ = stored_verdicts(studies[spec], storages[spec], Recipe())
         found = [v for v in found if len(v.final) == len(PROTOCOL_SEEDS)]  # a confirmation under way: its done ones
         searched = sorted((v for v in found if not v.choice.baseline), key=lambda v: v.params)
@@ -148,7 +146,7 @@ def figure(studies: dict[str, optuna.Study], storages: dict, fronts: dict[str, l
     fig.update_yaxes(title_text="val_acc_last3 (%), validation", range=[96.0, 99.6], row=1, col=1)
     fig.update_yaxes(title_text="final-epoch test accuracy (%)", range=[98.4, 99.6], row=1, col=2)
     fig.update_annotations(font_size=13)
-    fig.update_layout(template="plotly_white", legend=dict(orientation="h", y=-0.15))
+    fig.update_layout(template="plotly_white", legend={"orientation": "h", "y": -0.15})
     return fig
 
 

@@ -71,12 +71,17 @@ def test_the_confirm_study_holds_full_recipe_runs_of_searched_nets_and_rounds(jo
     assert any(label.startswith("trial ") for label in labels)
 
 
-def test_every_front_net_and_round_is_confirmed_on_three_seeds():
-    study = load()
-    confirm = load("search-confirm")
+def confirmed_seeds(confirm: optuna.Study) -> dict[str, set[int]]:
+    """label -> the seeds it has a complete confirm run of."""
     seeds: dict[str, set[int]] = {}
     for t in confirm.get_trials(states=(TrialState.COMPLETE,)):
         seeds.setdefault(t.user_attrs["label"], set()).add(t.user_attrs["confirm_seed"])
+    return seeds
+
+
+def test_every_front_net_and_round_is_confirmed_on_three_seeds():
+    study = load()
+    seeds = confirmed_seeds(load("search-confirm"))
     wanted = [f"trial {t.number}" for t in report.front(study)] + ["round1", "round2", "round3"]
     assert {label: seeds.get(label, set()) & {1, 2, 3} for label in wanted} == {label: {1, 2, 3} for label in wanted}
     assert seeds["trial 13"] == seeds["round3"] == {1, 2, 3, 4, 5, 6}  # README's six-seed comparison
@@ -156,9 +161,7 @@ def test_reference_study_v2_is_a_full_protocol_search_of_the_current_space_with_
 
 def test_v2s_front_from_2000_params_and_the_rounds_are_confirmed_on_three_seeds():
     study, confirm = load(journal=V2), load("search-confirm", V2)
-    seeds: dict[str, set[int]] = {}
-    for t in confirm.get_trials(states=(TrialState.COMPLETE,)):
-        seeds.setdefault(t.user_attrs["label"], set()).add(t.user_attrs["confirm_seed"])
+    seeds = confirmed_seeds(confirm)
     # README's table: front points from 2,000 params (the 9 below, search test 96.8-98.9, are left out), the rounds
     wanted = {t.user_attrs.get("baseline", f"trial {t.number}") for t in report.front(study) if t.values[1] >= 2000}
     wanted |= {"round1", "round2", "round3"}
