@@ -27,7 +27,7 @@ from optuna.trial import TrialState
 import spaces
 
 from . import record
-from .config import MAX_RETRY, Recipe
+from .config import MAX_EPOCHS, MAX_RETRY, Recipe
 from .data import Split
 from .liveness import worker_id
 from .model import count_params
@@ -107,7 +107,8 @@ class Objective:
 
     def _run(self, trial: optuna.Trial, start: float) -> tuple[float, int]:
         candidate = spaces.sample(trial)
-        phases = tuple(candidate.phase(e) for e in range(1, self.recipe.epochs + 1))
+        scheduled = candidate.over(self.recipe.epochs)  # the schedule train() runs
+        phases = tuple(scheduled.phase(e) for e in range(1, self.recipe.epochs + 1))
         n_params = count_params(candidate.arch)
         record.start(trial, candidate, n_params, self.recipe, str(self.device))
         # Budget before compute: over-budget candidates are infeasible and never trained.
@@ -158,7 +159,7 @@ class Objective:
 
     def _peers(self, trial: optuna.Trial) -> list[Peer]:
         """Other trials' validation curves, read from storage (works across workers)."""
-        return [peer(t) for t in trial.study.get_trials(deepcopy=False, states=_PEER_STATES)
+        return [peer(t, self.recipe.epochs) for t in trial.study.get_trials(deepcopy=False, states=_PEER_STATES)
                 if t.number != trial.number and t.user_attrs.get("val_acc")]
 
 
@@ -173,10 +174,10 @@ def _during_interrupt(e: BaseException) -> bool:
     return False
 
 
-def peer(t: optuna.trial.FrozenTrial) -> Peer:
-    """A stored trial as the pruning rule sees it."""
+def peer(t: optuna.trial.FrozenTrial, epochs: int = MAX_EPOCHS) -> Peer:
+    """A stored trial of a study whose runs last `epochs`, as the pruning rule sees it."""
     curve = tuple(t.user_attrs["val_acc"])
-    candidate = spaces.decode(t.params)
+    candidate = spaces.decode(t.params).over(epochs)
     phases = tuple(candidate.phase(e) for e in range(1, len(curve) + 1))
     final = t.values[0] if t.state == TrialState.COMPLETE else None
     return Peer(params=t.user_attrs["params"], val_acc=curve, phases=phases, final=final)

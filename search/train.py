@@ -101,6 +101,7 @@ def cuda_determinism(device: torch.device, deterministic: bool):
 
 
 def _train(candidate, recipe, train_split, evals, device, on_epoch, progress) -> TrainResult:
+    candidate = candidate.over(recipe.epochs)  # a short run gets a complete schedule
     torch.manual_seed(recipe.seed)  # weights and dropout masks
     generator = torch.Generator(device=device).manual_seed(recipe.seed)  # order and angles
     model = build_model(candidate.arch, sparse_dropout=recipe.sparse_dropout_on(device.type)).to(device)

@@ -12,7 +12,7 @@ a candidate is a small frozen value.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 POOLS = ("avg6", "gap")  # avg6: AvgPool2d(6) as in the notebooks; gap: true global average
 # step: the notebooks' StepLR (the lr drops 100x every lr_step epochs: once at lr_step 8
@@ -22,6 +22,7 @@ SCHEDULES = ("step", "onecycle")
 ONECYCLE_WARMUP = 0.3  # onecycle: the lr climbs over this part of the run (OneCycleLR pct_start)
 NOTEBOOK_BATCH = 64  # the notebooks' batch; learning rates are given for it
 NOTEBOOK_ROTATION = 7.0  # degrees: RandomRotation((-7, 7)) in every round
+SCHEDULE_EPOCHS = 15  # lr_step counts epochs of a run this long (the exercise's limit)
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,16 @@ class Candidate:
     def lr_at(self, batch_size: int) -> float:
         """The learning rate to use at `batch_size`: linear scaling from batch 64."""
         return self.lr * batch_size / NOTEBOOK_BATCH
+
+    def over(self, epochs: int) -> Candidate:
+        """The same schedule compressed into a run of `epochs` (a complete short schedule):
+        StepLR's step scales by epochs / SCHEDULE_EPOCHS, rounded, at least 1 (step 8 of a
+        15-epoch run is step 2 of a 3-epoch one); one-cycle already spans the whole run.
+        Budgeted training (Li, Yumer, Ramanan, ICLR 2020) found a schedule that decays over
+        the whole budget ranks far better than a truncated long run."""
+        if self.schedule != "step" or epochs >= SCHEDULE_EPOCHS:
+            return self
+        return replace(self, lr_step=max(1, round(self.lr_step * epochs / SCHEDULE_EPOCHS)))
 
     def phase(self, epoch: int) -> tuple:
         """Where `epoch` (from 1) lies in the learning-rate schedule.

@@ -39,8 +39,21 @@ def test_learns_the_synthetic_digits_and_counts_steps(synthetic):
 
 def test_schedule_drops_the_lr_100x_after_lr_step_epochs(synthetic):
     cand = dataclasses.replace(ROUND3, lr_step=2)
-    r = train(cand, Recipe(epochs=3, batch_size=64), synthetic.train, {}, CPU)
-    assert [e.lr for e in r.history] == pytest.approx([0.1, 0.1, 0.001])
+    r = train(cand, Recipe(epochs=15, batch_size=64), synthetic.train.take(slice(0, 64)), {}, CPU)
+    assert [e.lr for e in r.history][:5] == pytest.approx([0.1, 0.1, 0.001, 0.001, 1e-5])
+
+
+def test_a_short_run_compresses_the_step_schedule_into_it(synthetic):
+    # lr_step counts epochs of a 15-epoch run: step 10 of 15 is step 2 of 3, step 4 is 1
+    for lr_step, want in ((10, [0.1, 0.1, 0.001]), (4, [0.1, 0.001, 1e-5])):
+        cand = dataclasses.replace(ROUND3, lr_step=lr_step)
+        r = train(cand, Recipe(epochs=3, batch_size=64), synthetic.train, {}, CPU)
+        assert [e.lr for e in r.history] == pytest.approx(want)
+
+
+def test_a_short_run_is_a_protocol_of_its_own():
+    assert "steps_scaled" not in Recipe().protocol()
+    assert Recipe(epochs=3).protocol()["steps_scaled"] is True
 
 
 def test_onecycle_warms_up_to_the_peak_then_anneals_far_below_it(synthetic, monkeypatch):
