@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from .config import MAX_EPOCHS, PARAM_BUDGET, ConfigError, DataConfig, Recipe, SearchConfig
+from .config import MAX_EPOCHS, PARAM_BUDGET, STRATEGIES, ConfigError, DataConfig, Goal, Recipe, SearchConfig
 from .data import DATA_ENV, DataError
 from .prune import PRUNERS
 from .config import SAMPLERS
@@ -64,7 +64,8 @@ class Parser(argparse.ArgumentParser):
 
 
 SEARCH_ONLY = ("max_params", "pruner", "prune_warmup", "sampler", "with_baselines", "workers", "timeout",
-               "val_size", "train_size")
+               "val_size", "train_size", "strategy", "rung_epochs", "eta", "goal_params", "goal_score")
+NOT_CONFIG = ("val_size", "train_size", "goal_params", "goal_score")  # go into DataConfig and Goal
 
 
 def _default(name: str, cls=SearchConfig):
@@ -268,7 +269,22 @@ def add_run(sub) -> None:
                         help=f"the early-epoch rule, see search/prune.py (default {_default('pruner')})")
     search.add_argument("--prune-warmup", type=int, default=None,
                         help=f"epochs before pruning may stop a trial (default {_default('prune_warmup')})")
-    search.add_argument("--sampler", default=None, choices=SAMPLERS, help=f"Optuna sampler (default {_default('sampler')})")
+    search.add_argument("--sampler", default=None, choices=SAMPLERS,
+                        help=f"Optuna sampler (default {_default('sampler')}: TPE aimed at the goal; tpe-plain: "
+                        "Optuna's TPE on the stored objectives, as in v1 and v2)")
+    search.add_argument("--strategy", default=None, choices=STRATEGIES,
+                        help=f"promote: a cheap complete schedule first, the full protocol only for the best "
+                        f"1/--eta of it; full: every candidate trains the full protocol (default {_default('strategy')})")
+    search.add_argument("--rung-epochs", type=int, default=None,
+                        help=f"epochs of the cheap rung under --strategy promote (default {_default('rung_epochs')})")
+    search.add_argument("--eta", type=int, default=None,
+                        help=f"the best 1/ETA of the rung move on to the full protocol (default {_default('eta')})")
+    goal = run.add_argument_group("goal (where the search spends its budget; the whole front stays in the study)")
+    goal.add_argument("--goal-params", type=int, default=None, metavar="N",
+                      help="the best network of at most N parameters (larger candidates are not trained, the "
+                      "rounds excepted)")
+    goal.add_argument("--goal-score", type=float, default=None, metavar="PERCENT",
+                      help="the smallest network whose validation score reaches PERCENT")
     search.add_argument("--no-baselines", dest="with_baselines", action="store_const", const=False, default=None,
                         help="do not start with the hand-designed rounds (by default the rounds under the "
                         "budget are the first trials, trained under the search's protocol)")
@@ -305,7 +321,7 @@ def search_config(args: argparse.Namespace, device) -> SearchConfig:
     from .storage import storage_url
 
     given = {k: getattr(args, k) for k in SEARCH_ONLY if getattr(args, k) is not None}
-    opt = {k: given.get(k, _default(k)) for k in SEARCH_ONLY if k not in ("val_size", "train_size")}
+    opt = {k: given.get(k, _default(k)) for k in SEARCH_ONLY if k not in NOT_CONFIG}
     if "workers" not in given:  # as many as the hardware serves well, where the storage allows several
         from .storage import is_sqlite
         from .workers import default_workers
@@ -321,6 +337,7 @@ def search_config(args: argparse.Namespace, device) -> SearchConfig:
         study_name=args.study_name or "search",
         trials=args.trials,
         seed=args.seed,
+        goal=Goal(max_params=given.get("goal_params"), min_score=given.get("goal_score")),
         device=str(device),
         **opt,
     )
@@ -348,7 +365,10 @@ def run_search(args: argparse.Namespace) -> int:
         f"study {cfg.study_name!r} in {cfg.storage}: {done} of {cfg.trials} trials finished; "
         f"{'starting ' + str(left) + ' more' if left else 'nothing to do'} on {device} with "
         f"{cfg.workers} worker(s); {cfg.recipe.epochs} epochs at most, budget {cfg.max_params:,} "
-        f"parameters, pruner {cfg.pruner}, sampler {cfg.sampler}"
+        f"parameters, pruner {cfg.pruner}, sampler {cfg.sampler}, "
+        + (f"promotion from a {cfg.rung_epochs}-epoch rung (best 1/{cfg.eta})" if cfg.promotes
+           else "every candidate the full protocol")
+        + f"; goal: {cfg.goal.describe()}"
     )
     progress = Progress(cfg.trials, done, "trials", enabled=not args.quiet)
 

@@ -15,7 +15,8 @@ from spaces.arch import SCHEDULE_EPOCHS
 MAX_EPOCHS = SCHEDULE_EPOCHS  # the exercise's limit
 PARAM_BUDGET = 10_000  # "under 10,000 parameters"
 TARGET_ACC = 99.4  # percent, on the MNIST test set
-SAMPLERS = ("tpe", "random", "nsga2")  # see search.study.make_sampler
+SAMPLERS = ("tpe", "tpe-plain", "random", "nsga2")  # see search.sampler.make_sampler
+STRATEGIES = ("promote", "full")  # see SearchConfig.strategy
 MAX_RETRY = 2  # a failed trial (worker died, interrupted, error, out of memory) runs again at most this often
 
 
@@ -110,6 +111,36 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class Goal:
+    """What the user wants from a search; the sampler and the promotion rule aim there.
+
+    max_params: the best network of at most this many parameters (the study's budget
+    still decides what is feasible: larger candidates up to it may be trained as
+    references, the rounds among them). min_score: the smallest network whose validation
+    score reaches this. Neither: the whole accuracy-vs-parameters front.
+    """
+
+    max_params: int | None = None
+    min_score: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_params is not None and self.min_score is not None:
+            raise ConfigError("goal_params", "and --goal-score are two different goals: give one of them.")
+        _at_least("goal_params", self.max_params, 1)
+        _between("goal_score", self.min_score, 0.0, 100.0)
+
+    def describe(self) -> str:
+        if self.max_params is not None:
+            return f"the best network of at most {self.max_params:,} parameters"
+        if self.min_score is not None:
+            return f"the smallest network scoring at least {self.min_score:g}% on validation"
+        return "the whole accuracy-vs-parameters front"
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
 class SearchConfig:
     """One search: where it is stored, how many trials, and how candidates are judged."""
 
@@ -121,7 +152,14 @@ class SearchConfig:
     max_params: int = PARAM_BUDGET  # larger candidates are rejected before training
     pruner: str = "pareto"  # see search.prune
     prune_warmup: int = 3  # epochs before the pruner may judge
-    sampler: str = "tpe"  # tpe, random or nsga2
+    sampler: str = "tpe"  # one of SAMPLERS
+    # promote: every candidate first trains a cheap complete schedule of `rung_epochs`
+    # epochs; only those its rung ranks in the best 1/eta (search.promote) go on to the
+    # full protocol. full: every candidate trains the full protocol (v1, v2).
+    strategy: str = "promote"
+    rung_epochs: int = 3
+    eta: int = 3
+    goal: Goal = Goal()
     seed: int | None = None  # sampler seed (training uses recipe.seed)
     with_baselines: bool = True  # the rounds that fit the budget are the first trials
     workers: int = 1  # worker processes on this machine
@@ -129,7 +167,15 @@ class SearchConfig:
     device: str = "cpu"  # resolved torch device string
 
     def __post_init__(self) -> None:
-        for name in ("trials", "max_params", "workers", "prune_warmup"):
+        for name in ("trials", "max_params", "workers", "prune_warmup", "rung_epochs"):
             _at_least(name, getattr(self, name), 1)
+        _at_least("eta", self.eta, 2)
+        if self.strategy not in STRATEGIES:
+            raise ConfigError("strategy", f"must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}.")
         if self.timeout is not None and self.timeout <= 0:
             raise ConfigError("timeout", f"must be a positive number of seconds, got {self.timeout:g}.")
+
+    @property
+    def promotes(self) -> bool:
+        """Whether candidates climb from the rung: a run no longer than the rung has none."""
+        return self.strategy == "promote" and self.rung_epochs < self.recipe.epochs

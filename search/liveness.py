@@ -58,7 +58,10 @@ def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
     params = trial.params or trial.system_attrs.get("fixed_params")
     if retries > MAX_RETRY or not params:
         return
-    keep = {k: trial.user_attrs[k] for k in ("baseline",) if k in trial.user_attrs}
+    # The baseline name, and a promotion decided already with the rung it was decided on
+    # (search.promote: a candidate is promoted once; its retry does not train the rung again).
+    keep = {k: v for k, v in trial.user_attrs.items()
+            if k in ("baseline", "promoted", "promotion") or (k.startswith("rung_") and "promoted" in trial.user_attrs)}
     study.enqueue_trial(params, user_attrs={**keep, "retry_of": trial.number, "retries": retries})
 
 

@@ -8,7 +8,14 @@ error of the fixed 5,000 images (about 0.14 points at 99%), which every epoch sh
 Validation is a fixed held-out part of the training images; test accuracy is recorded
 for reporting and never read by anything that selects or prunes.
 
-Outcomes: COMPLETE; PRUNED for rejected (over budget), pruned (by the rule), diverged
+Under the `promote` strategy (`search.promote`) a trial first trains the cheap rung, a
+complete schedule of `rung_epochs` epochs, recorded as `rung_*` user attributes; only a
+promoted candidate goes on to the full protocol, from scratch, whose curves are the
+trial's `val_acc` etc. and whose score is its objective. A trial is one candidate either
+way, and its duration is its whole cost.
+
+Outcomes: COMPLETE; PRUNED for rejected (over budget or outside a parameter goal), not
+promoted (after the rung), pruned (by the rule), diverged
 (nan/inf loss) and out of memory (after MAX_RETRY retries), each with its reason; FAIL
 for an interruption, an unexpected error or one of the first MAX_RETRY out-of-memory
 errors (`TrialError`), which the worker retries and never counts as finished.
@@ -16,6 +23,7 @@ errors (`TrialError`), which the worker retries and never counts as finished.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import time
 from dataclasses import dataclass
@@ -27,11 +35,13 @@ from optuna.trial import TrialState
 import spaces
 
 from . import record
-from .config import MAX_EPOCHS, MAX_RETRY, Recipe
+from .config import MAX_EPOCHS, MAX_RETRY, Goal, Recipe
 from .data import Split
 from .liveness import worker_id
 from .model import count_params
+from .promote import Promotion, RungResult, peers_for
 from .prune import Peer, Pruner
+from .sampler import RUNG_SCORE
 from .train import Diverged, EpochResult, train
 
 _PEER_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
@@ -77,8 +87,14 @@ class Objective:
         device: torch.device,
         progress: bool = False,
         artifacts=None,
+        promotion: Promotion | None = None,
+        rung_epochs: int = 3,
+        goal: Goal = Goal(),
     ) -> None:
         self.data = data
+        self.promotion = promotion  # None: every candidate trains the full protocol
+        self.rung_recipe = dataclasses.replace(recipe, epochs=rung_epochs)
+        self.goal = goal
         self.recipe = recipe
         self.max_params = max_params
         self.pruner = pruner
@@ -115,7 +131,13 @@ class Objective:
         trial.set_constraint("params", float(n_params - self.max_params))
         if n_params > self.max_params:
             self._stop(trial, start, f"rejected: {n_params:,} parameters > budget {self.max_params:,}")
+        reference = "baseline" in trial.user_attrs  # a hand-designed round: trained whatever the goal
+        goal_params = self.goal.max_params
+        if goal_params is not None and n_params > goal_params and not reference:
+            self._stop(trial, start, f"rejected: {n_params:,} parameters > goal {goal_params:,}")
         trial.set_user_attr("pruner", repr(self.pruner))  # the rule with its settings, which changed between studies
+        if self.promotion is not None:
+            self._rung(trial, start, candidate, n_params, always=reference)
 
         def on_epoch(e: EpochResult) -> None:
             history.append(e)
@@ -152,6 +174,35 @@ class Objective:
             record.save_weights(trial, result.model, self.artifacts)
         record.finish(trial, "complete", start)
         return score(e.evals["val"].acc for e in history), n_params
+
+    def _rung(self, trial: optuna.Trial, start: float, candidate, n_params: int, always: bool) -> None:
+        """Train the cheap rung and decide the promotion, unless this trial is the retry of
+        one that decided already (it inherits the decision and the rung's figures)."""
+        promoted = trial.user_attrs.get("promoted")
+        if promoted is None:
+            trial.set_user_attr("promotion", repr(self.promotion))
+            history: list[EpochResult] = []
+            try:
+                train(candidate, self.rung_recipe, self.data.train, {"val": self.data.val}, self.device,
+                      on_epoch=history.append, progress=self.progress)
+            except Diverged as e:
+                self._stop(trial, start, f"diverged at the rung: {e}")
+            record.rung(trial, history)
+            me = RungResult(n_params, history[-1].evals["val"].acc)
+            reason = None if always else self.promotion.decide(me, peers_for(me, self._rung_peers(trial), self.goal))
+            promoted = reason is None
+            trial.set_user_attr("promoted", promoted)
+            if reason is not None:
+                trial.set_user_attr("state_reason", f"not promoted: {reason}")
+        if not promoted:
+            self._stop(trial, start, trial.user_attrs.get("state_reason") or "not promoted")
+
+    def _rung_peers(self, trial: optuna.Trial) -> list[RungResult]:
+        """Other trials' rung results of this study (a failed trial's do not count: its
+        retry carries them)."""
+        return [RungResult(t.user_attrs["params"], t.user_attrs[RUNG_SCORE][-1])
+                for t in trial.study.get_trials(deepcopy=False, states=_PEER_STATES)
+                if t.number != trial.number and t.user_attrs.get(RUNG_SCORE)]
 
     def _stop(self, trial: optuna.Trial, start: float, reason: str):
         record.finish(trial, reason, start)

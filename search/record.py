@@ -52,6 +52,12 @@ def epoch(trial: optuna.Trial, history: list[EpochResult]) -> None:
     trial.set_user_attr("updated_at", round(time.time(), 1))
 
 
+def rung(trial: optuna.Trial, history: list[EpochResult]) -> None:
+    """The cheap rung's curves (search.promote), as `rung_<name>` beside the full run's."""
+    for key, value in curves(history).items():
+        trial.set_user_attr(f"rung_{key}", value)
+
+
 def finish(trial: optuna.Trial, reason: str, started: float) -> None:
     """How the trial ended and how long it took."""
     trial.set_user_attr("state_reason", reason)

@@ -26,7 +26,7 @@ import spaces
 from baselines import ROUNDS, Baseline
 
 from . import __version__, record
-from .config import SAMPLERS, Recipe, SearchConfig
+from .config import Recipe, SearchConfig
 from .data import Mnist
 from .model import count_params
 from .objective import SCORE_EPOCHS
@@ -45,7 +45,7 @@ _IMPLIED = {"reference_batch": 64}  # learning rates scale linearly from batch 6
 
 
 # Identity keys added after studies were shipped, with the only value older studies had.
-_SINCE = {"objective": "val_acc_last3"}
+_SINCE = {"objective": "val_acc_last3", "strategy": {"name": "full"}}
 
 
 def same_protocol(stored, wanted) -> bool:
@@ -165,7 +165,15 @@ def search_identity(cfg: SearchConfig) -> dict:
         "train_size": cfg.data.train_size,
         "max_params": cfg.max_params,
         "recipe": {k: v for k, v in cfg.recipe.protocol().items() if k != "seed"},
+        "strategy": strategy_identity(cfg),
     }
+
+
+def strategy_identity(cfg: SearchConfig) -> dict:
+    """How candidates reach the full protocol; a promoted study keeps its rung and eta."""
+    if not cfg.promotes:
+        return {"name": "full"}
+    return {"name": "promote", "rung_epochs": cfg.rung_epochs, "eta": cfg.eta}
 
 
 def describe_search(cfg: SearchConfig) -> str:
@@ -175,22 +183,6 @@ def describe_search(cfg: SearchConfig) -> str:
         f"{cfg.data.val_seed}); objective 0 is the mean validation accuracy of the last "
         f"{SCORE_EPOCHS} epochs; test accuracy is recorded, never used to select or prune"
     )
-
-
-def make_sampler(name: str, seed: int | None, workers: int = 1) -> optuna.samplers.BaseSampler:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        if name == "tpe":
-            # group=True: c5 exists only with block5, and multivariate TPE needs groups
-            # for such conditional spaces. constant_liar keeps parallel workers apart.
-            return optuna.samplers.TPESampler(
-                seed=seed, multivariate=True, group=True, constant_liar=workers > 1, n_startup_trials=10
-            )
-        if name == "random":
-            return optuna.samplers.RandomSampler(seed=seed)
-        if name == "nsga2":
-            return optuna.samplers.NSGAIISampler(seed=seed, population_size=20)
-    raise ValueError(f"unknown sampler {name!r}; choose one of: {', '.join(SAMPLERS)}")
 
 
 def open_search(cfg: SearchConfig, sampler: optuna.samplers.BaseSampler | None = None,

@@ -32,7 +32,9 @@ from .config import MAX_RETRY, Recipe, SearchConfig
 from .data import load_mnist, split_validation
 from .liveness import fail_dead_workers, fail_trial, requeue, worker_id
 from .objective import Objective, SearchData, TrialError
+from .promote import Promotion
 from .prune import make_pruner
+from .sampler import make_sampler
 from .storage import artifact_store, is_sqlite, open_storage
 from .study import (
     FINISHED,
@@ -40,7 +42,6 @@ from .study import (
     StudyError,
     counts,
     enqueue_baselines,
-    make_sampler,
     open_search,
 )
 from .supervisor import (
@@ -96,10 +97,13 @@ def run_worker(
     if todo(study, cfg.trials) == 0:
         return
     study.sampler = make_sampler(cfg.sampler, sampler_seed(cfg.seed, index, len(study.get_trials(deepcopy=False))),
-                                 cfg.workers)
+                                 cfg.workers, cfg.goal)
     data = data or load_search_data(cfg, device)
-    objective = Objective(data, cfg.recipe, cfg.max_params, make_pruner(cfg.pruner, cfg.prune_warmup, cfg.recipe.epochs, cfg.data.val_size),
-                          device, progress=progress, artifacts=artifact_store(cfg.storage))
+    pruner = make_pruner(cfg.pruner, cfg.prune_warmup, cfg.recipe.epochs, cfg.data.val_size)
+    promotion = Promotion(cfg.eta, val_size=cfg.data.val_size) if cfg.promotes else None
+    objective = Objective(data, cfg.recipe, cfg.max_params, pruner, device, progress=progress,
+                          artifacts=artifact_store(cfg.storage), promotion=promotion,
+                          rung_epochs=cfg.rung_epochs, goal=cfg.goal)
     stop = optuna.study.MaxTrialsCallback(cfg.trials, states=(*FINISHED, TrialState.RUNNING))
     errors = ErrorCallback()
     # Failed trials are reported by the supervisor, with their reasons; Optuna would print

@@ -16,6 +16,8 @@ from search.train import train
 CPU = torch.device("cpu")
 ROUND3 = ROUNDS["round3"].candidate
 NO_DROPOUT = dataclasses.replace(ROUND3, arch=dataclasses.replace(ROUND3.arch, dropout=0.0))
+# round3 whose lr does not drop inside a short run (its step 8 compresses to 2 of 3 epochs)
+STEADY = dataclasses.replace(ROUND3, lr_step=15)
 
 
 def test_without_dropout_sparse_and_native_models_train_identically(synthetic):
@@ -27,7 +29,7 @@ def test_without_dropout_sparse_and_native_models_train_identically(synthetic):
 def test_sparse_and_native_dropout_learn_alike(synthetic):
     # Same distribution, different random streams: both must learn the digits.
     for sparse in (True, False):
-        r = train(ROUND3, Recipe(epochs=3, batch_size=32, sparse_dropout=sparse), synthetic.train,
+        r = train(STEADY, Recipe(epochs=3, batch_size=32, sparse_dropout=sparse), synthetic.train,
                   {"t": synthetic.test}, CPU)
         assert r.history[-1].evals["t"].acc > 90.0
 
@@ -41,7 +43,7 @@ def test_bf16_autocast_stays_close_to_fp32(synthetic):
         with torch.autocast("cpu", dtype=torch.bfloat16):
             low = model(x).float()
     assert torch.allclose(low.exp(), ref.exp(), atol=0.05)
-    r = train(ROUND3, Recipe(epochs=3, batch_size=32, bf16=True), synthetic.train, {"t": synthetic.test}, CPU)
+    r = train(STEADY, Recipe(epochs=3, batch_size=32, bf16=True), synthetic.train, {"t": synthetic.test}, CPU)
     assert r.history[-1].evals["t"].acc > 90.0
 
 

@@ -122,7 +122,8 @@ def test_the_unpruned_sample_resumes_under_the_current_code():
 
     sample = optuna.load_study(study_name="unpruned", storage=JournalStorage(JournalFileBackend(str(SAMPLE))))
     cfg = SearchConfig(storage=str(SAMPLE), recipe=Recipe(), data=DataConfig(root=Path("data")),
-                       study_name="unpruned", trials=36, pruner="none", sampler="random", seed=15)
+                       study_name="unpruned", trials=36, pruner="none", sampler="random", seed=15,
+                       strategy="full")
     studies.check_study(sample, ["maximize", "minimize"], studies.search_identity(cfg))
 
 
