@@ -15,6 +15,12 @@ and kills land mid-trial. A killer thread SIGKILLs the worker of a random runnin
 every few seconds. At the end the study is read back and the script prints trials
 requested, finished, failed, retried, lost (must be 0) and duplicated (must be 0).
 
+Under the default strategy, `promote` (a 1-epoch rung before a 3-epoch full run here),
+it also checks the promotion: a candidate is decided once (every retry of a trial that
+had decided carries that decision and its rung figures, not a second rung: "decided
+twice" must be 0), and every finished candidate that trained has its whole rung
+recorded ("rung missing" must be 0). `--strategy full` stresses the full protocol.
+
 PostgreSQL: the script installs the server from Debian's packages if it is missing
 (`apt-get install postgresql`), starts a private cluster on 127.0.0.1 in a temporary
 folder, installs psycopg2-binary, runs the same stress, and stops the cluster.
@@ -42,7 +48,7 @@ import optuna  # noqa: E402
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 from optuna.trial import TrialState  # noqa: E402
 
-from search.config import DataConfig, Recipe, SearchConfig  # noqa: E402
+from search.config import STRATEGIES, DataConfig, Recipe, SearchConfig  # noqa: E402
 from search.storage import open_storage  # noqa: E402
 from search.workers import run_search  # noqa: E402
 
@@ -70,7 +76,7 @@ def killer(cfg: SearchConfig, every: float, stop: threading.Event, kills: list, 
             pass
 
 
-def audit(study: optuna.Study, requested: int, kills: int) -> dict:
+def audit(study: optuna.Study, requested: int, kills: int, rung_epochs: int | None) -> dict:
     trials = study.get_trials(deepcopy=False)
     by_number = {t.number: t for t in trials}
 
@@ -83,6 +89,19 @@ def audit(study: optuna.Study, requested: int, kills: int) -> dict:
     per_root: dict[int, int] = {}
     for t in finished:
         per_root[root(t)] = per_root.get(root(t), 0) + 1
+    # A rung's epoch timings differ from run to run: a decision copied to a retry has the
+    # same ones, a rung trained again has others.
+    decisions: dict[int, set] = {}
+    for t in trials:
+        if "promoted" in t.user_attrs:
+            decisions.setdefault(root(t), set()).add(tuple(t.user_attrs["rung_epoch_seconds"]))
+    promotion = {} if rung_epochs is None else {
+        "promoted": sum(t.user_attrs.get("promoted") is True for t in finished),
+        "not promoted": sum(t.user_attrs.get("promoted") is False for t in finished),
+        "decided twice": sum(len(d) - 1 for d in decisions.values()),
+        "rung missing": sum(len(t.user_attrs.get("rung_val_acc", [])) != rung_epochs for t in finished
+                            if not t.user_attrs.get("state_reason", "").startswith("rejected")),
+    }
     return {
         "requested": requested,
         "finished": len(finished),
@@ -93,6 +112,7 @@ def audit(study: optuna.Study, requested: int, kills: int) -> dict:
         "duplicated": sum(n - 1 for n in per_root.values() if n > 1),
         "left running": sum(t.state == TrialState.RUNNING for t in trials),
         "left waiting": sum(t.state == TrialState.WAITING for t in trials),
+        **promotion,
     }
 
 
@@ -137,6 +157,7 @@ def main() -> int:
     ap.add_argument("--kill-every", type=float, default=8.0, help="mean seconds between kills")
     ap.add_argument("--train-size", type=int, default=256)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--strategy", choices=STRATEGIES, default=SearchConfig.strategy)
     ap.add_argument("--data-dir", type=Path, default=Path(os.environ.get("DRILL_SEARCH_DATA", "data")))
     args = ap.parse_args()
     workers = 1 if args.storage == "sqlite" else args.workers  # drill-search refuses more on SQLite
@@ -152,10 +173,10 @@ def main() -> int:
             url, stop_db = start_postgres(tmp)
         cfg = SearchConfig(
             storage=url,
-            recipe=Recipe(epochs=2, batch_size=64),
+            recipe=Recipe(epochs=3, batch_size=64),
             data=DataConfig(root=args.data_dir, download=False, val_size=500, train_size=args.train_size),
             trials=args.trials, workers=workers, pruner="pareto", prune_warmup=1, seed=args.seed,
-            with_baselines=True, device="cpu",
+            with_baselines=True, device="cpu", strategy=args.strategy, rung_epochs=1,
         )
         kills: list = []
         stop = threading.Event()
@@ -173,14 +194,16 @@ def main() -> int:
             stop.set()
             thread.join()
         study = optuna.load_study(study_name=cfg.study_name, storage=open_storage(url))
-        figures = audit(study, args.trials, len(kills))
+        figures = audit(study, args.trials, len(kills), cfg.rung_epochs if cfg.promotes else None)
         if stop_db is not None:
             stop_db()
     print(f"done in {time.time() - start:.0f} s" + (f"; the search raised: {error}" if error else ""))
     for key, value in figures.items():
         print(f"  {key:<13} {value}")
-    ok = figures["lost"] == 0 and figures["duplicated"] == 0 and error is None
-    print("OK: nothing lost, nothing duplicated" if ok else "FAILED")
+    ok = (figures["lost"] == 0 and figures["duplicated"] == 0 and error is None
+          and figures.get("decided twice", 0) == 0 and figures.get("rung missing", 0) == 0)
+    print("OK: nothing lost, nothing duplicated" + (", each candidate decided once" if cfg.promotes else "")
+          if ok else "FAILED")
     return 0 if ok else 1
 
 

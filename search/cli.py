@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_report(sub)
     add_dashboard(sub)
     add_confirm(sub)
+    add_reevaluate(sub)
     add_fail_stale(sub)
     add_export(sub)
     return parser
@@ -376,7 +377,8 @@ def run_search(args: argparse.Namespace) -> int:
         progress.write(report.trial_line(t))
 
     def on_poll(trials) -> None:
-        progress.update(*search_status(trials, cfg.trials, cfg.recipe.epochs, cfg.workers))
+        progress.update(*search_status(trials, cfg.trials, cfg.recipe.epochs, cfg.workers,
+                                       cfg.rung_epochs if cfg.promotes else None))
 
     interrupted = False
     _sigterm_as_interrupt()
@@ -509,11 +511,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .storage import open_storage, report_path
 
     study, url = _load_study(args, shipped=True)
-    figs = report.figures(study)
-    confirmation = confirm.stored_table(study, open_storage(url), Recipe())
+    flag = "" if args.storage is None else f" --storage {args.storage}"
+    if args.study_name != "search":
+        flag += f" --study-name {args.study_name}"
+    extra = confirm.summary(study, open_storage(url), Recipe(), flag)
+    figs = report.figures(study, extra.spread)
     path = args.output or report_path(url, study.study_name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    report.write_html(study, path, figs, confirmation)
+    report.write_html(study, path, figs, answer=extra.answer, tables=extra.tables)
     if args.attach:
         report.attach(study, figs)
     print(report.counts_line(study))
@@ -521,9 +526,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     if report.failures(study):
         print(report.failures_text(study))
     print(report.front_table(study))
-    if confirmation:
-        print(f"\nconfirmation (study {confirm.confirm_study_name(study.study_name)!r}, the default recipe):")
-        print(confirmation)
+    if extra.text:
+        print(f"\n{extra.text}")
+    if extra.answer:
+        print("\n" + "\n".join(extra.answer))
     print(f"\nreport written to {path}")
     return 0
 
@@ -569,80 +575,145 @@ def add_confirm(sub) -> None:
     conf.add_argument("--seeds", type=int, default=3, help="seeds per architecture (default 3: seeds 1, 2, 3; --seed S starts them at S)")
     conf.add_argument("--no-baselines", action="store_true", help="leave the hand-designed rounds out")
     conf.add_argument("--train-size", type=int, default=None, help="train on only this many images (quick looks)")
-    conf.add_argument("--workers", type=int, default=None,
-                      help="worker processes on this machine, each training every n-th missing run (default: one "
-                      "per CPU core, or one per GPU; one on SQLite)")
+    _add_workers(conf)
     _add_training(conf)
     _add_storage(conf)
     conf.set_defaults(handler=cmd_confirm)
 
 
+def add_reevaluate(sub) -> None:
+    ree = sub.add_parser(
+        "reevaluate", help="train the search's leaders again with more seeds, judged on validation",
+        description="Retrain the search's leaders (default: the best complete trials within the goal "
+        "that one run cannot tell apart, at most --leaders) under the search's own protocol with more "
+        "seeds, and rank them by their mean score over seeds on the held-out validation images (the "
+        "search's own run counts as one seed). Test accuracy is recorded and never used to choose. "
+        "Results are stored in the study <name>-reeval; then confirm the leader on test.",
+        epilog="examples:\n  drill-search reevaluate --storage studies/v3.journal\n"
+        "  drill-search reevaluate --trials 12,31 --seeds 4\n"
+        "  drill-search confirm --trials 12 --no-baselines   # the leader, on test\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ree.add_argument("--trials", default=None, metavar="N,N,...", help="trial numbers to re-evaluate (default: the leaders)")
+    ree.add_argument("--seeds", type=int, default=2,
+                     help="more seeds per leader (default 2: seeds 1, 2; --seed S starts them at S)")
+    ree.add_argument("--leaders", type=int, default=4, help="at most this many leaders (default 4)")
+    ree.add_argument("--goal-params", type=int, default=None, metavar="N",
+                     help="leaders of at most N parameters (default: the search's own goal; without one, the front)")
+    _add_workers(ree)
+    _add_training(ree)
+    _add_storage(ree)
+    ree.set_defaults(handler=cmd_reevaluate)
+
+
+def _add_workers(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes on this machine, each training every n-th missing run (default: one "
+                   "per CPU core, or one per GPU; one on SQLite)")
+
+
+def _check_counts(args: argparse.Namespace) -> None:
+    """The flags of confirm and reevaluate that need no study, checked before it is opened."""
+    if args.seeds < 1:
+        raise UsageError(f"--seeds must be at least 1, got {args.seeds}.")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {args.workers}.")
+
+
+def _trial_numbers(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        return [int(n) for n in text.split(",") if n.strip()]
+    except ValueError:
+        raise UsageError(f"--trials takes trial numbers separated by commas, got {text!r}.") from None
+
+
 def cmd_confirm(args: argparse.Namespace) -> int:
+    from . import confirm
+
+    _check_counts(args)
+    if args.train_size is not None and not 1 <= args.train_size <= 60000:
+        raise UsageError(f"--train-size must be between 1 and 60000, got {args.train_size}.")
+    study, url = _load_study(args)
+    max_params = study.user_attrs.get("max_params", PARAM_BUDGET)
+    try:
+        choices = confirm.choose(study, _trial_numbers(args.trials), max_params, with_baselines=not args.no_baselines)
+    except ValueError as e:
+        raise UsageError(str(e) + ".") from None
+    if not choices:
+        raise UsageError(f"study {study.study_name!r} has no complete trial under the budget to confirm yet.")
+    device = resolve_device(args.device)
+    return _check_runs(args, study, url, choices, confirm.TEST, recipe_from(args, device), device, args.train_size)
+
+
+def cmd_reevaluate(args: argparse.Namespace) -> int:
+    from . import confirm
+
+    _check_counts(args)
+    if args.leaders < 1:
+        raise UsageError(f"--leaders must be at least 1, got {args.leaders}.")
+    study, url = _load_study(args)
+    numbers = _trial_numbers(args.trials)
+    if numbers is None:
+        goal = Goal(max_params=args.goal_params if args.goal_params is not None
+                    else study.user_attrs.get("goal", {}).get("max_params"))
+        numbers = [t.number for t in confirm.leaders(study, goal, args.leaders)]
+        if not numbers:
+            raise UsageError(f"study {study.study_name!r} has no complete trial within {goal.describe()} yet.")
+    try:
+        choices = confirm.choose(study, numbers, study.user_attrs.get("max_params", PARAM_BUDGET), with_baselines=False)
+    except ValueError as e:
+        raise UsageError(str(e) + ".") from None
+    device = resolve_device(args.device)
+    # The search's own protocol (its seed aside), so that its run counts as one more seed.
+    stored = {k: v for k, v in study.user_attrs.get("recipe", {}).items() if k != "steps_scaled"}
+    recipe = Recipe(**{**recipe_from(args, device).to_dict(), **stored})
+    return _check_runs(args, study, url, choices, confirm.VALIDATION.of(study), recipe, device,
+                       study.user_attrs.get("train_size"))
+
+
+def _check_runs(args, study, url: str, choices: list, check, recipe: Recipe, device, train_size: int | None) -> int:
+    """Train the missing runs of `check` for `choices` x the seeds asked for, then print the table."""
     from . import confirm, workers
     from .data import ensure_mnist
     from .progress import Progress, confirm_poller
     from .storage import is_sqlite, open_storage
 
-    device = resolve_device(args.device)
-    recipe = recipe_from(args, device)
-    if args.seeds < 1:
-        raise UsageError(f"--seeds must be at least 1, got {args.seeds}.")
-    if args.workers is not None and args.workers < 1:
-        raise UsageError(f"--workers must be at least 1, got {args.workers}.")
-    if args.train_size is not None and not 1 <= args.train_size <= 60000:
-        raise UsageError(f"--train-size must be between 1 and 60000, got {args.train_size}.")
-    study, url = _load_study(args)
     if args.workers is None:
-        from .workers import default_workers
-
-        args.workers = 1 if is_sqlite(url) else default_workers(device)
+        args.workers = 1 if is_sqlite(url) else workers.default_workers(device)
     workers.check_workers(url, args.workers)
-
-    numbers = None
-    if args.trials:
-        try:
-            numbers = [int(n) for n in args.trials.split(",") if n.strip()]
-        except ValueError:
-            raise UsageError(f"--trials takes trial numbers separated by commas, got {args.trials!r}.") from None
-    max_params = study.user_attrs.get("max_params", PARAM_BUDGET)
-    try:
-        choices = confirm.choose(study, numbers, max_params, with_baselines=not args.no_baselines)
-    except ValueError as e:
-        raise UsageError(str(e) + ".") from None
-    if not choices:
-        raise UsageError(f"study {study.study_name!r} has no complete trial under the budget to confirm yet.")
     root = ensure_mnist(data_config(args).root)  # here, once: missing data is one sentence, a download one
-    train_images = args.train_size or 60000
-    first = 1 if args.seed is None else args.seed
+    first = check.seeds[0] if args.seed is None else args.seed
     seeds = list(range(first, first + args.seeds))
-    name = confirm.confirm_study_name(args.study_name)
-    key = confirm.run_protocol(recipe, args.train_size)
+    name = check.study_name(args.study_name)
+    key = confirm.run_protocol(recipe, train_size, check)
     total = len(confirm.plan(choices, seeds))
-    print(f"confirming {len(choices)} architecture(s) x {len(seeds)} seeds, {recipe.epochs} epochs each, "
-          f"on {train_images:,} training images, device {device}, {args.workers} worker(s): "
-          f"{', '.join(c.label for c in choices)}")
+    images = "all 60,000" if check.val_size is None else "the search's"
+    print(f"{'re-evaluating' if check.val_size else 'confirming'} {len(choices)} architecture(s) x {len(seeds)} "
+          f"seeds, {recipe.epochs} epochs each, on {images if train_size is None else f'{train_size:,}'} training "
+          f"images, device {device}, {args.workers} worker(s): {', '.join(c.label for c in choices)}")
 
     storage = open_storage(url)
-    runs_study = confirm.open_confirm(storage, name)
+    runs_study = confirm.open_confirm(storage, name, check)
     seen = {t.number for t in runs_study.get_trials(deepcopy=False) if t.state.is_finished()}
     stored = total - len(confirm.missing(runs_study, choices, seeds, key))
     if stored:
         print(f"{stored} of the {total} runs are already stored" + ("" if stored >= total else "; training the rest"))
     progress = Progress(total, stored, "runs", enabled=not args.quiet and stored < total)
-
+    score, split = ("final test", "test") if check.val_size is None else (check.metric, "val")
     on_poll = confirm_poller(progress, lambda trials: confirm.planned_runs(trials, choices, seeds, key),
-                             total, recipe.epochs, seen)
+                             total, recipe.epochs, seen, score, split)
 
-    job = workers.ConfirmJob(choices, seeds, recipe, str(root), str(device), url, name, args.train_size, args.workers)
+    job = workers.ConfirmJob(choices, seeds, recipe, str(root), str(device), url, name, train_size, args.workers, check)
     _sigterm_as_interrupt()
     try:
         if stored < total:
             workers.run_confirm(job, on_poll)
     finally:
         progress.close()
-    verdicts = confirm.verdicts(runs_study, choices, seeds, key)
+    verdicts = confirm.verdicts(runs_study, choices, seeds, key, check)
     print()
-    print(confirm.table(verdicts, recipe.epochs))
+    print(confirm.table(verdicts, recipe.epochs, check))
     print(f"stored in study {name!r} of {url}")
     return 0
 

@@ -65,6 +65,7 @@ class Recipe:
     def __post_init__(self) -> None:
         _between("epochs", self.epochs, 1, MAX_EPOCHS)
         _between("batch_size", self.batch_size, 1, 60_000)
+        _at_least("seed", self.seed, 0)  # NumPy's SeedSequence refuses a negative seed, in every worker
 
     def batch_for(self, candidate: Candidate) -> int:
         return candidate.batch_size if self.batch_size is None else self.batch_size
@@ -170,6 +171,7 @@ class SearchConfig:
         for name in ("trials", "max_params", "workers", "prune_warmup", "rung_epochs"):
             _at_least(name, getattr(self, name), 1)
         _at_least("eta", self.eta, 2)
+        _at_least("seed", self.seed, 0)  # NumPy's SeedSequence refuses a negative seed, in every worker
         if self.strategy not in STRATEGIES:
             raise ConfigError("strategy", f"must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}.")
         if self.timeout is not None and self.timeout <= 0:

@@ -1,6 +1,15 @@
 """Confirmation: does a winner reach 99.4% on the test set on every seed, not one lucky run?
+And re-evaluation: which of the search's leaders is best on more seeds, judged on
+validation, before anything is confirmed on test.
 
-Chosen architectures (by default the search's Pareto front under the budget, plus the
+Two checks share one plan (`Check`): `TEST`, the verdict, and `VALIDATION`, the
+re-evaluation of the leaders under the search's own protocol (its training split, its
+score on its held-out images) with more seeds, stored in `<search>-reeval`. A search
+run is one seed, and near the top of a search the differences it ranks (about 0.1
+points) are as large as the seed-to-seed spread, so the leader is picked on the mean of
+several seeds on validation; the test set still only reports.
+
+For `TEST`, chosen architectures (by default the search's Pareto front under the budget, plus the
 hand-designed rounds under it) are retrained with the full recipe: all 60,000 training
 images, 15 epochs, several seeds. Each run is a trial of the companion study
 `<search>-confirm`, so results survive interruption and a second `confirm` only runs
@@ -12,6 +21,7 @@ test set.
 from __future__ import annotations
 
 import dataclasses
+import math
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,12 +35,62 @@ import spaces
 from baselines import ROUNDS
 
 from . import report
-from .config import PARAM_BUDGET, TARGET_ACC, Recipe
-from .data import Mnist, load_mnist
+from .config import PARAM_BUDGET, TARGET_ACC, Goal, Recipe
+from .data import Mnist, Split, load_mnist, split_validation
 from .model import count_params
-from .record import record_run
+from .objective import score as search_score
+from .prune import noise
+from .record import final_test_acc, record_run
 from .study import open_study, same_protocol
 from .train import EpochResult
+
+
+@dataclass(frozen=True)
+class Check:
+    """What a confirmation trains on and what scores its runs (see the module)."""
+
+    name: str  # its runs are stored in the study <search>-<name>
+    metric: str  # objective 0 of that study
+    seeds: tuple[int, ...]  # the seeds it runs by default
+    words: str  # the protocol, for people
+    val_size: int | None = None  # images held out of training and scored; None: none
+    val_seed: int = 0
+
+    def splits(self, data: Mnist, train_size: int | None) -> tuple[Split, dict[str, Split]]:
+        """(what the runs train on, what they evaluate every epoch)."""
+        train, evals = data.train, {}
+        if self.val_size is not None:
+            train, evals["val"] = split_validation(train, self.val_size, self.val_seed)
+        if train_size is not None:
+            train = train.take(slice(0, train_size))
+        return train, {**evals, "test": data.test}
+
+    def score(self, history: list[EpochResult]) -> float:
+        if self.val_size is None:
+            return final_test_acc(history)
+        return search_score(e.evals["val"].acc for e in history)
+
+    def protocol(self) -> dict:
+        """What this check adds to a run's protocol key."""
+        return {} if self.val_size is None else {"val_size": self.val_size, "val_seed": self.val_seed}
+
+    def of(self, search: optuna.Study) -> Check:
+        """This check for `search`: re-evaluation holds out what the search held out."""
+        if self.val_size is None:
+            return self
+        a = search.user_attrs
+        return dataclasses.replace(self, val_size=a.get("val_size", self.val_size), val_seed=a.get("val_seed", 0))
+
+    def study_name(self, search_name: str) -> str:
+        return f"{search_name}-{self.name}"
+
+
+TEST = Check("confirm", "test_acc", (1, 2, 3),
+             "train on all 60,000 training images; objective 0 is final-epoch test accuracy")
+VALIDATION = Check("reeval", "val_acc_last3", (1, 2),
+                   "train on the search's training split; objective 0 is the search's score, the mean "
+                   "validation accuracy of the last 3 epochs on its held-out images; test accuracy is "
+                   "recorded, never used to select", val_size=5_000)
 
 
 @dataclass(frozen=True)
@@ -39,15 +99,17 @@ class Choice:
     candidate: spaces.Candidate
     source_trial: int | None = None
     baseline: str | None = None
+    search_score: float | None = None  # the search run's own score (one more seed for VALIDATION)
 
 
 @dataclass(frozen=True)
 class Verdict:
     choice: Choice
     params: int
-    final: tuple[float, ...]  # final-epoch test accuracy per seed
+    final: tuple[float, ...]  # the check's score per seed: final-epoch test accuracy for TEST
     best: tuple[float, ...]  # best-of-epochs test accuracy per seed (selects on test)
     seconds: tuple[float, ...] = ()  # each run's time from start to end
+    test: tuple[float, ...] = ()  # final-epoch test accuracy per seed (reported only)
 
     @property
     def mean(self) -> float:
@@ -62,11 +124,11 @@ class Verdict:
         return min(self.final) >= TARGET_ACC
 
 
-PROTOCOL_SEEDS = (1, 2, 3)  # what `confirm` runs by default, and what its verdicts compare
+PROTOCOL_SEEDS = TEST.seeds  # what `confirm` runs by default, and what its verdicts compare
 
 
 def confirm_study_name(search_name: str) -> str:
-    return f"{search_name}-confirm"
+    return TEST.study_name(search_name)
 
 
 def choose(study: optuna.Study, trial_numbers: list[int] | None, max_params: int,
@@ -87,7 +149,8 @@ def choose(study: optuna.Study, trial_numbers: list[int] | None, max_params: int
         if cand not in seen:
             seen.add(cand)
             name = t.user_attrs.get("baseline")
-            choices.append(Choice(name or f"trial {t.number}", cand, source_trial=t.number, baseline=name))
+            choices.append(Choice(name or f"trial {t.number}", cand, source_trial=t.number, baseline=name,
+                                  search_score=t.values[0]))
     if with_baselines:
         for b in ROUNDS.values():
             if b.candidate not in seen and count_params(b.candidate.arch) <= max_params:
@@ -96,8 +159,23 @@ def choose(study: optuna.Study, trial_numbers: list[int] | None, max_params: int
     return choices
 
 
-CONFIRM_ATTRS = {"kind": "confirm"}
-CONFIRM_PROTOCOL = "train on all 60,000 training images; objective 0 is final-epoch test accuracy"
+def leaders(study: optuna.Study, goal: Goal, most: int = 4, z: float = 2.0) -> list[optuna.trial.FrozenTrial]:
+    """The trials worth more seeds: complete ones within the goal's parameters (without a
+    parameter goal, the front), best score first, that one run cannot tell from the best
+    (within `z` standard errors of the difference on the held-out images), at most `most`."""
+    val_size = study.user_attrs.get("val_size", VALIDATION.val_size)
+    if goal.max_params is None:
+        pool = report.front(study)
+    else:
+        pool = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if t.values[1] <= goal.max_params]
+    pool = sorted(pool, key=lambda t: -t.values[0])
+    if not pool:
+        return []
+    best = pool[0].values[0]
+    close = [t for t in pool
+             if best - t.values[0] <= z * math.hypot(noise(best, val_size), noise(t.values[0], val_size))]
+    return close[:most]
 
 
 def run(
@@ -113,14 +191,16 @@ def run(
     train_size: int | None = None,
     on_epoch: Callable[[Choice, int, EpochResult], None] | None = None,
     runs: list[tuple[Choice, int]] | None = None,
+    check: Check = TEST,
 ) -> list[Verdict]:
     """Train every choice with every seed (skipping runs already stored) and judge them.
 
     `runs`: train only these (choice, seed) pairs of `plan(choices, seeds)`, a worker's
     part (`workers.run_confirm`); the verdicts still cover every stored run of the plan.
     """
-    study = open_confirm(storage, study_name)
-    key = run_protocol(recipe, train_size)
+    study = open_confirm(storage, study_name, check)
+    key = run_protocol(recipe, train_size, check)
+    train_split, evals = check.splits(data, train_size)
     for choice, seed in plan(choices, seeds) if runs is None else runs:
         if _stored(study, choice.candidate, seed, key) is not None:
             if on_run is not None:
@@ -133,15 +213,15 @@ def run(
             attrs["baseline"] = choice.baseline
         each = None if on_epoch is None else (lambda e, c=choice, s=seed: on_epoch(c, s, e))
         result = record_run(study, choice.candidate, Recipe(**{**recipe.to_dict(), "seed": seed}),
-                            data, device, attrs, artifacts=artifacts, on_epoch=each)
+                            train_split, evals, device, attrs, artifacts=artifacts, on_epoch=each, score=check.score)
         if on_run is not None:
             on_run(choice, seed, result.history)
-    return verdicts(study, choices, seeds, key)
+    return verdicts(study, choices, seeds, key, check)
 
 
-def open_confirm(storage, study_name: str) -> optuna.Study:
-    return open_study(storage, study_name, ["maximize", "minimize"], ["test_acc", "params"], CONFIRM_ATTRS,
-                      described=CONFIRM_PROTOCOL)
+def open_confirm(storage, study_name: str, check: Check = TEST) -> optuna.Study:
+    return open_study(storage, study_name, ["maximize", "minimize"], [check.metric, "params"],
+                      {"kind": check.name}, described=check.words)
 
 
 def plan(choices: list[Choice], seeds: list[int]) -> list[tuple[Choice, int]]:
@@ -160,24 +240,24 @@ def planned_runs(trials, choices: list[Choice], seeds: list[int], key: dict) -> 
     wanted = {(choice.candidate, seed) for choice, seed in plan(choices, seeds)}
     out = []
     for t in trials:
+        if not t.params:  # waiting with nothing asked yet (a confirm trial re-queued by fail-stale)
+            continue
         cand = spaces.decode(t.params)
         if (cand, t.user_attrs.get("confirm_seed")) in wanted and is_run(t, cand, key):
             out.append(t)
     return out
 
 
-def load_data(root: str | Path, device: torch.device | str, train_size: int | None = None) -> Mnist:
-    """MNIST on `device`, the training set cut to its first `train_size` images if given."""
-    data = load_mnist(root).to(device)
-    if train_size is not None:
-        data = dataclasses.replace(data, train=data.train.take(slice(0, train_size)))
-    return data
+def load_data(root: str | Path, device: torch.device | str) -> Mnist:
+    """MNIST on `device` (`Check.splits` cuts it)."""
+    return load_mnist(root).to(device)
 
 
-def run_protocol(recipe: Recipe, train_size: int | None) -> dict:
+def run_protocol(recipe: Recipe, train_size: int | None, check: Check = TEST) -> dict:
     """Everything that changes what a confirmation run computes, but its seed: runs are
     reused and compared only under the same protocol."""
-    return {**{k: v for k, v in recipe.protocol().items() if k != "seed"}, "train_size": train_size}
+    return {**{k: v for k, v in recipe.protocol().items() if k != "seed"}, "train_size": train_size,
+            **check.protocol()}
 
 
 def run_key(key: dict, candidate: spaces.Candidate) -> dict:
@@ -211,25 +291,31 @@ def _stored(study: optuna.Study, candidate: spaces.Candidate, seed: int, key: di
     return next((t for t in _runs(study, candidate, key) if t.user_attrs.get("confirm_seed") == seed), None)
 
 
-def verdicts(study: optuna.Study, choices: list[Choice], seeds: list[int] | None, key: dict) -> list[Verdict]:
-    """One verdict per choice with stored runs: those of `seeds`, or all stored ones (None)."""
+def verdicts(study: optuna.Study, choices: list[Choice], seeds: list[int] | None, key: dict,
+             check: Check = TEST) -> list[Verdict]:
+    """One verdict per choice with stored runs: those of `seeds`, or all stored ones (None).
+    A re-evaluation counts the search's own run as one more seed (its protocol is the same)."""
     out = []
     for choice in choices:
         runs = [t for t in one_per_seed(_runs(study, choice.candidate, key))
                 if seeds is None or t.user_attrs.get("confirm_seed") in seeds]
         if not runs:
             continue
+        search = (choice.search_score,) if check.val_size is not None and choice.search_score is not None else ()
         out.append(Verdict(
             choice=choice,
             params=int(runs[0].values[1]),
-            final=tuple(t.values[0] for t in runs),
+            final=search + tuple(t.values[0] for t in runs),
             best=tuple(max(t.user_attrs["test_acc"]) for t in runs),
             seconds=tuple((t.datetime_complete - t.datetime_start).total_seconds() for t in runs),
+            test=tuple(t.user_attrs["test_acc"][-1] for t in runs),
         ))
     return out
 
 
-def table(verdicts_: list[Verdict], epochs: int) -> str:
+def table(verdicts_: list[Verdict], epochs: int, check: Check = TEST) -> str:
+    if check.val_size is not None:
+        return reeval_table(verdicts_, check)
     lines = [
         f"Final-epoch test accuracy (epoch {epochs}, MNIST test set) over seeds:",
         f"{'candidate':<12} {'params':>6}  {'seeds':>5}  {'mean':>6}  {'std':>5}  {'min':>6}  "
@@ -247,21 +333,85 @@ def table(verdicts_: list[Verdict], epochs: int) -> str:
     return "\n".join(lines)
 
 
-def stored_verdicts(search: optuna.Study, storage, recipe: Recipe) -> tuple[list[Verdict], list[Choice]]:
-    """What `<search>-confirm` holds for the search's front and the rounds under `recipe`
-    on all 60,000 images with the default seeds (PROTOCOL_SEEDS), trained by earlier
-    `confirm` commands (nothing is trained here), and the choices it was looked up for."""
+def table_rows(verdicts_: list[Verdict], check: Check = TEST) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of a check's verdicts, for the HTML report."""
+    if check.val_size is not None:
+        header = ["network", "params", "runs", "score per run (search, seeds)", "mean", "SE", "test mean (reported)"]
+        return header, [[v.choice.label, f"{v.params:,}", str(len(v.final)), " / ".join(f"{x:.2f}" for x in v.final),
+                         f"{v.mean:.2f}", f"{standard_error(v):.2f}",
+                         f"{statistics.fmean(v.test):.2f}" if v.test else "-"]
+                        for v in sorted(verdicts_, key=lambda v: -v.mean)]
+    header = ["network", "params", "final test per seed", "mean", "std", "min", f">= {TARGET_ACC:g} on every seed"]
+    return header, [[v.choice.label, f"{v.params:,}", " / ".join(f"{x:.2f}" for x in v.final), f"{v.mean:.2f}",
+                     f"{v.std:.2f}", f"{min(v.final):.2f}", "yes" if v.reaches_target else "no"]
+                    for v in sorted(verdicts_, key=lambda v: v.params)]
+
+
+def standard_error(v: Verdict) -> float:
+    """Of the mean over seeds (seed-to-seed spread only: every run scores the same images)."""
+    return v.std / math.sqrt(len(v.final)) if len(v.final) > 1 else float("nan")
+
+
+def reeval_table(verdicts_: list[Verdict], check: Check) -> str:
+    """The leaders by their mean score over seeds, the leader named, and who it cannot
+    be told from (within one standard error of the difference of the means)."""
+    ranked = sorted(verdicts_, key=lambda v: -v.mean)
+    lines = [
+        f"Re-evaluation on validation ({check.metric} on the search's {check.val_size:,} held-out images; "
+        "the search's own run counts as one seed):",
+        f"{'candidate':<12} {'params':>6}  {'runs':>4}  {'per run':<24}  {'mean':>6}  {'SE':>5}  "
+        "test mean (reported, never used to select)",
+    ]
+    for v in ranked:
+        per_run = " / ".join(f"{x:.2f}" for x in v.final)
+        test = f"{statistics.fmean(v.test):.2f}" if v.test else "-"
+        lines.append(f"{v.choice.label:<12} {v.params:>6,}  {len(v.final):>4}  {per_run:<24}  {v.mean:>6.2f}  "
+                     f"{standard_error(v):>5.2f}  {test}")
+    if ranked:
+        top = ranked[0]
+        ties = [v.choice.label for v in ranked[1:]
+                if top.mean - v.mean <= math.hypot(standard_error(top), standard_error(v))]
+        lines.append(f"leader: {top.choice.label} ({top.mean:.2f}%)"
+                     + (f"; within one standard error of it: {', '.join(ties)}" if ties else ""))
+    return "\n".join(lines)
+
+
+def _with_stored(choices: list[Choice], runs: optuna.Study, search: optuna.Study) -> list[Choice]:
+    """`choices`, plus the search's trials that `runs` holds runs of (confirmed or
+    re-evaluated by number, off the front)."""
+    have = {c.source_trial for c in choices}
+    trials = {t.number: t for t in search.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
+    extra = sorted({t.user_attrs["source_trial"] for t in runs.get_trials(deepcopy=False)
+                    if t.user_attrs.get("source_trial") in trials} - have)
+    return choices + (choose(search, extra, PARAM_BUDGET, with_baselines=False) if extra else [])
+
+
+def stored_verdicts(search: optuna.Study, storage, recipe: Recipe, check: Check = TEST
+                    ) -> tuple[list[Verdict], list[Choice]]:
+    """What `<search>-<check>` holds for the search's front, the rounds and any other trial
+    of the search it has runs of, under `recipe` (for TEST on all 60,000 images; for
+    VALIDATION under the search's own protocol) with the check's default seeds, trained by
+    earlier commands (nothing is trained here), and the choices it was looked up for."""
+    check = check.of(search)
     try:
-        study = optuna.load_study(study_name=confirm_study_name(search.study_name), storage=storage)
+        study = optuna.load_study(study_name=check.study_name(search.study_name), storage=storage)
     except KeyError:
         return [], []
-    choices = choose(search, None, search.user_attrs.get("max_params", PARAM_BUDGET))
-    return verdicts(study, choices, list(PROTOCOL_SEEDS), run_protocol(recipe, None)), choices
+    if check.val_size is None:
+        choices = choose(search, None, search.user_attrs.get("max_params", PARAM_BUDGET))
+        key = run_protocol(recipe, None)
+    else:
+        choices = []
+        recipe = Recipe(**{**recipe.to_dict(), **{k: v for k, v in search.user_attrs.get("recipe", {}).items()
+                                                   if k != "steps_scaled"}})
+        key = run_protocol(recipe, search.user_attrs.get("train_size"), check)
+    choices = _with_stored(choices, study, search)
+    return verdicts(study, choices, list(check.seeds), key, check), choices
 
 
-def stored_table(search: optuna.Study, storage, recipe: Recipe) -> str | None:
-    """The confirmation table of `stored_verdicts`; None when there is no such run."""
-    found, choices = stored_verdicts(search, storage, recipe)
+def stored_table(search: optuna.Study, storage, recipe: Recipe, check: Check = TEST) -> str | None:
+    """The table of `stored_verdicts`; None when there is no such run."""
+    found, choices = stored_verdicts(search, storage, recipe, check)
     if not found:
         return None
     unconfirmed = [c.label for c in choices if c.label not in {v.choice.label for v in found}]
@@ -269,4 +419,78 @@ def stored_table(search: optuna.Study, storage, recipe: Recipe) -> str | None:
     seconds = [s for v in found for s in v.seconds]
     cost = (f"\n{len(seconds)} runs took {sum(seconds) / 3600:.1f} process-hours, "
             f"{min(seconds) / 60:.0f} to {max(seconds) / 60:.0f} min each")
-    return table(found, recipe.epochs) + cost + note
+    return table(found, recipe.epochs, check) + cost + note
+
+
+def answer(confirmed: list[Verdict], reevaluated: list[Verdict], max_params: int, storage_flag: str = "") -> list[str]:
+    """The report's first lines: the network to use within `max_params` (the leader of the
+    re-evaluation on validation when it is confirmed, else the best confirmed by test
+    mean, which says so), the smallest that holds the target on every seed, and round3 and
+    round1 under the same protocol."""
+    full = [v for v in confirmed if len(v.final) >= len(PROTOCOL_SEEDS)]
+    searched = {v.choice.source_trial: v for v in full if v.choice.baseline is None and v.params <= max_params}
+    rounds = {v.choice.baseline: v for v in full if v.choice.baseline}
+    seeds = ", ".join(map(str, PROTOCOL_SEEDS))
+    leaders = [v for v in sorted(reevaluated, key=lambda v: -v.mean)
+               if v.params <= max_params and v.choice.source_trial in searched]
+    lines = []
+    if leaders:
+        best, how = searched[leaders[0].choice.source_trial], (
+            f"the leader of the re-evaluation on validation ({leaders[0].mean:.2f}% over {len(leaders[0].final)} runs)")
+    elif searched:
+        best = max(searched.values(), key=lambda v: v.mean)
+        how = f"the best test mean of the {len(searched)} confirmed (a choice made on test)"
+    if searched:
+        lines.append(
+            f"Network to use, at most {max_params:,} parameters: {best.choice.label}, {best.params:,} parameters "
+            f"({best.choice.candidate.describe()}), {how}: {best.mean:.2f}% mean final-epoch test accuracy over "
+            f"seeds {seeds} (min {min(best.final):.2f}). Export it: "
+            f"drill-search export {best.choice.source_trial}{storage_flag}")
+    else:
+        lines.append(f"No searched network of at most {max_params:,} parameters is confirmed on seeds {seeds} yet "
+                     "(drill-search confirm).")
+    holding = [v for v in full if v.reaches_target]
+    if holding:
+        small = min(holding, key=lambda v: v.params)
+        lines.append(f"Smallest confirmed network at {TARGET_ACC:g}% or more on every seed: {small.choice.label}, "
+                     f"{small.params:,} parameters (min {min(small.final):.2f}).")
+    else:
+        lines.append(f"No confirmed network holds {TARGET_ACC:g}% on every seed.")
+    named = [f"{n} ({rounds[n].params:,} parameters) {rounds[n].mean:.2f}%" for n in ("round3", "round1") if n in rounds]
+    if named:
+        lines.append("The hand-designed rounds, same protocol: " + "; ".join(named) + ".")
+    return lines
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What a search's companion studies add to its report (nothing is trained)."""
+
+    answer: list[str]  # the sentences the report opens with
+    tables: list[tuple[str, str, list[str], list[list[str]]]]  # (title, words, header, rows)
+    spread: dict[int, tuple[float, float, int]]  # trial -> (mean, SE, runs) of its re-evaluated score
+    text: str  # the same tables for the terminal
+
+
+def summary(search: optuna.Study, storage, recipe: Recipe, storage_flag: str = "") -> Summary:
+    confirmed, _ = stored_verdicts(search, storage, recipe)
+    reevaluated, _ = stored_verdicts(search, storage, recipe, VALIDATION)
+    goal = search.user_attrs.get("goal", {}).get("max_params")
+    budget = goal or search.user_attrs.get("max_params", PARAM_BUDGET)
+    tables, text = [], []
+    if reevaluated:
+        check = VALIDATION.of(search)
+        tables.append(("Re-evaluation on validation",
+                       "The leaders trained again under the search's own protocol with more seeds "
+                       "(drill-search reevaluate); the search's own run counts as one. The mean selects; "
+                       "test is recorded, never used to choose.", *table_rows(reevaluated, check)))
+        text.append(table(reevaluated, recipe.epochs, check))
+    if confirmed:
+        tables.append(("Confirmation on test",
+                       "Retrained on all 60,000 training images, seeds 1, 2, 3 (drill-search confirm); "
+                       "final-epoch test accuracy.", *table_rows(confirmed)))
+        text.append(stored_table(search, storage, recipe) or "")
+    spread = {v.choice.source_trial: (v.mean, standard_error(v), len(v.final))
+              for v in reevaluated if v.choice.source_trial is not None and len(v.final) > 1}
+    lines = answer(confirmed, reevaluated, budget, storage_flag) if confirmed or reevaluated else []
+    return Summary(lines, tables, spread, "\n\n".join(text))

@@ -4,7 +4,8 @@
       model.pt2     torch.export program: torch.export.load(path).module() runs it with
                     nothing but PyTorch (eval mode; input normalized MNIST, N x 1 x 28 x 28)
       weights.pt    the state dict, for search.model.build_model(arch)
-      arch.json     architecture, schedule, parameter count, recorded accuracies, provenance
+      arch.json     architecture, schedule, batch size, rotation, the recipe that trained it,
+                    parameter count, recorded accuracies, provenance
       layers.txt    the layer table
 """
 
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import optuna
 import torch
+from optuna.artifacts.exceptions import ArtifactNotFound
 from optuna.trial import TrialState
 
 import spaces
@@ -36,7 +38,15 @@ def trained_model(study: optuna.Study, number: int, store) -> tuple[torch.nn.Mod
     t = trials[number]
     if t.state != TrialState.COMPLETE:
         raise ExportError(f"trial {number} is {t.state.name.lower()}: only complete trials have trained weights.")
-    weights = record.load_weights(t, study._storage, store)  # noqa: SLF001
+    try:
+        weights = record.load_weights(t, study._storage, store)  # noqa: SLF001
+    except ArtifactNotFound:
+        # The study records the weights but the store lacks the file: a study copied
+        # without the -artifacts/ folder beside it, or a server whose weights stayed on
+        # the machine that trained them.
+        raise ExportError(f"trial {number}'s weights are recorded in the study but missing from the artifact "
+                          "store (copy the -artifacts/ folder that sits beside the study file, or retrain it "
+                          "with drill-search confirm).") from None
     if weights is None:
         raise ExportError(f"trial {number} kept no weights in the artifact store; retrain it with drill-search confirm.")
     model = build_model(spaces.decode(t.params).arch)
@@ -58,8 +68,14 @@ def export(study: optuna.Study, number: int, store, out_dir: Path) -> Path:
         "trial": t.number,
         "baseline": a.get("baseline"),
         "arch": cand.arch.to_dict(),
+        # the candidate's training, lr at batch 64; `recipe` is what trained it (a recipe's
+        # batch size overrides the candidate's, its lr scaled linearly)
         "lr": cand.lr,
         "lr_step": cand.lr_step,
+        "schedule": cand.schedule,
+        "batch_size": cand.batch_size,
+        "rotation": cand.rotation,
+        "recipe": a.get("recipe"),
         "params": count_params(model),
         "input": {"shape": [None, 1, 28, 28], "normalize": {"mean": MEAN, "std": STD},
                   "output": "log-probabilities of the 10 digits"},

@@ -182,12 +182,16 @@ class Objective:
         if promoted is None:
             trial.set_user_attr("promotion", repr(self.promotion))
             history: list[EpochResult] = []
+
+            def on_epoch(e: EpochResult) -> None:
+                history.append(e)
+                record.rung(trial, history)  # every epoch: progress lines read it
+
             try:
                 train(candidate, self.rung_recipe, self.data.train, {"val": self.data.val}, self.device,
-                      on_epoch=history.append, progress=self.progress)
+                      on_epoch=on_epoch, progress=self.progress)
             except Diverged as e:
                 self._stop(trial, start, f"diverged at the rung: {e}")
-            record.rung(trial, history)
             me = RungResult(n_params, history[-1].evals["val"].acc)
             reason = None if always else self.promotion.decide(me, peers_for(me, self._rung_peers(trial), self.goal))
             promoted = reason is None
@@ -198,11 +202,11 @@ class Objective:
             self._stop(trial, start, trial.user_attrs.get("state_reason") or "not promoted")
 
     def _rung_peers(self, trial: optuna.Trial) -> list[RungResult]:
-        """Other trials' rung results of this study (a failed trial's do not count: its
-        retry carries them)."""
+        """Other trials' rung results of this study: those decided (a rung still training
+        has part of its curve stored; a failed trial's do not count: its retry carries them)."""
         return [RungResult(t.user_attrs["params"], t.user_attrs[RUNG_SCORE][-1])
                 for t in trial.study.get_trials(deepcopy=False, states=_PEER_STATES)
-                if t.number != trial.number and t.user_attrs.get(RUNG_SCORE)]
+                if t.number != trial.number and "promoted" in t.user_attrs and t.user_attrs.get(RUNG_SCORE)]
 
     def _stop(self, trial: optuna.Trial, start: float, reason: str):
         record.finish(trial, reason, start)

@@ -33,13 +33,14 @@ class Running:
     metric: str = "val"  # which accuracy `acc` is
     acc: float | None = None
     seconds_per_epoch: float | None = None
+    stage: str = "epoch"  # "rung epoch" while a candidate trains the cheap rung (search.promote)
 
     def text(self) -> str:
         if self.epoch == 0:
-            return f"{self.label}: starting epoch 1/{self.epochs}"
+            return f"{self.label}: starting {self.stage} 1/{self.epochs}"
         acc = f"  {self.metric} {self.acc:.2f}%" if self.acc is not None else ""
         speed = f"  {self.seconds_per_epoch:.0f} s/epoch" if self.seconds_per_epoch else ""
-        return f"{self.label}: epoch {self.epoch}/{self.epochs}{acc}{speed}"
+        return f"{self.label}: {self.stage} {self.epoch}/{self.epochs}{acc}{speed}"
 
 
 def estimate_left(running: list[Running], not_started: int, epochs_per_run: float,
@@ -140,32 +141,40 @@ class Progress:
 # --- a search's progress, read from its trials in storage ----------------------------------
 
 
-def search_status(trials, total: int, epochs: int, workers: int) -> tuple[list[Running], int, float | None]:
-    """Runs in progress, trials finished (complete, pruned, rejected), and seconds left."""
+def search_status(trials, total: int, epochs: int, workers: int, rung_epochs: int | None = None
+                  ) -> tuple[list[Running], int, float | None]:
+    """Runs in progress, trials finished (complete, pruned, rejected), and seconds left.
+    Under promotion (`rung_epochs`), a trial still on its rung shows the rung's epochs, and
+    rung epochs count in the estimate like any other epoch."""
     from optuna.trial import TrialState
 
     running, done, trained, timed = [], 0, [], []
     for t in trials:
         a = t.user_attrs
-        secs = a.get("epoch_seconds") or []
+        secs = (a.get("rung_epoch_seconds") or []) + (a.get("epoch_seconds") or [])
         timed += secs
         if t.state == TrialState.RUNNING:
             name = f"trial {t.number}" + (f" [{a['baseline']}]" if "baseline" in a else "")
             size = f" ({a['params']:,} params)" if "params" in a else ""
             val = a.get("val_acc") or []
-            running.append(Running(t.number, name + size, len(val), epochs, "val", val[-1] if val else None,
-                                   mean_or(secs, None)))
+            on_rung = rung_epochs is not None and not val and "promoted" not in a
+            curve, stage, of = (a.get("rung_val_acc") or [], "rung epoch", rung_epochs) if on_rung else \
+                (val, "epoch", epochs)
+            running.append(Running(t.number, name + size, len(curve), of, "val", curve[-1] if curve else None,
+                                   mean_or(secs, None), stage))
         elif t.state in (TrialState.COMPLETE, TrialState.PRUNED):
             done += 1
-            trained.append(len(a.get("val_acc") or []))
+            trained.append(len(a.get("rung_val_acc") or []) + len(a.get("val_acc") or []))
     not_started = max(0, total - done - len(running))
     left = estimate_left(running, not_started, mean_or(trained, epochs), mean_or(timed[-60:], None), workers)
     return running, done, left
 
 
-def confirm_status(runs, total: int, epochs: int, ids: set[str]) -> tuple[list[Running], int, float | None]:
+def confirm_status(runs, total: int, epochs: int, ids: set[str], split: str = "test"
+                   ) -> tuple[list[Running], int, float | None]:
     """A confirmation's runs in progress (those of the workers `ids`), distinct planned runs
-    stored of the `total`, and seconds left; `runs` are the confirm study's trials of the plan."""
+    stored of the `total`, and seconds left; `runs` are the confirm study's trials of the plan.
+    Running runs show their accuracy on `split`."""
     from optuna.trial import TrialState
 
     running, stored, timed = [], set(), []
@@ -177,18 +186,20 @@ def confirm_status(runs, total: int, epochs: int, ids: set[str]) -> tuple[list[R
             timed += secs
         elif t.state == TrialState.RUNNING and a.get("worker") in ids:
             timed += secs
-            test = a.get("test_acc") or []
-            running.append(Running(t.number, f"{a['label']} seed {a['confirm_seed']}", len(test), epochs, "test",
-                                   test[-1] if test else None, mean_or(secs, None)))
+            acc = a.get(f"{split}_acc") or []
+            running.append(Running(t.number, f"{a['label']} seed {a['confirm_seed']}", len(acc), epochs, split,
+                                   acc[-1] if acc else None, mean_or(secs, None)))
     done = len(stored)
     not_started = max(0, total - done - len(running))
     return running, done, estimate_left(running, not_started, epochs, mean_or(timed[-60:], None), len(ids))
 
 
-def confirm_poller(progress: Progress, runs_of, total: int, epochs: int, seen: set[int]):
+def confirm_poller(progress: Progress, runs_of, total: int, epochs: int, seen: set[int],
+                   score: str = "final test", split: str = "test"):
     """The supervisor's poll callback for a confirmation: one permanent line per run that
     finished since the last poll (those in `seen` were printed or stored before), then
-    the status lines. `runs_of(trials)` picks the confirmation's runs from the study."""
+    the status lines. `runs_of(trials)` picks the confirmation's runs from the study; a
+    finished run shows its `score`, a running one its accuracy on `split`."""
     from optuna.trial import TrialState
 
     def on_poll(trials, ids: set[str]) -> None:
@@ -197,10 +208,10 @@ def confirm_poller(progress: Progress, runs_of, total: int, epochs: int, seen: s
             if t.state.is_finished() and t.number not in seen:
                 seen.add(t.number)
                 a = t.user_attrs
-                what = (f"final test {a['test_acc'][-1]:.2f}%" if t.state == TrialState.COMPLETE
+                what = (f"{score} {t.values[0]:.2f}%" if t.state == TrialState.COMPLETE
                         else a.get("state_reason", "failed"))
                 progress.write(f"  {a['label']:<10} seed {a['confirm_seed']}: {what}  "
                                f"({sum(a.get('epoch_seconds') or []):.0f} s)")
-        progress.update(*confirm_status(runs, total, epochs, ids))
+        progress.update(*confirm_status(runs, total, epochs, ids, split))
 
     return on_poll

@@ -29,12 +29,16 @@ from torch import nn
 import spaces
 
 from .config import Recipe
-from .data import Mnist
+from .data import Split
 from .liveness import worker_id
 from .model import count_params
 from .train import EpochResult, TrainResult, train
 
 WEIGHTS = "weights.pt"  # the artifact holding a trained model's state dict
+# What a trial's numbers depend on: the space and its learning-rate scaling and schedule
+# live in spaces/, the rounds in baselines/, the dependency floors in pyproject.toml. Not
+# studies/ (results; the shipped journal grows while a search runs) nor tests/.
+RUN_CODE = ("search", "spaces", "baselines", "pyproject.toml")
 
 
 def start(trial: optuna.Trial, candidate: spaces.Candidate, n_params: int, recipe: Recipe, device: str) -> None:
@@ -99,18 +103,18 @@ def versions() -> dict[str, str]:
 
 
 def _git_revision() -> str:
-    """The checkout's commit (with '+dirty' when it has local changes), or 'unknown'."""
-    here = Path(__file__).resolve().parent
+    """The checkout's commit (with '+dirty' when the code that shapes a run has local
+    changes), or 'unknown'."""
+    root = Path(__file__).resolve().parents[1]
     try:
         rev = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
         )
         if rev.returncode != 0:
             return "unknown"
         dirty = subprocess.run(
-            # studies/ holds results (the shipped journal grows while a search runs), not code
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)studies"],
-            cwd=here, capture_output=True, text=True, timeout=5,
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", *RUN_CODE],
+            cwd=root, capture_output=True, text=True, timeout=5,
         )
         return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
@@ -157,22 +161,29 @@ def new_trial(study: optuna.Study, candidate: spaces.Candidate, attrs: dict) -> 
     return optuna.trial.Trial(study, trial_id)
 
 
+def final_test_acc(history: list[EpochResult]) -> float:
+    """A confirmation's score: the last epoch's test accuracy."""
+    return history[-1].evals["test"].acc
+
+
 def record_run(
     study: optuna.Study,
     candidate: spaces.Candidate,
     recipe: Recipe,
-    data: Mnist,
+    train_split: Split,
+    evals: dict[str, Split],
     device: torch.device,
     attrs: dict,
     on_epoch: Callable[[EpochResult], None] | None = None,
     progress: bool = False,
     artifacts=None,
+    score: Callable[[list[EpochResult]], float] = final_test_acc,
 ) -> TrainResult:
-    """Train `candidate` on all training images, testing every epoch, as one new trial.
+    """Train `candidate` on `train_split`, evaluating `evals` every epoch, as one new trial.
 
     Curves are recorded every epoch, the trained weights go to `artifacts` (an Optuna
-    artifact store), and the trial ends COMPLETE with (final-epoch test accuracy,
-    parameters), or FAIL with its reason if training is interrupted or fails.
+    artifact store), and the trial ends COMPLETE with (`score` of the curves, parameters),
+    or FAIL with its reason if training is interrupted or fails.
     """
     trial = new_trial(study, candidate, attrs)
     n_params = count_params(candidate.arch)
@@ -187,7 +198,7 @@ def record_run(
 
     started = time.time()
     try:
-        result = train(candidate, recipe, data.train, {"test": data.test}, device, on_epoch=keep, progress=progress)
+        result = train(candidate, recipe, train_split, evals, device, on_epoch=keep, progress=progress)
         if artifacts is not None:
             save_weights(trial, result.model, artifacts)
     except BaseException as e:
@@ -195,5 +206,5 @@ def record_run(
         study.tell(trial, state=TrialState.FAIL)
         raise
     finish(trial, "complete", started)
-    study.tell(trial, [history[-1].evals["test"].acc, n_params])
+    study.tell(trial, [score(history), n_params])
     return result

@@ -146,9 +146,11 @@ def _baseline_name(t: FrozenTrial) -> str | None:
     return t.user_attrs.get("baseline")
 
 
-def front_figure(study: optuna.Study):
+def front_figure(study: optuna.Study, spread: dict[int, tuple[float, float, int]] | None = None):
     """Validation accuracy against parameters: every complete trial, the front joined,
-    baselines labelled, the budget and the 99.4% line drawn."""
+    baselines labelled, the budget and the 99.4% line drawn. `spread`: trial number ->
+    (mean, standard error, runs) of its score over seeds (the re-evaluation), drawn as
+    error bars beside the single run."""
     import plotly.graph_objects as go
 
     budget = study.user_attrs.get("max_params", 10_000)
@@ -187,17 +189,27 @@ def front_figure(study: optuna.Study):
         scatter(named, [t.values[0] for t in named], "star", mode="markers+text", name="hand-designed rounds",
                 text=[_baseline_name(t) for t in named], textposition="top center",
                 marker=dict(size=14, color="#ff7f0e"))
+    again = [t for t in done if spread and t.number in spread]
+    if again:
+        fig.add_trace(go.Scatter(
+            x=[t.values[1] for t in again], y=[spread[t.number][0] for t in again], mode="markers",
+            error_y=dict(type="data", array=[spread[t.number][1] for t in again], visible=True),
+            marker=dict(symbol="line-ew-open", size=16, color="#2ca02c", line=dict(width=2)),
+            name="re-evaluated: validation mean over seeds ± SE",
+            hovertext=[f"trial {t.number}: mean {spread[t.number][0]:.2f}% ± {spread[t.number][1]:.2f} over "
+                       f"{spread[t.number][2]} runs" for t in again], hoverinfo="text"))
     fig.add_vline(x=budget, line_dash="dash", line_color="#444",
                   annotation_text=f"budget {budget:,}", annotation_position="top left")
-    fig.add_hline(y=TARGET_ACC, line_dash="dot", line_color="#2ca02c",
-                  annotation_text="99.4% target (test set)", annotation_position="bottom right")
+    fig.add_hline(y=TARGET_ACC, line_dash="dot", line_color="#d62728",
+                  annotation_text=f"{TARGET_ACC:g}% target: for test accuracy (the diamonds)",
+                  annotation_position="bottom right")
     if below:
         fig.add_annotation(x=0, xref="paper", y=floor, yanchor="bottom", xanchor="left", showarrow=False,
                            text=f"▼ {len(below)} trial(s) below {floor:.1f}%, drawn on the axis floor")
     metric = objective_name(study)
     fig.update_layout(
         title=f"{study.study_name}: accuracy vs parameters ({counts_line(study)})",
-        xaxis_title="parameters", yaxis_title=f"{metric} (%)",
+        xaxis_title="parameters", yaxis_title=f"accuracy (%): {metric} on validation (circles), test (diamonds)",
         yaxis_range=[floor, 100.0], template="plotly_white", legend=dict(orientation="h", y=-0.2))
     return fig
 
@@ -255,8 +267,8 @@ def importance_figure(study: optuna.Study):
     return fig
 
 
-def figures(study: optuna.Study) -> dict:
-    out = {"pareto-front": front_figure(study), "curves": curves_figure(study)}
+def figures(study: optuna.Study, spread: dict[int, tuple[float, float, int]] | None = None) -> dict:
+    out = {"pareto-front": front_figure(study, spread), "curves": curves_figure(study)}
     imp = importance_figure(study)
     if imp is not None:
         out["importance"] = imp
@@ -302,9 +314,21 @@ def front_html(study: optuna.Study) -> str:
     )
 
 
-def write_html(study: optuna.Study, path, figs: dict | None = None, confirmation: str | None = None) -> None:
+def table_html(header: list[str], rows: list[list[str]]) -> str:
+    import html
+
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def write_html(study: optuna.Study, path, figs: dict | None = None, confirmation: str | None = None,
+               answer: list[str] | None = None, tables: list[tuple[str, str, list[str], list[list[str]]]] = ()
+               ) -> None:
     """One self-contained HTML file: plotly.js is embedded, nothing is fetched.
-    `confirmation` is the text table of the study's confirmation runs, if any."""
+    `answer`: the sentences it opens with (the network to use); `tables`: (title, words,
+    header, rows) of the confirmation and the re-evaluation; `confirmation`: a text table
+    shown as it is, when there are no `tables`."""
     import html
     from pathlib import Path
 
@@ -322,22 +346,28 @@ def write_html(study: optuna.Study, path, figs: dict | None = None, confirmation
         "<thead><tr><th>trial</th><th>reason</th></tr></thead><tbody>"
         + "".join(f"<tr><td>{n}</td><td style='text-align:left'>{html.escape(r)}</td></tr>" for n, r in failed)
         + "</tbody></table>")
-    confirmed_html = "" if not confirmation else (
+    confirmed_html = "" if not confirmation or tables else (
         "<h2>Confirmation</h2><p>Retrained on all 60,000 training images with several seeds "
         "(<code>drill-search confirm</code>); final-epoch test accuracy.</p>"
         f"<pre>{html.escape(confirmation)}</pre>")
+    confirmed_html += "".join(f"<h2>{html.escape(title)}</h2><p>{html.escape(words)}</p>{table_html(header, rows)}"
+                              for title, words, header, rows in tables)
+    answer_html = "" if not answer else (
+        "<div class='answer'><h2>The answer</h2>" + "".join(f"<p>{html.escape(line)}</p>" for line in answer)
+        + "</div>")
     body = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>drill-search report: {html.escape(study.study_name)}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}
-code{{font-size:90%}}</style></head><body>
+code{{font-size:90%}}.answer{{background:#f3f7fb;border-left:4px solid #1f77b4;padding:.2em 1em}}</style></head><body>
 <h1>drill-search: study <code>{html.escape(study.study_name)}</code></h1>
+{answer_html}
 <p>{html.escape(counts_line(study))}. Protocol: {protocol}.</p>
 <p>Cost: {html.escape(cost_line(study))}.</p>
-<p>Validation accuracy (held-out training images) selects and prunes; test accuracy is
-reported only. Objective 0 ({html.escape(metric)}) is what the study's protocol above says
-(for a search: the mean validation accuracy of the last epochs); test accuracy is the
-final epoch's. Best-of-epoch figures are not used anywhere.</p>
+<p>The search ranks networks by their score on validation images held out of training
+({html.escape(metric)}: for a search, the mean validation accuracy of the last 3 epochs)
+and never looks at the test set; test accuracy (the final epoch's) is reported only.
+Best-of-epoch figures are not used anywhere.</p>
 {parts[0]}
 <h2>Pareto front</h2>
 {front_html(study)}

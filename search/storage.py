@@ -37,6 +37,7 @@ HEARTBEAT_SECONDS = 30  # RDB storages: a running trial proves it is alive this 
 GRACE_SECONDS = 120  # ... and is failed and re-queued after this long without a beat
 
 _RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "oracle", "mssql")
+SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")  # a bare path ending so is a SQLite file
 
 
 class StorageError(Exception):
@@ -51,14 +52,13 @@ def storage_url(spec: str | None) -> str:
         legacy = Path(LEGACY_STORAGE[len("sqlite:///"):])
         return LEGACY_STORAGE if legacy.exists() and not Path(DEFAULT_STORAGE).exists() else DEFAULT_STORAGE
     if "://" in spec:
-        scheme = spec.split("://", 1)[0].split("+", 1)[0]
-        if scheme not in (*_RDB_SCHEMES, "redis"):
+        if _scheme(spec) not in (*_RDB_SCHEMES, "redis"):
             raise StorageError(
                 f"cannot read the storage {spec!r}: use sqlite:///FILE, postgresql://..., "
                 "mysql://..., redis://..., or a path to a journal file."
             )
         return spec
-    if Path(spec).suffix in (".db", ".sqlite", ".sqlite3"):
+    if Path(spec).suffix in SQLITE_SUFFIXES:
         return f"sqlite:///{spec}"
     return spec  # a journal file path
 
@@ -73,8 +73,16 @@ def reading_url(spec: str | None) -> str:
     return url
 
 
+def _scheme(url: str) -> str:
+    """The URL's scheme without its driver (postgresql+psycopg -> postgresql); "" for a path."""
+    return url.split("://", 1)[0].split("+", 1)[0] if "://" in url else ""
+
+
 def is_sqlite(url: str) -> bool:
-    return url.startswith("sqlite")
+    """A sqlite:// URL or a bare SQLite file path; not a journal whose name starts "sqlite"."""
+    if "://" in url:
+        return _scheme(url) == "sqlite"
+    return Path(url).suffix in SQLITE_SUFFIXES
 
 
 def is_journal_file(url: str) -> bool:
@@ -92,7 +100,7 @@ def open_storage(url: str, on_stale: StaleCallback | None = None) -> BaseStorage
     is called with it (drill-search re-queues its parameters there). Journal storages have
     no heartbeat; see `search.study.fail_dead_workers`.
     """
-    scheme = url.split("://", 1)[0].split("+", 1)[0] if "://" in url else ""
+    scheme = _scheme(url)
     try:
         if not scheme:
             path = Path(url)

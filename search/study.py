@@ -145,8 +145,9 @@ def reproduce(
 ) -> TrainResult:
     """Train a hand-designed round with its own recipe as a trial of `study` (see
     `open_baselines`)."""
-    return record.record_run(study, baseline.candidate, recipe, data, device, {"baseline": baseline.name},
-                      on_epoch=on_epoch, progress=progress, artifacts=artifacts)
+    return record.record_run(study, baseline.candidate, recipe, data.train, {"test": data.test}, device,
+                             {"baseline": baseline.name}, on_epoch=on_epoch, progress=progress,
+                             artifacts=artifacts)
 
 
 # --- search -----------------------------------------------------------------------------
@@ -188,8 +189,13 @@ def describe_search(cfg: SearchConfig) -> str:
 def open_search(cfg: SearchConfig, sampler: optuna.samplers.BaseSampler | None = None,
                 on_stale: Callable | None = None) -> optuna.Study:
     storage = open_storage(cfg.storage, on_stale=on_stale)
-    return open_study(storage, cfg.study_name, ["maximize", "minimize"], [f"val_acc_last{SCORE_EPOCHS}", "params"],
-                      search_identity(cfg), sampler=sampler, described=describe_search(cfg))
+    study = open_study(storage, cfg.study_name, ["maximize", "minimize"], [f"val_acc_last{SCORE_EPOCHS}", "params"],
+                       search_identity(cfg), sampler=sampler, described=describe_search(cfg))
+    if study.user_attrs.get("goal") != cfg.goal.to_dict():
+        # the goal of the latest run (not identity: a study may be resumed with another
+        # goal); `reevaluate` and the report read it
+        study.set_user_attr("goal", cfg.goal.to_dict())
+    return study
 
 
 def enqueue_baselines(study: optuna.Study, max_params: int) -> list[str]:

@@ -96,7 +96,8 @@ class Supervisor:
     exits, `on_exit(worker, exitcode)` decides: GO_ON (possibly after `start`ing a
     replacement) or STOP. A worker that was interrupted, or Ctrl-C here, stops them all:
     each worker closes its running trial, trials left RUNNING by a dead worker are
-    failed (and re-queued when `retry`), and KeyboardInterrupt reaches the caller.
+    failed (and re-queued when `retry`), and KeyboardInterrupt reaches the caller. Any
+    other error stops them the same way before it reaches the caller.
     """
 
     def __init__(self, study: optuna.Study, target: Callable, on_poll: Callable[[list[FrozenTrial]], None],
@@ -141,13 +142,23 @@ class Supervisor:
         except KeyboardInterrupt:
             self.stop()
             raise
+        finally:
+            # An error in a poll or a callback must not leave the workers running (the
+            # caller would hang on them after the traceback). No poll: it may be what raised.
+            if self.workers:
+                with ignoring_interrupts():
+                    self._halt()
 
     def stop(self) -> None:
         """Interrupt every worker, wait for it, fail what a dead one left RUNNING, poll once."""
         with ignoring_interrupts():  # a second Ctrl-C must not cut the clean stop short
-            _stop([w.process for w in self.workers])
-            for w in self.workers:
-                self.exited.append((w, w.process.exitcode))
-            self.workers = []
-            fail_dead_workers(self.study, retry=self.retry)
+            self._halt()
             self.poll()
+
+    def _halt(self) -> None:
+        """Interrupt every worker, wait for it, and fail what a dead one left RUNNING."""
+        _stop([w.process for w in self.workers])
+        for w in self.workers:
+            self.exited.append((w, w.process.exitcode))
+        self.workers = []
+        fail_dead_workers(self.study, retry=self.retry)

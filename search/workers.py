@@ -22,6 +22,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import optuna
@@ -52,6 +53,9 @@ from .supervisor import (
     Worker,
     interrupt_once,
 )
+
+if TYPE_CHECKING:
+    from . import confirm
 
 MAX_ERRORS_IN_A_ROW = MAX_RETRY + 2  # a worker whose trials keep raising stops the search
 
@@ -316,6 +320,7 @@ class ConfirmJob:
     study_name: str  # the confirm study
     train_size: int | None
     workers: int
+    check: confirm.Check | None = None  # None: confirm.TEST
 
 
 def _confirm_main(job: ConfirmJob, runs: list) -> None:
@@ -326,9 +331,9 @@ def _confirm_main(job: ConfirmJob, runs: list) -> None:
 
         device = torch.device(job.device)
         _use_cores(device, job.workers)
-        confirm.run(job.choices, job.seeds, job.recipe, confirm.load_data(job.data_root, device, job.train_size),
+        confirm.run(job.choices, job.seeds, job.recipe, confirm.load_data(job.data_root, device),
                     device, open_storage(job.storage), job.study_name, artifacts=artifact_store(job.storage),
-                    train_size=job.train_size, runs=runs)
+                    train_size=job.train_size, runs=runs, check=job.check or confirm.TEST)
     except KeyboardInterrupt:
         raise SystemExit(EXIT_INTERRUPTED) from None
     except Exception as e:  # noqa: BLE001 - a run that raised is stored FAIL with its reason
@@ -345,9 +350,10 @@ def run_confirm(job: ConfirmJob, on_poll: Callable[[list[FrozenTrial], set[str]]
     studies have no queue, so nothing is re-queued)."""
     from . import confirm
 
-    study = confirm.open_confirm(open_storage(job.storage), job.study_name)
+    check = job.check or confirm.TEST
+    study = confirm.open_confirm(open_storage(job.storage), job.study_name, check)
     fail_dead_workers(study, retry=False)  # runs left RUNNING by a confirm that was killed
-    todo_runs = confirm.missing(study, job.choices, job.seeds, confirm.run_protocol(job.recipe, job.train_size))
+    todo_runs = confirm.missing(study, job.choices, job.seeds, confirm.run_protocol(job.recipe, job.train_size, check))
     n = min(job.workers, len(todo_runs))
     job = dataclasses.replace(job, workers=n)  # how many share the cores
     supervisor = Supervisor(study, _confirm_main, lambda trials: on_poll(trials, supervisor.ids), poll_seconds,

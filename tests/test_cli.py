@@ -241,3 +241,32 @@ def test_a_checkout_with_only_the_old_default_sqlite_file_keeps_using_it(tmp_pat
     assert storage_url(None) == LEGACY_STORAGE and reading_url(None) == LEGACY_STORAGE  # not orphaned
     (tmp_path / DEFAULT_STORAGE).write_text("")
     assert storage_url(None) == DEFAULT_STORAGE  # once the journal exists, it is the default
+
+
+@pytest.mark.parametrize("command", [["run", "--trials", "2"], ["run", "--baseline", "round3"]])
+def test_a_negative_seed_is_one_sentence_and_exit_2_before_any_worker_starts(capsys, tmp_path, monkeypatch, command):
+    # NumPy's SeedSequence refuses it inside every worker, which were respawned until the
+    # death limit: it must be refused at the edge.
+    from search import workers
+
+    def started(*args, **kwargs):
+        raise AssertionError("a worker was started")
+
+    monkeypatch.setattr(workers, "run_search", started)
+    monkeypatch.setattr(workers, "run_confirm", started)
+    monkeypatch.setattr("search.data.ensure_mnist", lambda root, download=True: root)
+    store = tmp_path / "s.journal"
+    code, out, err = run(capsys, *command, "--seed", "-1", "--storage", str(store))
+    assert code == 2, out + err
+    assert err == "drill-search: error: --seed must be at least 0, got -1.\n"
+    assert not store.exists()
+
+
+def test_every_command_that_trains_refuses_a_negative_seed():
+    # confirm and reevaluate build their recipe through Recipe too
+    from search.config import ConfigError, DataConfig, Recipe, SearchConfig
+
+    with pytest.raises(ConfigError, match="seed must be at least 0, got -1."):
+        Recipe(seed=-1)
+    with pytest.raises(ConfigError, match="seed must be at least 0, got -1."):
+        SearchConfig(storage="s.journal", recipe=Recipe(), data=DataConfig(root="data"), seed=-1)

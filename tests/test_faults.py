@@ -403,3 +403,36 @@ def test_the_supervisor_ignores_a_second_interrupt_while_it_stops_its_workers():
     with pytest.raises(KeyboardInterrupt):  # the usual handler is back afterwards
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(1)
+
+
+def _broken(*args) -> None:
+    raise RuntimeError("a callback that breaks")
+
+
+@pytest.mark.parametrize("breaks", ["on_poll", "on_exit"])
+def test_the_supervisor_stops_its_workers_whatever_ends_it(breaks):
+    # Before, only Ctrl-C stopped them: any other error left the workers running and the
+    # CLI hanging on them after the traceback. time.sleep is a worker that costs nothing.
+    study = optuna.create_study()
+    sup = supervisor.Supervisor(study, time.sleep, _broken if breaks == "on_poll" else lambda trials: None,
+                                poll_seconds=0.01)
+
+    processes = []
+
+    def start() -> None:
+        sup.start(0, 0)  # exits at once: on_exit is called for it
+        sup.start(1, 600)
+        processes.extend(w.process for w in sup.workers)
+
+    on_exit = _broken if breaks == "on_exit" else lambda w, code: supervisor.GO_ON
+    try:
+        with pytest.raises(RuntimeError, match="a callback that breaks"):
+            sup.run(on_exit, start)
+        assert len(processes) == 2
+        for p in processes:
+            p.join(timeout=60)  # generous: a stopped worker is joined already, a running one never ends
+            assert not p.is_alive()
+    finally:
+        for p in processes:
+            if p.is_alive():
+                p.kill()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from search.config import Goal
 from search.promote import Promotion, RungResult, peers_for
 
@@ -48,3 +50,56 @@ def test_with_a_parameter_goal_every_network_within_it_is_a_peer_and_none_beyond
     me = RungResult(4_500, 97.0)
     others = [RungResult(1_000, 99.0), RungResult(4_900, 98.0), RungResult(7_000, 99.5)]
     assert peers_for(me, others, Goal(max_params=5_000)) == others[:2]
+
+
+def test_a_promoting_search_trains_the_rung_first_and_only_the_promoted_in_full(tmp_path):
+    # End to end on synthetic digits, one worker: every trained candidate records its rung,
+    # the decision and its reason; only promoted ones train the full protocol.
+    from optuna.trial import TrialState
+
+    from search import workers
+    from search.config import Recipe
+    from search.promote import Promotion, RungResult
+    from tests.test_search import config, load, synthetic_data
+
+    goal = Goal(max_params=6_000)  # every network within it is a peer
+    cfg = config(tmp_path, trials=8, recipe=Recipe(epochs=3, batch_size=64), strategy="promote", rung_epochs=1,
+                 eta=3, goal=goal)
+    assert cfg.promotes
+    workers.run_worker(cfg, data=synthetic_data())
+    trained = [t for t in load(cfg).trials if "rung_val_acc" in t.user_attrs]
+    assert trained and trained[0].user_attrs["promoted"] is True  # nothing to rank the first against
+    rule = Promotion(eta=3, val_size=cfg.data.val_size)
+    for i, t in enumerate(trained):
+        a = t.user_attrs
+        assert len(a["rung_val_acc"]) == 1 and "Promotion(eta=3" in a["promotion"]
+        me = RungResult(a["params"], a["rung_val_acc"][-1])
+        earlier = [RungResult(p.user_attrs["params"], p.user_attrs["rung_val_acc"][-1]) for p in trained[:i]]
+        assert a["promoted"] == (rule.decide(me, peers_for(me, earlier, goal)) is None)  # the rule, replayed in order
+        if a["promoted"]:
+            assert t.state == TrialState.COMPLETE and len(a["val_acc"]) == 3
+        else:
+            assert t.state == TrialState.PRUNED and "val_acc" not in a
+            assert a["state_reason"].startswith("not promoted: rung score")
+    assert {t.user_attrs["promoted"] for t in trained} == {True, False}  # both paths ran
+
+
+def test_a_trial_on_its_rung_shows_the_rung_in_the_progress_line():
+    from optuna.trial import TrialState
+
+    from search.progress import search_status
+
+    class T:
+        def __init__(self, number, state, attrs):
+            self.number, self.state, self.user_attrs = number, state, attrs
+
+    on_rung = T(0, TrialState.RUNNING, {"params": 4_000, "rung_val_acc": [97.1], "rung_epoch_seconds": [20.0]})
+    promoted = T(1, TrialState.RUNNING, {"params": 4_000, "rung_val_acc": [97.0, 98.0, 98.5], "promoted": True,
+                                         "val_acc": [96.0], "epoch_seconds": [20.0]})
+    stopped = T(2, TrialState.PRUNED, {"params": 3_000, "rung_val_acc": [95.0, 96.0, 96.5], "promoted": False,
+                                       "rung_epoch_seconds": [20.0] * 3})
+    running, done, left = search_status([on_rung, promoted, stopped], total=4, epochs=15, workers=1, rung_epochs=3)
+    assert running[0].text() == "trial 0 (4,000 params): rung epoch 1/3  val 97.10%  20 s/epoch"
+    assert running[1].text().startswith("trial 1 (4,000 params): epoch 1/15  val 96.00%")
+    # left: 2 + 14 epochs of the running ones, and one trial to start at the 3 epochs the finished one trained
+    assert done == 1 and left == pytest.approx((2 + 14 + 3) * 20.0)

@@ -98,8 +98,8 @@ def test_report_leaves_the_study_it_reads_as_it_was(searched, tmp_path, monkeypa
     before = journal.read_bytes()
     real = report.figures
 
-    def elsewhere(study):
-        figs = real(study)
+    def elsewhere(study, spread=None):
+        figs = real(study, spread)
         figs["curves"].update_layout(title="drawn by another plotly")
         return figs
 
@@ -143,6 +143,19 @@ def test_export_loads_in_plain_torch_with_the_same_predictions(searched, tmp_pat
     assert "total parameters" in (out / "layers.txt").read_text()
 
 
+def test_exported_arch_json_holds_the_schedule_batch_and_rotation(searched, tmp_path):
+    import spaces
+
+    cfg, study = searched
+    number = report.front(study)[0].number
+    out = export.export(study, number, artifact_store(cfg.storage), tmp_path / "exp")
+    meta = json.loads((out / "arch.json").read_text())
+    c = spaces.decode(study.trials[number].params)
+    assert (meta["schedule"], meta["lr_step"], meta["batch_size"], meta["rotation"]) == (
+        c.schedule, c.lr_step, c.batch_size, c.rotation)
+    assert meta["recipe"] == study.trials[number].user_attrs["recipe"]  # what trained it: here batch 64
+
+
 def test_export_refuses_trials_without_weights(searched, tmp_path):
     cfg, study = searched
     not_complete = [t.number for t in study.trials if t.state != TrialState.COMPLETE]
@@ -151,6 +164,24 @@ def test_export_refuses_trials_without_weights(searched, tmp_path):
     if not_complete:
         with pytest.raises(export.ExportError, match="only complete trials"):
             export.export(study, not_complete[0], artifact_store(cfg.storage), tmp_path)
+
+
+def test_export_of_a_study_copied_without_its_weights_is_one_sentence_and_exit_2(searched, tmp_path, capsys):
+    import shutil
+
+    from search.cli import main
+    from search.storage import storage_file
+
+    cfg, study = searched
+    copy = tmp_path / "copied.db"  # the study file alone, not its -artifacts/ folder beside it
+    shutil.copy(storage_file(cfg.storage), copy)
+    number = report.front(study)[0].number
+    code = main(["export", str(number), "--storage", str(copy), "--output", str(tmp_path / "e")])
+    out, err = capsys.readouterr()
+    assert code == 2, out + err
+    assert err.startswith("drill-search: error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert f"trial {number}" in err and "weights" in err
+    assert not (tmp_path / "e").exists()
 
 
 def test_confirm_stores_per_seed_results_and_resumes(searched, tmp_path):
@@ -171,6 +202,65 @@ def test_confirm_stores_per_seed_results_and_resumes(searched, tmp_path):
     assert runs[-2:] == [(choices[0].label, 1, True), (choices[0].label, 2, True)]  # nothing retrained
     assert again[0].final == v.final
     assert "reach 99.4% on every seed" in confirm.table(again, 1)
+
+
+def test_reevaluation_trains_on_the_search_split_scores_validation_and_counts_the_search_run(searched, tmp_path):
+    cfg, study = searched
+    storage = open_storage(f"sqlite:///{tmp_path}/reeval.db")
+    data = Mnist(train=synthetic_split(300, 1), test=synthetic_split(128, 4))
+    check = confirm.Check("reeval", "val_acc_last3", (1, 2), "test", val_size=100, val_seed=0)
+    trial = report.front(study)[0]
+    choices = confirm.choose(study, [trial.number], cfg.max_params, with_baselines=False)
+    (v,) = confirm.run(choices, [1, 2], Recipe(epochs=2), data, torch.device("cpu"), storage, "r", check=check)
+    runs = confirm.open_confirm(storage, "r", check).trials
+    assert len(runs) == 2 and all(len(t.user_attrs["val_acc"]) == 2 for t in runs)
+    for t in runs:  # the score is the search's: the mean validation accuracy of the last epochs
+        assert t.values[0] == pytest.approx(sum(t.user_attrs["val_acc"]) / 2, abs=1e-3)
+    assert v.final == (trial.values[0], *(t.values[0] for t in runs))  # the search's run is one more seed
+    assert v.test == tuple(t.user_attrs["test_acc"][-1] for t in runs)
+    train, evals = check.splits(data, None)
+    assert len(train) == 200 and len(evals["val"]) == 100 and set(evals) == {"val", "test"}
+    assert confirm.run_protocol(Recipe(), None, check)["val_size"] == 100  # a different protocol from TEST's
+    assert "leader: " in confirm.table([v], 2, check)
+
+
+def test_leaders_are_the_best_within_the_goal_that_one_run_cannot_tell_apart():
+    from optuna.distributions import FloatDistribution
+
+    from search.config import Goal
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.set_user_attr("val_size", 5_000)
+    for score, params in ((99.20, 4_000), (99.05, 4_500), (98.50, 3_000), (99.60, 8_000), (99.18, 4_900)):
+        study.add_trial(optuna.trial.create_trial(params={"x": 0.0}, distributions={"x": FloatDistribution(0, 1)},
+                                                  values=[score, params]))
+    leaders = confirm.leaders(study, Goal(max_params=5_000), most=4, z=2.0)
+    # the 8,000-parameter net is outside the goal; 98.50 is 0.7 points behind (about 3 SE)
+    assert [t.values[0] for t in leaders] == [99.20, 99.18, 99.05]
+    assert [t.values[0] for t in confirm.leaders(study, Goal(max_params=5_000), most=2)] == [99.20, 99.18]
+    assert [t.values[0] for t in confirm.leaders(study, Goal())][0] == 99.60  # no goal: the front
+
+
+def test_the_reevaluation_table_calls_a_noise_level_lead_a_tie():
+    def verdict(label, scores):
+        return confirm.Verdict(confirm.Choice(label, None), 4_000, tuple(scores), tuple(scores))
+
+    check = confirm.VALIDATION
+    close = confirm.table([verdict("a", (99.20, 99.10, 99.30)), verdict("b", (99.15, 99.05, 99.25))], 15, check)
+    assert "leader: a" in close and "within one standard error of it: b" in close
+    clear = confirm.table([verdict("a", (99.40, 99.41, 99.42)), verdict("b", (99.10, 99.11, 99.12))], 15, check)
+    assert "leader: a (99.41%)" in clear and "within one standard error" not in clear
+
+
+def test_a_waiting_trial_without_parameters_is_not_a_planned_run(searched, tmp_path):
+    # `fail-stale --study-name search-confirm` re-queues a confirm trial as a waiting one
+    # with no parameters; the next confirm's progress reads the study's trials
+    cfg, study = searched
+    storage = open_storage(f"sqlite:///{tmp_path}/w.db")
+    runs = confirm.open_confirm(storage, "c")
+    runs.enqueue_trial({})
+    choices = confirm.choose(study, [report.front(study)[0].number], cfg.max_params, with_baselines=False)
+    assert confirm.planned_runs(runs.trials, choices, [1], confirm.run_protocol(Recipe(epochs=1), None)) == []
 
 
 def test_a_run_stored_twice_counts_once(searched, tmp_path):
@@ -304,7 +394,8 @@ def test_a_recorded_run_holds_its_own_candidate_even_with_a_trial_waiting(tmp_pa
     study = studies.open_baselines(storage)
     study.enqueue_trial(spaces.encode(ROUNDS["round1"].candidate), user_attrs={"baseline": "round1"})
     data = Mnist(train=synthetic_split(128, 1), test=synthetic_split(64, 4))
-    record_run(study, ROUNDS["round3"].candidate, Recipe(epochs=1), data, torch.device("cpu"), {"baseline": "round3"})
+    record_run(study, ROUNDS["round3"].candidate, Recipe(epochs=1), data.train, {"test": data.test},
+               torch.device("cpu"), {"baseline": "round3"})
     waiting, done = study.trials
     assert waiting.state == TrialState.WAITING and waiting.user_attrs == {"baseline": "round1"}
     assert done.state == TrialState.COMPLETE and done.user_attrs["baseline"] == "round3"
@@ -357,3 +448,29 @@ def test_cost_counts_trained_epochs_against_an_unpruned_search():
     line = report.cost_line(study)
     assert line.startswith("18 candidate-epochs trained for 3 finished trials")
     assert "the 2 that were not rejected would train 2 x 15 = 30" in line and "0.3 worker-hours" in line
+
+
+def test_the_answer_names_the_validation_leader_and_falls_back_to_test_saying_so():
+    import spaces
+    from baselines import ROUNDS
+
+    cand = ROUNDS["round3"].candidate
+
+    def verdict(label, params, scores, trial=None, baseline=None):
+        return confirm.Verdict(confirm.Choice(label, cand, source_trial=trial, baseline=baseline), params,
+                               tuple(scores), tuple(scores))
+
+    confirmed = [verdict("trial 4", 4_800, (99.30, 99.32, 99.31), trial=4),
+                 verdict("trial 9", 4_900, (99.42, 99.41, 99.40), trial=9),
+                 verdict("trial 12", 6_000, (99.50, 99.50, 99.50), trial=12),
+                 verdict("round3", 5_760, (99.28, 99.47, 99.29), baseline="round3")]
+    reevaluated = [verdict("trial 4", 4_800, (99.20, 99.25, 99.22), trial=4),
+                   verdict("trial 9", 4_900, (99.10, 99.12, 99.11), trial=9)]
+    lines = confirm.answer(confirmed, reevaluated, 5_000, " --storage s.journal")
+    assert lines[0].startswith("Network to use, at most 5,000 parameters: trial 4, 4,800 parameters")
+    assert "leader of the re-evaluation on validation" in lines[0] and lines[0].endswith("export 4 --storage s.journal")
+    assert lines[1].startswith("Smallest confirmed network at 99.4% or more on every seed: trial 9")
+    assert "round3 (5,760 parameters) 99.35%" in lines[2]
+    fallback = confirm.answer(confirmed, [], 5_000)
+    assert "trial 9" in fallback[0] and "a choice made on test" in fallback[0]
+    assert spaces.contains(cand)
