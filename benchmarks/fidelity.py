@@ -36,7 +36,7 @@ import optuna
 from optuna.trial import TrialState
 
 from search.config import MAX_EPOCHS, DataConfig, Recipe, SearchConfig
-from search.data import DATA_ENV
+from search.config import DATA_ENV
 from search.storage import open_storage, storage_url
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -12,10 +12,10 @@ import os
 import sys
 from pathlib import Path
 
-from .config import MAX_EPOCHS, PARAM_BUDGET, STRATEGIES, ConfigError, DataConfig, Goal, Recipe, SearchConfig
-from .data import DATA_ENV, DataError
-from .prune import PRUNERS
-from .config import SAMPLERS
+# Only light modules here: `drill-search --help` must answer without importing torch,
+# torchvision or optuna (each command imports what it needs).
+from .config import (DATA_ENV, MAX_EPOCHS, PARAM_BUDGET, PRUNERS, SAMPLERS, STRATEGIES, ConfigError, DataConfig,
+                     Goal, Recipe, SearchConfig)
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -137,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    from .data import DataError
     from .export import ExportError
     from .storage import StorageError
     from .study import SearchFailed, StudyError

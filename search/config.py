@@ -9,14 +9,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from spaces import Candidate
-from spaces.arch import SCHEDULE_EPOCHS
+from spaces.arch import SCHEDULE_EPOCHS, Candidate
 
 MAX_EPOCHS = SCHEDULE_EPOCHS  # the exercise's limit
 PARAM_BUDGET = 10_000  # "under 10,000 parameters"
 TARGET_ACC = 99.4  # percent, on the MNIST test set
 SAMPLERS = ("tpe", "tpe-plain", "random", "nsga2")  # see search.sampler.make_sampler
 STRATEGIES = ("promote", "full")  # see SearchConfig.strategy
+PRUNERS = ("pareto", "median", "none")  # see search.prune.make_pruner
+DATA_ENV = "DRILL_SEARCH_DATA"  # environment variable naming the data root
 MAX_RETRY = 2  # a failed trial (worker died, interrupted, error, out of memory) runs again at most this often
 
 

@@ -58,7 +58,8 @@ from typing import Protocol
 
 from spaces.arch import ONECYCLE_WARMUP
 
-PRUNERS = ("pareto", "median", "none")
+from .config import PRUNERS
+
 
 
 def noise(acc: float, n: int) -> float:

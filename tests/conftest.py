@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from search.data import DATA_ENV, Mnist, Split, load_mnist
+from search.config import DATA_ENV
+from search.data import Mnist, Split, load_mnist
 
 
 @pytest.fixture(scope="session")

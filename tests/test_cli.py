@@ -270,3 +270,14 @@ def test_every_command_that_trains_refuses_a_negative_seed():
         Recipe(seed=-1)
     with pytest.raises(ConfigError, match="seed must be at least 0, got -1."):
         SearchConfig(storage="s.journal", recipe=Recipe(), data=DataConfig(root="data"), seed=-1)
+
+
+def test_the_parser_loads_without_torch_torchvision_or_optuna():
+    # `drill-search --help` answers fast because the CLI module imports none of them
+    # (benchmarks/startup.py measures the time).
+    import subprocess
+    import sys
+
+    code = "import sys, search.cli; print(sorted(m for m in ('torch', 'torchvision', 'optuna') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
