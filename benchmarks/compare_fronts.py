@@ -31,6 +31,7 @@ from optuna.trial import TrialState
 
 from search.config import Recipe
 from search.confirm import PROTOCOL_SEEDS, Verdict, stored_verdicts
+from search.record import epochs_trained
 from search.replay import front
 from search.storage import open_storage, storage_url
 
@@ -44,7 +45,7 @@ def points(study: optuna.Study, budget: int | None = None) -> tuple[dict[int, tu
     spent, out = 0, {}
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
     for t in sorted(trials, key=lambda t: t.datetime_start or t.datetime_complete):
-        cost = len(t.user_attrs.get("val_acc") or [])
+        cost = epochs_trained(t.user_attrs)  # a promoted trial's rung counts too
         if budget is not None and spent + cost > budget:
             break
         spent += cost

@@ -395,9 +395,10 @@ def run_search(args: argparse.Namespace) -> int:
         print(report.failures_text(study))
     print(report.front_table(study))
     report.attach(study, report.figures(study))  # the dashboard shows the report's figures too
-    print(f"\nsee the accuracy-vs-parameters front:  {dashboard_command(cfg.storage)}")
+    print(f"\nsee the accuracy-vs-parameters front:  {dashboard_command(cfg.storage, cfg.study_name)}")
     if interrupted:
-        print("interrupted: finished trials are kept; run the same command again to resume.", file=sys.stderr)
+        print("interrupted, will resume: finished trials are kept, and the same command trains the "
+              "interrupted ones again.", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
 
@@ -749,7 +750,8 @@ def add_fail_stale(sub) -> None:
         "fail-stale", help="end trials left RUNNING by workers that died",
         description="Mark RUNNING trials whose worker is gone as failed and re-queue their parameters. "
         "On this machine a dead worker is recognised by its process id and start time; --older-than also ends "
-        "trials from any machine that recorded no epoch for that long. RDB storages (SQLite, "
+        "trials that recorded no epoch for that long, on any machine but this one, where a live worker process "
+        "is only slow. RDB storages (SQLite, "
         "PostgreSQL) also use Optuna's heartbeat, checked whenever a trial starts.",
         epilog="examples:\n  drill-search fail-stale --storage studies/search.journal\n"
         "  drill-search fail-stale --storage redis://host:6379 --older-than 1800\n",
@@ -769,11 +771,17 @@ def cmd_fail_stale(args: argparse.Namespace) -> int:
     if args.older_than is not None and args.older_than <= 0:
         raise UsageError(f"--older-than must be a positive number of seconds, got {args.older_than:g}.")
     failed = liveness.fail_dead_workers(study)
+    spared = []
     if args.older_than is not None:
         failed += liveness.fail_silent(study, args.older_than)
+        spared = [t.number for t in liveness.silent(study, args.older_than)
+                  if liveness.lives_here(t.user_attrs.get("worker", ""))]
     if getattr(study._storage, "get_heartbeat_interval", lambda: None)():  # RDB with heartbeats
         optuna.storages.fail_stale_trials(study)
     running = studies.counts(study)["running"]
     print(f"failed and re-queued {len(failed)} trial(s){': ' + ', '.join(map(str, failed)) if failed else ''}; "
           f"{running} still running")
+    if spared:
+        print(f"trial(s) {', '.join(map(str, spared))} recorded nothing for {args.older_than:g} s, but their worker "
+              "process is alive on this machine: stop that process to end them.")
     return 0

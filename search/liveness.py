@@ -127,16 +127,40 @@ def is_dead(worker: str, host: str) -> bool:
     return bool(start) and process_start(int(pid)) not in (None, start)
 
 
-def fail_silent(study: optuna.Study, older_than: float) -> list[int]:
+def fail_silent(study: optuna.Study, older_than: float, host: str | None = None) -> list[int]:
     """Fail and re-queue RUNNING trials that recorded no progress for `older_than` seconds
-    (their last epoch, else their start), wherever their worker ran."""
+    (their last epoch, else their start), wherever their worker ran, unless that worker is
+    a live process on this host: there silence is a long epoch, and failing the trial
+    would end it under a worker that goes on writing to it."""
+    host = host or socket.gethostname()
     now = time.time()
     failed = []
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        last = t.user_attrs.get("updated_at") or (t.datetime_start.timestamp() if t.datetime_start else now)
-        if now - last > older_than and fail_trial(study, t, f"no progress for {now - last:.0f} s"):
+    for t in silent(study, older_than):
+        if lives_here(t.user_attrs.get("worker", ""), host):
+            continue
+        if fail_trial(study, t, f"no progress for {now - _last_progress(t, now):.0f} s"):
             failed.append(t.number)
     return failed
+
+
+def silent(study: optuna.Study, older_than: float) -> list[FrozenTrial]:
+    """RUNNING trials that recorded no progress for `older_than` seconds."""
+    now = time.time()
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if now - _last_progress(t, now) > older_than]
+
+
+def _last_progress(t: FrozenTrial, now: float) -> float:
+    """When the trial last wrote an epoch, else when it started."""
+    return t.user_attrs.get("updated_at") or (t.datetime_start.timestamp() if t.datetime_start else now)
+
+
+def lives_here(worker: str, host: str | None = None) -> bool:
+    """True when `worker` (host:pid[:start]) names a process of `host` (this one by
+    default) that is still running; another machine's worker is never known to live."""
+    host = host or socket.gethostname()
+    name, _, rest = worker.partition(":")
+    return name == host and rest.partition(":")[0].isdigit() and not is_dead(worker, host)
 
 
 def _alive(pid: int) -> bool:

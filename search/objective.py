@@ -153,8 +153,9 @@ class Objective:
         evals = {"val": self.data.val, "test": self.data.test}
         out_of_memory = False
         try:
-            result = train(candidate, self.recipe, self.data.train, evals, self.device,
-                           on_epoch=on_epoch, progress=self.progress)
+            result = train(candidate, self.recipe, self.data.train, evals, self.device, on_epoch=on_epoch,
+                           progress=self.progress,
+                           on_step=record.StepRecorder(trial, "run", self.recipe.batch_for(candidate)))
         except Diverged as e:
             self._stop(trial, start, f"diverged: {e}")
         # torch.cuda.OutOfMemoryError: the name exists in every torch this supports (since
@@ -189,7 +190,8 @@ class Objective:
 
             try:
                 train(candidate, self.rung_recipe, self.data.train, {"val": self.data.val}, self.device,
-                      on_epoch=on_epoch, progress=self.progress)
+                      on_epoch=on_epoch, progress=self.progress,
+                      on_step=record.StepRecorder(trial, "rung", self.recipe.batch_for(candidate)))
             except Diverged as e:
                 self._stop(trial, start, f"diverged at the rung: {e}")
             me = RungResult(n_params, history[-1].evals["val"].acc)

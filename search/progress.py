@@ -34,8 +34,15 @@ class Running:
     acc: float | None = None
     seconds_per_epoch: float | None = None
     stage: str = "epoch"  # "rung epoch" while a candidate trains the cheap rung (search.promote)
+    within: dict | None = None  # how far the epoch under way has gone (record.StepRecorder)
 
     def text(self) -> str:
+        w = self.within
+        if w and w["epoch"] == self.epoch + 1 and w["step"]:
+            left = w["seconds"] * (w["steps"] - w["step"]) / w["step"]
+            last = f"  last {self.metric} {self.acc:.2f}%" if self.acc is not None else ""
+            return (f"{self.label}: {self.stage} {w['epoch']}/{self.epochs}, step {w['step']}/{w['steps']}  "
+                    f"{w['images_per_s']:,} img/s  ~{left:.0f} s to the epoch's end{last}")
         if self.epoch == 0:
             return f"{self.label}: starting {self.stage} 1/{self.epochs}"
         acc = f"  {self.metric} {self.acc:.2f}%" if self.acc is not None else ""
@@ -160,8 +167,11 @@ def search_status(trials, total: int, epochs: int, workers: int, rung_epochs: in
             on_rung = rung_epochs is not None and not val and "promoted" not in a
             curve, stage, of = (a.get("rung_val_acc") or [], "rung epoch", rung_epochs) if on_rung else \
                 (val, "epoch", epochs)
+            within = a.get("in_epoch")
+            if within and within.get("stage") != ("rung" if on_rung else "run"):
+                within = None
             running.append(Running(t.number, name + size, len(curve), of, "val", curve[-1] if curve else None,
-                                   mean_or(secs, None), stage))
+                                   mean_or(secs, None), stage, within))
         elif t.state in (TrialState.COMPLETE, TrialState.PRUNED):
             done += 1
             trained.append(len(a.get("rung_val_acc") or []) + len(a.get("val_acc") or []))
@@ -188,7 +198,7 @@ def confirm_status(runs, total: int, epochs: int, ids: set[str], split: str = "t
             timed += secs
             acc = a.get(f"{split}_acc") or []
             running.append(Running(t.number, f"{a['label']} seed {a['confirm_seed']}", len(acc), epochs, split,
-                                   acc[-1] if acc else None, mean_or(secs, None)))
+                                   acc[-1] if acc else None, mean_or(secs, None), within=a.get("in_epoch")))
     done = len(stored)
     not_started = max(0, total - done - len(running))
     return running, done, estimate_left(running, not_started, epochs, mean_or(timed[-60:], None), len(ids))

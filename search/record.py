@@ -56,10 +56,35 @@ def epoch(trial: optuna.Trial, history: list[EpochResult]) -> None:
     trial.set_user_attr("updated_at", round(time.time(), 1))
 
 
+class StepRecorder:
+    """Writes how far the current epoch has gone as the user attribute `in_epoch`, at most
+    every `every` seconds (a storage write per step would cost more than the step), so
+    progress lines show a figure within seconds of a run's start, not after its first
+    epoch."""
+
+    def __init__(self, trial: optuna.Trial, stage: str, batch_size: int, every: float = 10.0) -> None:
+        self.trial, self.stage, self.batch_size, self.every = trial, stage, batch_size, every
+        self.last = time.monotonic()
+
+    def __call__(self, epoch: int, step: int, steps: int, seconds: float) -> None:
+        now = time.monotonic()
+        if now - self.last < self.every:
+            return
+        self.last = now
+        self.trial.set_user_attr("in_epoch", {"stage": self.stage, "epoch": epoch, "step": step, "steps": steps,
+                                              "seconds": round(seconds, 1),
+                                              "images_per_s": round(step * self.batch_size / max(seconds, 1e-9))})
+
+
 def rung(trial: optuna.Trial, history: list[EpochResult]) -> None:
     """The cheap rung's curves (search.promote), as `rung_<name>` beside the full run's."""
     for key, value in curves(history).items():
         trial.set_user_attr(f"rung_{key}", value)
+
+
+def epochs_trained(attrs: dict) -> int:
+    """Candidate-epochs a trial trained: its rung's (search.promote) and its run's."""
+    return len(attrs.get("rung_val_acc") or []) + len(attrs.get("val_acc") or attrs.get("test_acc") or [])
 
 
 def finish(trial: optuna.Trial, reason: str, started: float) -> None:
@@ -198,7 +223,8 @@ def record_run(
 
     started = time.time()
     try:
-        result = train(candidate, recipe, train_split, evals, device, on_epoch=keep, progress=progress)
+        result = train(candidate, recipe, train_split, evals, device, on_epoch=keep, progress=progress,
+                       on_step=StepRecorder(trial, "run", recipe.batch_for(candidate)))
         if artifacts is not None:
             save_weights(trial, result.model, artifacts)
     except BaseException as e:

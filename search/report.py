@@ -17,12 +17,14 @@ from .config import TARGET_ACC
 
 
 def outcome(t: FrozenTrial) -> str:
-    """complete, rejected, pruned, failed, running or waiting."""
+    """complete, rejected, pruned, interrupted, failed, running or waiting."""
     reason = t.user_attrs.get("state_reason", "")
     if t.state == TrialState.COMPLETE:
         return "complete"
     if t.state == TrialState.PRUNED:
         return "rejected" if reason.startswith("rejected") else "pruned"
+    if t.state == TrialState.FAIL and reason == "interrupted":
+        return "interrupted"  # a stop the user asked for: the trial runs again on resume
     return {TrialState.FAIL: "failed", TrialState.RUNNING: "running", TrialState.WAITING: "waiting"}[t.state]
 
 
@@ -44,6 +46,8 @@ def trial_line(t: FrozenTrial) -> str:
         tail = f"pruned at epoch {a['pruned_at_epoch']}: {reason.removeprefix('pruned: ')}"
     elif what in ("rejected", "pruned"):
         tail = reason
+    elif what == "interrupted":
+        tail = "interrupted, will resume (the same command trains it again)"
     else:
         tail = f"{what}: {reason}" if reason else what
     secs = f"  {a['seconds']:.0f} s" if "seconds" in a else ""
@@ -87,34 +91,41 @@ def counts_line(study: optuna.Study) -> str:
     for t in study.get_trials(deepcopy=False):
         key = outcome(t)
         c[key] = c.get(key, 0) + 1
-    order = ("complete", "pruned", "rejected", "failed", "running", "waiting")
+    order = ("complete", "pruned", "rejected", "interrupted", "failed", "running", "waiting")
     return ", ".join(f"{c[k]} {k}" for k in order if c.get(k))
 
 
 def cost_line(study: optuna.Study) -> str:
-    """What the study cost: candidate-epochs trained (failed runs included) against an
-    unpruned search of the same number of finished trials, worker time and wall time."""
+    """What the study cost: candidate-epochs trained (rungs, failed and running runs
+    included) in full-run equivalents against an unpruned search of the same finished
+    trials; worker-hours as the sum of trial durations (everything a worker spent on the
+    trial); wall time."""
+    from .record import epochs_trained
+
     trials = study.get_trials(deepcopy=False)
     finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-    trained = sum(len(t.user_attrs.get("val_acc") or t.user_attrs.get("test_acc") or []) for t in trials)
+    trained = sum(epochs_trained(t.user_attrs) for t in trials)
+    on_rungs = sum(len(t.user_attrs.get("rung_val_acc") or []) for t in trials)
     epochs = (study.user_attrs.get("recipe") or {}).get("epochs", 15)
-    worker_s = sum(sum(t.user_attrs.get("epoch_seconds") or []) for t in trials)
     spans = sorted((t.datetime_start.timestamp(), t.datetime_complete.timestamp())
                    for t in trials if t.datetime_start and t.datetime_complete)
+    worker_s = sum(b - a for a, b in spans)
     wall, end = 0.0, float("-inf")  # the union of trial spans: time between sessions is left out
     for a, b in spans:
         wall += max(0.0, b - max(a, end))
         end = max(end, b)
     trainable = [t for t in finished if outcome(t) != "rejected"]
-    return (f"{trained} candidate-epochs trained for {len(finished)} finished trials, failed and running ones "
-            f"included (without pruning the {len(trainable)} that were not rejected would train "
-            f"{len(trainable)} x {epochs} = {len(trainable) * epochs}); {worker_s / 3600:.1f} worker-hours of "
-            f"training and evaluation, {wall / 3600:.1f} h wall time" + _epoch_seconds(trials))
+    rungs = f", {on_rungs} of them on rungs" if on_rungs else ""
+    return (f"{trained} candidate-epochs trained for {len(finished)} finished trials{rungs}, failed and running ones "
+            f"included: {trained / epochs:.1f} full-run equivalents (without pruning the {len(trainable)} that were "
+            f"not rejected would train {len(trainable)} x {epochs} = {len(trainable) * epochs}); "
+            f"{worker_s / 3600:.1f} worker-hours (the sum of trial durations), {wall / 3600:.1f} h wall time"
+            + _epoch_seconds(trials))
 
 
 def _epoch_seconds(trials) -> str:
     """'; a candidate-epoch took A to B s per worker (10th to 90th percentile, median M s)'."""
-    seconds = [s for t in trials for s in t.user_attrs.get("epoch_seconds") or []]
+    seconds = [s for t in trials for key in ("rung_epoch_seconds", "epoch_seconds") for s in t.user_attrs.get(key) or []]
     if len(seconds) < 2:
         return ""
     q = statistics.quantiles(seconds, n=10, method="inclusive")
@@ -123,9 +134,10 @@ def _epoch_seconds(trials) -> str:
 
 
 def failures(study: optuna.Study) -> list[tuple[int, str]]:
-    """(trial number, reason) of every failed trial: interrupted, worker died, error."""
+    """(trial number, reason) of every failed trial: worker died, error (an interruption
+    the user asked for is not a failure)."""
     return [(t.number, t.user_attrs.get("state_reason", "no reason recorded"))
-            for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))]
+            for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if outcome(t) == "failed"]
 
 
 def failures_text(study: optuna.Study) -> str:

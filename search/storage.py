@@ -185,6 +185,7 @@ def artifact_store(url: str) -> FileSystemArtifactStore:
     return FileSystemArtifactStore(str(path))
 
 
-def dashboard_command(url: str) -> str:
-    """The shell command that opens this storage in optuna-dashboard."""
-    return f"optuna-dashboard {url}"
+def dashboard_command(url: str, study_name: str = "search") -> str:
+    """The command that opens this storage in optuna-dashboard, as README gives it."""
+    name = "" if study_name == "search" else f" --study-name {study_name}"
+    return f"drill-search dashboard --storage {url}{name}"

@@ -55,6 +55,9 @@ class TrainResult:
 
 
 EpochCallback = Callable[[EpochResult], None]
+# (epoch, steps done in it, steps in it, seconds since it began), every STEP_REPORT steps
+StepCallback = Callable[[int, int, int, float], None]
+STEP_REPORT = 20
 
 
 def train(
@@ -65,15 +68,17 @@ def train(
     device: torch.device,
     on_epoch: EpochCallback | None = None,
     progress: bool = False,
+    on_step: StepCallback | None = None,
 ) -> TrainResult:
-    """Train `candidate` on `train_split` with `recipe`, evaluating `evals` after each epoch.
+    """Train `candidate` on `train_split` with `recipe`, evaluating `evals` after each epoch;
+    `on_step` hears how far the epoch has gone (live progress within an epoch).
 
     Same seed, same device, same data: same numbers, on the CPU always, on CUDA with
     `recipe.deterministic` (cuDNN's fastest kernels, picked otherwise, are not
     deterministic). The data splits must already be on `device`.
     """
     with cuda_determinism(device, recipe.deterministic):
-        return _train(candidate, recipe, train_split, evals, device, on_epoch, progress)
+        return _train(candidate, recipe, train_split, evals, device, on_epoch, progress, on_step)
 
 
 @contextlib.contextmanager
@@ -100,7 +105,7 @@ def cuda_determinism(device: torch.device, deterministic: bool):
         torch.use_deterministic_algorithms(before[2], warn_only=before[3])
 
 
-def _train(candidate, recipe, train_split, evals, device, on_epoch, progress) -> TrainResult:
+def _train(candidate, recipe, train_split, evals, device, on_epoch, progress, on_step) -> TrainResult:
     candidate = candidate.over(recipe.epochs)  # a short run gets a complete schedule
     torch.manual_seed(recipe.seed)  # weights and dropout masks
     generator = torch.Generator(device=device).manual_seed(recipe.seed)  # order and angles
@@ -149,6 +154,8 @@ def _train(candidate, recipe, train_split, evals, device, on_epoch, progress) ->
             loss_sum += loss.detach() * len(y)
             correct += (out.detach().argmax(1) == y).sum()
             seen += len(y)
+            if on_step is not None and (step + 1) % STEP_REPORT == 0:
+                on_step(epoch, step + 1, n_steps, time.perf_counter() - t0)
             if not bar.disable and (step % 50 == 0 or step == n_steps - 1):
                 bar.set_postfix_str(f"loss={loss.item():.4f} acc={100 * correct.item() / seen:.2f}")
                 bar.update(step + 1 - bar.n)

@@ -114,8 +114,7 @@ def run_worker(
     # a traceback for each.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
-        study.optimize(objective, n_trials=None, timeout=cfg.timeout, callbacks=[stop, errors, *(callbacks or [])],
-                       catch=(TrialError,), gc_after_trial=False)
+        _optimize(study, objective, cfg, [stop, errors, *(callbacks or [])])
     except KeyboardInterrupt:
         me = worker_id()
         for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
@@ -125,6 +124,52 @@ def run_worker(
         raise
     if errors.gave_up:
         raise TrialError(errors.gave_up)
+
+
+def _optimize(study: optuna.Study, objective: Objective, cfg: SearchConfig, callbacks: list) -> None:
+    """`study.optimize` until the stop rule, the deadline or the error callback ends it,
+    going on past a trial that another process ended under this worker (`fail-stale
+    --older-than` on another machine, an RDB heartbeat that judged it silent): Optuna
+    cannot close such a trial (its `tell` raises ValueError), so optimize starts again."""
+    deadline = None if cfg.timeout is None else time.time() + cfg.timeout
+    watched = _EndedElsewhere(objective)
+    while todo(study, cfg.trials) > 0:
+        left = None if deadline is None else deadline - time.time()
+        if left is not None and left <= 0:
+            return
+        try:
+            study.optimize(watched, n_trials=None, timeout=left, callbacks=callbacks, catch=(TrialError,),
+                           gc_after_trial=False)
+            return
+        except ValueError:
+            if watched.ended is None:
+                raise
+            watched.ended = None  # its FAIL and its reason are the other process's, the retry queued by it
+
+
+class _EndedElsewhere:
+    """The objective, noting the trial (`ended`) that another process finished while it ran.
+
+    Only Optuna's `tell`, after the objective, finishes this worker's trials; a trial
+    finished before it was ended elsewhere, and every write to it since has raised."""
+
+    def __init__(self, objective: Objective) -> None:
+        self.objective, self.ended = objective, None
+
+    def __call__(self, trial: optuna.Trial) -> tuple[float, int]:
+        # Not on KeyboardInterrupt: a stop reads nothing more from the storage on its way out.
+        try:
+            values = self.objective(trial)
+        except Exception:
+            self._note(trial)
+            raise
+        self._note(trial)
+        return values
+
+    def _note(self, trial: optuna.Trial) -> None:
+        # The storage's state, not the trial object's: no public call re-reads one trial.
+        if trial.study._storage.get_trial(trial._trial_id).state.is_finished():  # noqa: SLF001
+            self.ended = trial.number
 
 
 class ErrorCallback:

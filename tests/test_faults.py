@@ -83,7 +83,7 @@ def test_interrupt_closes_the_trial_and_the_same_command_resumes(tmp_path, data_
         os.killpg(proc.pid, signal.SIGTERM)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, out
-    assert "run the same command again to resume" in out and "Traceback" not in out
+    assert "interrupted, will resume" in out and "Traceback" not in out
     study = optuna.load_study(study_name="search", storage=open_storage(str(store)))
     t = study.trials[victim.number]
     assert t.state == TrialState.FAIL and t.user_attrs["state_reason"] == "interrupted"
@@ -338,7 +338,7 @@ def test_fail_stale_ends_trials_of_dead_workers_on_a_journal(capsys, tmp_path):
     assert trials[0].state == TrialState.FAIL and trials[1].state == TrialState.RUNNING
     assert trials[2].state == TrialState.WAITING and trials[2].user_attrs["retry_of"] == 0
     code, out, _ = run_cli(capsys, "fail-stale", "--storage", str(store), "--older-than", "0.001")
-    assert "failed and re-queued 1 trial(s): 1" in out  # the silent one, whoever ran it
+    assert "failed and re-queued 0 trial(s); 1 still running" in out  # silent, but its process lives here
 
 
 def test_a_reused_pid_does_not_hide_a_dead_worker(capsys, tmp_path):
@@ -436,3 +436,56 @@ def test_the_supervisor_stops_its_workers_whatever_ends_it(breaks):
         for p in processes:
             if p.is_alive():
                 p.kill()
+
+
+# --- fail-stale --older-than and live workers (issue 23, defect 8) -------------------------
+
+
+def test_fail_stale_older_than_spares_a_silent_trial_whose_worker_is_alive_here(capsys, tmp_path):
+    # A long epoch is silence, not death: on this host the process says which it is.
+    import socket
+
+    import spaces
+    from baselines import ROUNDS
+
+    store = tmp_path / "s.journal"
+    study = studies.open_search(config(tmp_path, storage=str(store)))
+    for _ in range(2):
+        study.enqueue_trial(spaces.encode(ROUNDS["round3"].candidate))
+    live, elsewhere = study.ask(), study.ask()
+    live.set_user_attr("worker", liveness.worker_id())  # this test's process: alive
+    elsewhere.set_user_attr("worker", f"not-{socket.gethostname()}:1234:5678")  # only its silence is known
+    for t in (live, elsewhere):
+        t.set_user_attr("updated_at", time.time() - 3600)
+    code, out, err = run_cli(capsys, "fail-stale", "--storage", str(store), "--older-than", "60")
+    assert code == 0, err
+    assert f"failed and re-queued 1 trial(s): {elsewhere.number}; 1 still running" in out
+    assert "alive" in out  # the user learns why the silent live one was spared
+    states = {t.number: t.state for t in optuna.load_study(study_name="search", storage=open_storage(str(store))).trials}
+    assert states[live.number] == TrialState.RUNNING and states[elsewhere.number] == TrialState.FAIL
+
+
+def test_a_worker_whose_trial_another_process_ended_goes_on_with_the_next(tmp_path, monkeypatch):
+    # fail-stale --older-than on another machine (or an RDB heartbeat) may end a trial whose
+    # worker is alive: its next write finds the trial finished. The worker must drop that
+    # trial and go on, not die with a traceback.
+    import search.objective as objective
+
+    cfg = config(tmp_path, trials=1, storage=str(tmp_path / "s.journal"), recipe=Recipe(epochs=1, batch_size=64),
+                 max_params=10**6)
+    real_train = objective.train
+    ended = []
+
+    def ended_elsewhere(*args, **kw):
+        if not ended:  # as `fail-stale --older-than` elsewhere does, while this trial trains
+            other = optuna.load_study(study_name=cfg.study_name, storage=open_storage(cfg.storage))
+            (t,) = other.get_trials(states=(TrialState.RUNNING,))
+            assert liveness.fail_trial(other, t, "no progress for 3600 s")
+            ended.append(t.number)
+        return real_train(*args, **kw)
+
+    monkeypatch.setattr(objective, "train", ended_elsewhere)
+    workers.run_worker(cfg, data=synthetic_data())
+    first, retry = optuna.load_study(study_name=cfg.study_name, storage=open_storage(cfg.storage)).trials
+    assert first.state == TrialState.FAIL and first.user_attrs["state_reason"] == "no progress for 3600 s"
+    assert retry.user_attrs["retry_of"] == first.number and retry.state == TrialState.COMPLETE

@@ -58,3 +58,33 @@ def test_search_status_reads_running_and_finished_trials_from_storage():
     # 13 epochs left running + 2 not started x mean 2 epochs per finished trial, at the
     # mean of the 6 timed epochs
     assert left == pytest.approx((13 + 2 * 2) * (4 * 30 + 2 * 50) / 6)
+
+
+def test_a_run_shows_how_far_its_first_epoch_has_gone():
+    from search.progress import Running
+
+    within = {"stage": "run", "epoch": 1, "step": 100, "steps": 400, "seconds": 20.0, "images_per_s": 1280}
+    line = Running(3, "trial 3 (4,000 params)", 0, 15, within=within).text()
+    assert line == "trial 3 (4,000 params): epoch 1/15, step 100/400  1,280 img/s  ~60 s to the epoch's end"
+    stale = {**within, "epoch": 1}  # an epoch already finished: the epoch line wins
+    assert Running(3, "trial 3", 1, 15, acc=98.0, within=stale).text().startswith("trial 3: epoch 1/15  val 98.00%")
+
+
+def test_the_step_recorder_writes_at_most_every_few_seconds():
+    from search.record import StepRecorder
+
+    class Trial:
+        def __init__(self):
+            self.writes = []
+
+        def set_user_attr(self, key, value):
+            self.writes.append((key, value))
+
+    trial = Trial()
+    rec = StepRecorder(trial, "rung", batch_size=256, every=3600.0)
+    rec(1, 20, 100, 2.0)  # within the first hour of its making: nothing written
+    assert trial.writes == []
+    rec.every = 0.0
+    rec(1, 40, 100, 4.0)
+    assert trial.writes == [("in_epoch", {"stage": "rung", "epoch": 1, "step": 40, "steps": 100, "seconds": 4.0,
+                                          "images_per_s": 2560})]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import wsgiref.util
 from io import BytesIO
@@ -439,15 +440,20 @@ def test_cost_counts_trained_epochs_against_an_unpruned_search():
     study = optuna.create_study(directions=["maximize", "minimize"])
     study.set_user_attr("recipe", {"epochs": 15})
     dist = {"x": optuna.distributions.IntDistribution(0, 9)}
-    for state, reason, n, values in ((TrialState.COMPLETE, "complete", 15, [99.0, 5000]),
-                                     (TrialState.PRUNED, "pruned: x", 3, None),
-                                     (TrialState.PRUNED, "rejected: too big", 0, None)):
-        study.add_trial(optuna.trial.create_trial(
+    start = datetime.datetime(2026, 12, 1, 12, 0)
+    for state, reason, n, rung, values in ((TrialState.COMPLETE, "complete", 15, 3, [99.0, 5000]),
+                                           (TrialState.PRUNED, "not promoted", 0, 3, None),
+                                           (TrialState.PRUNED, "rejected: too big", 0, 0, None)):
+        trial = optuna.trial.create_trial(
             state=state, values=values, params={"x": min(n, 9)}, distributions=dist,
-            user_attrs={"state_reason": reason, "val_acc": [98.0] * n, "epoch_seconds": [60.0] * n}))
+            user_attrs={"state_reason": reason, "val_acc": [98.0] * n, "epoch_seconds": [60.0] * n,
+                        "rung_val_acc": [97.0] * rung, "rung_epoch_seconds": [60.0] * rung})
+        trial.datetime_start, trial.datetime_complete = start, start + datetime.timedelta(seconds=60 * (n + rung))
+        study.add_trial(trial)
     line = report.cost_line(study)
-    assert line.startswith("18 candidate-epochs trained for 3 finished trials")
-    assert "the 2 that were not rejected would train 2 x 15 = 30" in line and "0.3 worker-hours" in line
+    assert line.startswith("21 candidate-epochs trained for 3 finished trials, 6 of them on rungs")
+    assert "1.4 full-run equivalents" in line and "the 2 that were not rejected would train 2 x 15 = 30" in line
+    assert "0.3 worker-hours (the sum of trial durations)" in line  # 21 minutes
 
 
 def test_the_answer_names_the_validation_leader_and_falls_back_to_test_saying_so():
