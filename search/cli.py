@@ -104,13 +104,16 @@ def _add_storage(p: argparse.ArgumentParser, default_study: str | None = "search
                        else f"the study (default {default_study})")
 
 
-def _add_training(p: argparse.ArgumentParser) -> None:
+SEARCH_SEED = (f"training seed (default {_default('seed', Recipe)}, as in the notebooks); a search also seeds its "
+               "sampler with it")
+SEEDS_FROM = "the first of the seeds (default: the command's first, see --seeds)"
+
+
+def _add_training(p: argparse.ArgumentParser, seed_help: str = SEARCH_SEED) -> None:
     train = p.add_argument_group("training")
     train.add_argument("--epochs", type=int, default=_default("epochs", Recipe),
                        help=f"epochs per run, 1..{MAX_EPOCHS} (default {_default('epochs', Recipe)})")
-    train.add_argument("--seed", type=int, default=None,
-                       help=f"training seed (default {_default('seed', Recipe)}, as in the notebooks); a search "
-                       "also seeds its sampler with it")
+    train.add_argument("--seed", type=int, default=None, help=seed_help)
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto: the GPU when there is one)")
     train.add_argument("--data-dir", type=Path, default=None, help=f"folder holding MNIST/raw/ (default ${DATA_ENV}, else ./data)")
     fast = p.add_argument_group("speed (see benchmarks/README.md for what each does to accuracy)")
@@ -473,7 +476,7 @@ def _load_study(args: argparse.Namespace, on_stale=None, shipped: bool = False):
     on a fresh clone, with no training)."""
     import optuna
 
-    from .storage import open_storage, reading_url, storage_file, storage_url
+    from .storage import cut_short, open_storage, reading_url, storage_file, storage_url
 
     url = reading_url(args.storage) if shipped else storage_url(args.storage)
     if url != storage_url(args.storage):
@@ -482,6 +485,9 @@ def _load_study(args: argparse.Namespace, on_stale=None, shipped: bool = False):
     path = storage_file(url)
     if path is not None and not path.exists():
         raise UsageError(f"there is no storage at {path}; run a search first, or pass --storage.")
+    if cut_short(url):
+        print(f"warning: {url} ends in the middle of a line (a copy taken while it was written, or a write cut "
+              "short); its last record is not read.", file=sys.stderr)
     storage = open_storage(url, on_stale=on_stale)
     try:
         return optuna.load_study(study_name=args.study_name, storage=storage), url
@@ -568,7 +574,7 @@ def add_confirm(sub) -> None:
         "confirm", help="retrain winners with several seeds on all training images",
         description="Retrain chosen trials (default: the Pareto front under the budget, plus the "
         "rounds under it) on all 60,000 training images with several seeds, and report "
-        "final-epoch test accuracy: mean, standard deviation, minimum, and whether 99.4%% is "
+        "final-epoch test accuracy: mean, standard deviation, minimum, and whether 99.4% is "
         "reached on every seed. Results are stored in the study <name>-confirm.",
         epilog="examples:\n  drill-search confirm\n  drill-search confirm --trials 12,31 --seeds 5\n"
         "  drill-search confirm --workers 2 --storage studies/search.journal\n",
@@ -578,7 +584,7 @@ def add_confirm(sub) -> None:
     conf.add_argument("--no-baselines", action="store_true", help="leave the hand-designed rounds out")
     conf.add_argument("--train-size", type=int, default=None, help="train on only this many images (quick looks)")
     _add_workers(conf)
-    _add_training(conf)
+    _add_training(conf, SEEDS_FROM)
     _add_storage(conf)
     conf.set_defaults(handler=cmd_confirm)
 
@@ -602,7 +608,7 @@ def add_reevaluate(sub) -> None:
     ree.add_argument("--goal-params", type=int, default=None, metavar="N",
                      help="leaders of at most N parameters (default: the search's own goal; without one, the front)")
     _add_workers(ree)
-    _add_training(ree)
+    _add_training(ree, SEEDS_FROM)
     _add_storage(ree)
     ree.set_defaults(handler=cmd_reevaluate)
 

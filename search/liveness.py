@@ -108,6 +108,12 @@ def fail_dead_workers(study: optuna.Study, host: str | None = None, retry: bool 
     return failed
 
 
+def awaits_claim(t: FrozenTrial) -> bool:
+    """A RUNNING trial that names no worker yet, within GRACE_SECONDS of its start: its
+    worker may be between Optuna's `ask` and its first write, or gone."""
+    return not t.user_attrs.get("worker") and not _unclaimed(t)
+
+
 def _unclaimed(t: FrozenTrial) -> bool:
     """A RUNNING trial that names no worker long after it started: its process stopped
     between Optuna's `ask` and the objective's first write (which names the worker at

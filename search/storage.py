@@ -125,12 +125,41 @@ def open_storage(url: str, on_stale: StaleCallback | None = None) -> BaseStorage
     except ImportError as e:
         raise StorageError(f"the storage {url!r} needs a package that is not installed ({e.name}).") from None
     except Exception as e:  # noqa: BLE001 - every database driver raises its own kind
+        if not scheme and isinstance(e, ValueError):  # json's decode error: a damaged journal
+            raise StorageError(f"cannot read the journal {url!r}: {_bad_line(Path(url))}") from None
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise StorageError(f"cannot open the storage {url!r}: {first}") from None
     raise StorageError(
         f"cannot read the storage {url!r}: use sqlite:///FILE, postgresql://..., "
         "mysql://..., redis://..., or a path to a journal file."
     )
+
+
+def _bad_line(path: Path) -> str:
+    """Which line of a journal file is not a record, in words."""
+    import json
+
+    with path.open("rb") as f:
+        for number, line in enumerate(f, 1):
+            if not line.endswith(b"\n"):
+                break  # a last line still being written is not read as a record
+            try:
+                json.loads(line)
+            except ValueError:
+                return (f"line {number} is not a journal record (the file is damaged, or is not an Optuna "
+                        "journal).")
+    return "it is not an Optuna journal."
+
+
+def cut_short(url: str) -> bool:
+    """Whether a journal file ends in the middle of a line: a copy taken while it was
+    written, or a write cut short. Optuna ignores such a last line without a word."""
+    path = storage_file(url) if is_journal_file(url) else None
+    if path is None or not path.is_file() or path.stat().st_size == 0:
+        return False
+    with path.open("rb") as f:
+        f.seek(-1, 2)
+        return f.read(1) != b"\n"
 
 
 def _rdb(url: str, beat: dict) -> RDBStorage:

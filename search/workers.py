@@ -31,7 +31,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from .config import MAX_RETRY, Recipe, SearchConfig
 from .data import load_mnist, split_validation
-from .liveness import fail_dead_workers, fail_trial, requeue, worker_id
+from .liveness import awaits_claim, fail_dead_workers, fail_trial, requeue, worker_id
 from .objective import Objective, SearchData, TrialError
 from .promote import Promotion
 from .prune import make_pruner
@@ -326,6 +326,18 @@ def run_search(
             spawn(i)
 
     supervisor.run(on_exit, start)
+    # Workers stop when the study holds enough finished or running trials, and a trial no
+    # worker claimed (its process stopped between Optuna's ask and the objective's first
+    # write) counts as running until a sweep fails and re-queues it: another round runs
+    # what that left, rather than end short.
+    while not gave_up and deaths <= max_deaths and worker_config(cfg, started, time.time()) is not None:
+        await_claims(study, poll_seconds)
+        before = finished(study)
+        if todo(study, cfg.trials) == 0:
+            break
+        supervisor.run(on_exit, start)
+        if finished(study) == before:
+            break  # a round that finished nothing: the message below, not another round
     if gave_up:
         last = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
                 if t.user_attrs.get("state_reason", "").startswith("error")]
@@ -336,15 +348,32 @@ def run_search(
     if deaths > max_deaths:
         raise StudyError(f"workers died {deaths} times; the study keeps every finished trial, but look at the logs above.")
     c = counts(study)
-    if cfg.timeout is None and c["complete"] + c["pruned"] < cfg.trials and c["running"]:
+    if cfg.timeout is None and finished(study) < cfg.trials and c["running"]:
         others = [f"{t.number} ({t.user_attrs.get('worker', 'no worker recorded')})"
                   for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
         raise StudyError(
-            f"the study holds {c['complete'] + c['pruned']} of {cfg.trials} finished trials because trials "
+            f"the study holds {finished(study)} of {cfg.trials} finished trials because trials "
             f"{', '.join(others)} are still RUNNING elsewhere; if their workers are gone, run "
             "drill-search fail-stale (with --older-than for other machines) and this command again."
         )
+    if cfg.timeout is None and finished(study) < cfg.trials:
+        raise StudyError(f"the workers stopped with {finished(study)} of {cfg.trials} finished trials; run this "
+                         "command again to go on, and look at the failed trials above.")
     return study
+
+
+def finished(study: optuna.Study) -> int:
+    """Trials that count towards the total: complete and pruned (rejected ones included)."""
+    c = counts(study)
+    return c["complete"] + c["pruned"]
+
+
+def await_claims(study: optuna.Study, poll_seconds: float) -> None:
+    """Wait until every RUNNING trial names its worker or has had GRACE_SECONDS to, then
+    fail and re-queue those nobody claimed and those whose worker died."""
+    while any(awaits_claim(t) for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))):
+        time.sleep(poll_seconds)
+    fail_dead_workers(study)
 
 
 # --- confirmation workers ---------------------------------------------------------------

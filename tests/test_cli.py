@@ -1,5 +1,7 @@
 """The CLI, called in-process as a user would call it."""
 
+from pathlib import Path
+
 import optuna
 import pytest
 
@@ -281,3 +283,28 @@ def test_the_parser_loads_without_torch_torchvision_or_optuna():
     code = "import sys, search.cli; print(sorted(m for m in ('torch', 'torchvision', 'optuna') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_confirm_help_speaks_of_its_own_seeds_and_prints_percent_once(capsys):
+    from search import cli
+
+    with pytest.raises(SystemExit):
+        cli.main(["confirm", "--help"])
+    out = capsys.readouterr().out
+    assert "99.4%%" not in out and "99.4%" in out and "sampler" not in out
+
+
+def test_a_journal_cut_mid_line_warns_and_a_damaged_one_is_one_sentence(tmp_path, capsys):
+    from search import cli
+
+    shipped = Path(__file__).parents[1] / "studies" / "v2.journal"
+    text = shipped.read_bytes()
+    cut = tmp_path / "cut.journal"
+    cut.write_bytes(text[:20_000])
+    code, out, err = run(capsys, "report", "--storage", str(cut), "--output", str(tmp_path / "r.html"))
+    assert code == 0 and "ends in the middle of a line" in err
+    bad = tmp_path / "bad.journal"
+    lines = text.split(b"\n")[:20]
+    bad.write_bytes(b"\n".join([*lines[:3], b"{not json", *lines[3:]]) + b"\n")  # line 4 is damaged
+    code, out, err = run(capsys, "report", "--storage", str(bad), "--output", str(tmp_path / "b.html"))
+    assert code == 2 and err.count("\n") == 1 and "line 4 is not a journal record" in err

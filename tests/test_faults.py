@@ -391,6 +391,69 @@ def test_a_running_trial_that_names_no_worker_is_failed_after_the_grace(tmp_path
     assert again.system_attrs["fixed_params"] == spaces.encode(ROUNDS["round3"].candidate)  # nothing lost
 
 
+@pytest.mark.mnist  # worker processes load the data
+def test_a_resumed_search_runs_what_an_unclaimed_trial_held_and_reaches_its_total(tmp_path, data_root, monkeypatch):
+    # A trial left RUNNING with no worker name (the last run stopped between Optuna's ask and
+    # the objective's first write) counts as running, so the workers stop one short, until
+    # GRACE_SECONDS after its start the sweep fails and re-queues it. The search must then
+    # run it, not end one short with it waiting, exit 0 and not a word.
+    import types
+
+    import spaces
+    from baselines import ROUNDS
+    from tests.test_search import load, real_config
+
+    cfg = real_config(tmp_path, data_root, trials=2, max_params=10, sampler="random")  # all rejected untrained
+    study = studies.open_search(cfg)
+    study.enqueue_trial(spaces.encode(ROUNDS["round3"].candidate))
+    orphan = study.ask()
+    # The grace passes once a trial has finished: a clock for liveness alone, not a sleep.
+    offset = {"s": 0.0}
+    monkeypatch.setattr(liveness, "time", types.SimpleNamespace(time=lambda: time.time() + offset["s"]))
+
+    def grace_passes(t) -> None:
+        offset["s"] = liveness.GRACE_SECONDS + 1
+
+    workers.run_search(cfg, on_trial=grace_passes, poll_seconds=0.2)
+    trials = load(cfg).trials
+    c = studies.counts(load(cfg))
+    assert c["complete"] + c["pruned"] == 2 and c["waiting"] == c["running"] == 0, c
+    assert trials[orphan.number].state == TrialState.FAIL
+    (retry,) = [t for t in trials if t.user_attrs.get("retry_of") == orphan.number]
+    assert retry.state.is_finished() and retry.params == spaces.encode(ROUNDS["round3"].candidate)
+
+
+def test_two_workers_that_finish_together_do_not_overshoot_the_total(tmp_path):
+    # The stop rule counts the study after a trial, and the next ask creates one: two
+    # workers that both count before either asks both see room for one more. A barrier
+    # after each worker's first count forces that interleaving (threads: same code path).
+    import threading
+
+    cfg = config(tmp_path, trials=3, workers=2, storage=str(tmp_path / "s.journal"), sampler="random",
+                 recipe=Recipe(epochs=1, batch_size=64), max_params=10)  # all rejected untrained: fast
+    counted = threading.Barrier(2, timeout=120)
+    errors = []
+
+    def after_first_count(study, trial) -> None:
+        if trial.number < 2:  # each worker's first trial: 0 and 1
+            counted.wait()
+
+    def worker(index: int) -> None:
+        try:
+            workers.run_worker(cfg, index, data=synthetic_data(), callbacks=[after_first_count])
+        except BaseException as e:  # noqa: BLE001 - raised again in the test's thread
+            errors.append(e)
+            counted.abort()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors, errors
+    assert finished(optuna.load_study(study_name=cfg.study_name, storage=open_storage(cfg.storage))) == 3
+
+
 def test_the_supervisor_ignores_a_second_interrupt_while_it_stops_its_workers():
     # Whether a second Ctrl-C lands while the workers close their trials depends on timing,
     # so the guard itself is what is tested here.
