@@ -294,16 +294,34 @@ def attach(study: optuna.Study, figs: dict) -> bool:
     `report_figures` tells), so reading a finished study, such as the shipped one, leaves
     its storage as it is. Returns whether anything was written.
     """
-    from optuna_dashboard import save_plotly_graph_object
+    from optuna_dashboard import save_note, save_plotly_graph_object
 
-    digest = hashlib.sha256(json.dumps({name: fig.to_json() for name, fig in figs.items()},
+    note = dashboard_note(study)
+    digest = hashlib.sha256(json.dumps({"note": note, **{name: fig.to_json() for name, fig in figs.items()}},
                                        sort_keys=True).encode()).hexdigest()
     if study.user_attrs.get("report_figures") == digest:
         return False
     for name, fig in figs.items():
         save_plotly_graph_object(study, fig, graph_object_id=name)
+    save_note(study, note)
     study.set_user_attr("report_figures", digest)
     return True
+
+
+def dashboard_note(study: optuna.Study) -> str:
+    """The study's note in optuna-dashboard (markdown): how to read it, where the rounds are."""
+    rounds = [f"trial {t.number} is {t.user_attrs['baseline']}"
+              for t in study.get_trials(deepcopy=False) if "baseline" in t.user_attrs]
+    return "\n".join([
+        f"**drill-search study `{study.study_name}`**: {counts_line(study)}.",
+        "",
+        "Objective 0 is the validation score (higher is better), objective 1 the parameter count. "
+        "The figure *pareto-front* below draws parameters on x and the score on y, the hand-designed "
+        "rounds starred, with test accuracy beside the front (reported only, never used to select).",
+        "",
+        "Hand-designed rounds: " + ("; ".join(rounds) if rounds else "none in this study") + " "
+        "(user attribute `baseline`).",
+    ])
 
 
 def front_html(study: optuna.Study) -> str:

@@ -480,3 +480,10 @@ def test_the_answer_names_the_validation_leader_and_falls_back_to_test_saying_so
     fallback = confirm.answer(confirmed, [], 5_000)
     assert "trial 9" in fallback[0] and "a choice made on test" in fallback[0]
     assert spaces.contains(cand)
+
+
+def test_the_dashboard_note_names_the_rounds_trials(searched):
+    _, study = searched
+    note = report.dashboard_note(study)
+    rounds = [t for t in study.trials if "baseline" in t.user_attrs]
+    assert rounds and all(f"trial {t.number} is {t.user_attrs['baseline']}" in note for t in rounds)
