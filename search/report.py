@@ -198,8 +198,9 @@ def front_figure(study: optuna.Study, spread: dict[int, tuple[float, float, int]
             name="front, test accuracy (reported, not selected on)", marker=dict(size=10, color="#d62728"))
     named = [t for t in done if _baseline_name(t)]
     if named:
+        # labels below the stars: the front, which they are compared with, runs above them
         scatter(named, [t.values[0] for t in named], "star", mode="markers+text", name="hand-designed rounds",
-                text=[_baseline_name(t) for t in named], textposition="top center",
+                text=[_baseline_name(t) for t in named], textposition="bottom center",
                 marker=dict(size=14, color="#ff7f0e"))
     again = [t for t in done if spread and t.number in spread]
     if again:
@@ -214,9 +215,10 @@ def front_figure(study: optuna.Study, spread: dict[int, tuple[float, float, int]
                   annotation_text=f"budget {budget:,}", annotation_position="top left")
     fig.add_hline(y=TARGET_ACC, line_dash="dot", line_color="#d62728",
                   annotation_text=f"{TARGET_ACC:g}% target: for test accuracy (the diamonds)",
-                  annotation_position="bottom right")
+                  annotation_position="top left")  # small networks sit far below it: free space
     if below:
-        fig.add_annotation(x=0, xref="paper", y=floor, yanchor="bottom", xanchor="left", showarrow=False,
+        # bottom right: large networks score high, so the front never passes there
+        fig.add_annotation(x=1, xref="paper", y=floor, yanchor="bottom", xanchor="right", showarrow=False,
                            text=f"▼ {len(below)} trial(s) below {floor:.1f}%, drawn on the axis floor")
     metric = objective_name(study)
     fig.update_layout(
@@ -368,7 +370,8 @@ def write_html(study: optuna.Study, path, figs: dict | None = None, confirmation
     parts = []
     for i, fig in enumerate(figs.values()):
         parts.append(pio.to_html(fig, full_html=False, include_plotlyjs=(i == 0), default_height="560px"))
-    protocol = html.escape(str(study.user_attrs.get("protocol", "")))
+    # the stored sentence says "objective 0"; people read "the score"
+    protocol = html.escape(str(study.user_attrs.get("protocol", "")).replace("objective 0", "the score"))
     metric = objective_name(study)
     failed = failures(study)
     failed_html = "" if not failed else (
