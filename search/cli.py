@@ -397,6 +397,8 @@ def run_search(args: argparse.Namespace) -> int:
     if report.failures(study):
         print(report.failures_text(study))
     print(report.front_table(study))
+    if report.quick_look(study):
+        print(report.quick_look(study))
     report.attach(study, report.figures(study))  # the dashboard shows the report's figures too
     print(f"\nsee the accuracy-vs-parameters front:  {dashboard_command(cfg.storage, cfg.study_name)}")
     if interrupted:

@@ -86,6 +86,17 @@ def front_table(study: optuna.Study) -> str:
     return "\n".join(lines)
 
 
+def quick_look(study: optuna.Study) -> str | None:
+    """A sentence when the study trains less than the exercise's protocol, else None."""
+    epochs = (study.user_attrs.get("recipe") or {}).get("epochs", 15)
+    images = study.user_attrs.get("train_size")
+    if epochs >= 15 and images is None:
+        return None
+    what = f"{epochs} epochs" + (f" on {images:,} training images" if images is not None else "")
+    return (f"Quick look: this study trains {what}, not the exercise's protocol (15 epochs on the 55,000 "
+            "training images); its figures do not compare with full-protocol studies.")
+
+
 def counts_line(study: optuna.Study) -> str:
     c: dict[str, int] = {}
     for t in study.get_trials(deepcopy=False):
@@ -221,8 +232,9 @@ def front_figure(study: optuna.Study, spread: dict[int, tuple[float, float, int]
         fig.add_annotation(x=1, xref="paper", y=floor, yanchor="bottom", xanchor="right", showarrow=False,
                            text=f"▼ {len(below)} trial(s) below {floor:.1f}%, drawn on the axis floor")
     metric = objective_name(study)
+    quick = " [quick look, not the protocol]" if quick_look(study) else ""
     fig.update_layout(
-        title=f"{study.study_name}: accuracy vs parameters ({counts_line(study)})",
+        title=f"{study.study_name}: accuracy vs parameters ({counts_line(study)}){quick}",
         xaxis_title="parameters", yaxis_title=f"accuracy (%): {metric} on validation (circles), test (diamonds)",
         yaxis_range=[floor, 100.0], template="plotly_white", legend=dict(orientation="h", y=-0.2))
     return fig
@@ -395,13 +407,14 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;te
 code{{font-size:90%}}.answer{{background:#f3f7fb;border-left:4px solid #1f77b4;padding:.2em 1em}}</style></head><body>
 <h1>drill-search: study <code>{html.escape(study.study_name)}</code></h1>
 {answer_html}
+{f"<p><strong>{html.escape(quick_look(study))}</strong></p>" if quick_look(study) else ""}
 <p>{html.escape(counts_line(study))}. Protocol: {protocol}.</p>
 <p>Cost: {html.escape(cost_line(study))}.</p>
 <p>The search ranks networks by their score on validation images held out of training
 ({html.escape(metric)}: for a search, the mean validation accuracy of the last 3 epochs)
 and never looks at the test set; test accuracy (the final epoch's) is reported only.
 Best-of-epoch figures are not used anywhere.</p>
-{parts[0]}
+{parts[0] if parts else ""}
 <h2>Pareto front</h2>
 {front_html(study)}
 {confirmed_html}

@@ -487,3 +487,16 @@ def test_the_dashboard_note_names_the_rounds_trials(searched):
     note = report.dashboard_note(study)
     rounds = [t for t in study.trials if "baseline" in t.user_attrs]
     assert rounds and all(f"trial {t.number} is {t.user_attrs['baseline']}" in note for t in rounds)
+
+
+def test_a_study_shorter_than_the_protocol_is_labelled_a_quick_look(tmp_path):
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.set_user_attr("recipe", {"epochs": 15})
+    study.set_user_attr("train_size", None)
+    assert report.quick_look(study) is None
+    study.set_user_attr("recipe", {"epochs": 5})
+    study.set_user_attr("train_size", 10_000)
+    assert report.quick_look(study).startswith("Quick look: this study trains 5 epochs on 10,000 training images")
+    path = tmp_path / "q.html"
+    report.write_html(study, path, figs={})
+    assert "Quick look" in path.read_text()
