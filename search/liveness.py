@@ -111,7 +111,8 @@ def fail_dead_workers(study: optuna.Study, host: str | None = None, retry: bool 
 def awaits_claim(t: FrozenTrial) -> bool:
     """A RUNNING trial that names no worker yet, within GRACE_SECONDS of its start: its
     worker may be between Optuna's `ask` and its first write, or gone."""
-    return not t.user_attrs.get("worker") and not _unclaimed(t)
+    # no start time: no grace ever ends for it, so nothing waits on it either
+    return not t.user_attrs.get("worker") and t.datetime_start is not None and not _unclaimed(t)
 
 
 def _unclaimed(t: FrozenTrial) -> bool:

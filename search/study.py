@@ -14,6 +14,7 @@ made under another protocol.
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Callable
 
@@ -79,23 +80,65 @@ def open_study(
     values, ...); a study of that name made with other directions or other values is
     refused, not mixed. `described` is the protocol in words, stored as "protocol" for
     people and never compared.
+
+    Two commands may open a new study at once (README's advice for several machines):
+    the one whose creation fails opens the other's, and a study read while its creator
+    still writes its attributes is read again once they are all there.
     """
     try:
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
     except KeyError:
-        study = optuna.create_study(storage=storage, study_name=name, directions=directions, sampler=sampler)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names(metric_names)
-        words = {} if described is None else {"protocol": described}
-        for key, value in {"schema": SCHEMA, "drill_search_version": __version__, **attrs, **words}.items():
-            study.set_user_attr(key, value)
-        return study
-    check_study(study, directions, attrs)
+        try:
+            return _create(storage, name, directions, metric_names, attrs, sampler, described)
+        except optuna.exceptions.DuplicatedStudyError:
+            study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+    _check_directions(study, directions)  # fixed at creation: known at once
+    _await_creation(study)
+    _check_attrs(study, attrs)
     return study
 
 
+def _create(storage, name: str, directions: list[str], metric_names: list[str], attrs: dict, sampler,
+            described: str | None) -> optuna.Study:
+    study = optuna.create_study(storage=storage, study_name=name, directions=directions, sampler=sampler)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(metric_names)
+    words = {} if described is None else {"protocol": described}
+    # "schema" last: a study that has it has every attribute (see _await_creation).
+    for key, value in {"drill_search_version": __version__, **attrs, **words, "schema": SCHEMA}.items():
+        study.set_user_attr(key, value)
+    return study
+
+
+CREATION_SECONDS = 30.0  # how long another command may take to write a new study's attributes
+
+
+def _await_creation(study: optuna.Study) -> None:
+    """Wait until the study's creator has written all its attributes ("schema" is the
+    last), at most CREATION_SECONDS; a study with trials but no schema was never
+    drill-search's, so it is not waited for."""
+    deadline = time.monotonic() + CREATION_SECONDS
+    while "schema" not in study.user_attrs and not study.get_trials(deepcopy=False) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 def check_study(study: optuna.Study, directions: list[str], attrs: dict) -> None:
+    """Refuse a study made with other directions or under another protocol."""
+    _check_directions(study, directions)
+    _check_attrs(study, attrs)
+
+
+def _check_directions(study: optuna.Study, directions: list[str]) -> None:
+    want = [StudyDirection.MAXIMIZE if d == "maximize" else StudyDirection.MINIMIZE for d in directions]
+    if study.directions != want:
+        raise StudyError(
+            f"the study {study.study_name!r} already exists with directions "
+            f"{[d.name.lower() for d in study.directions]}, not {directions}: choose another --study-name."
+        )
+
+
+def _check_attrs(study: optuna.Study, attrs: dict) -> None:
     name, have = study.study_name, study.user_attrs
     if have.get("schema") != SCHEMA:
         made = have.get("drill_search_version", "something other than drill-search")
@@ -103,12 +146,6 @@ def check_study(study: optuna.Study, directions: list[str], attrs: dict) -> None
             f"the study {name!r} was written by {made} with storage schema {have.get('schema')}; "
             f"drill-search {__version__} reads schema {SCHEMA}: open it with that version or "
             "choose another --study-name."
-        )
-    want = [StudyDirection.MAXIMIZE if d == "maximize" else StudyDirection.MINIMIZE for d in directions]
-    if study.directions != want:
-        raise StudyError(
-            f"the study {name!r} already exists with directions "
-            f"{[d.name.lower() for d in study.directions]}, not {directions}: choose another --study-name."
         )
     for key, value in attrs.items():
         stored = have.get(key, _SINCE.get(key))  # a key older studies lack: the value they had

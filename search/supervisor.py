@@ -57,20 +57,23 @@ class Worker:
 
 @contextlib.contextmanager
 def ignoring_interrupts():
-    """Ignore SIGINT inside the block (in the main thread; elsewhere Python delivers none).
+    """Ignore SIGINT and SIGTERM inside the block (in the main thread; elsewhere Python
+    delivers none).
 
-    While the supervisor stops its workers, a second Ctrl-C (or a job control that signals
-    twice) would otherwise leave it summing up the study before the workers have closed
-    their trials.
+    While the supervisor stops its workers, a second Ctrl-C, or the SIGTERM that `timeout`
+    or a scheduler sends after it (the CLI makes SIGTERM an interrupt), would otherwise
+    leave it summing up the study before the workers have closed their trials and before
+    the trials of dead ones are failed.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, _ignore)
+    previous = {s: signal.signal(s, _ignore) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in previous.items():
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
 
 
 def _stop(processes: list) -> None:

@@ -74,16 +74,20 @@ def load_search_data(cfg: SearchConfig, device: torch.device) -> SearchData:
     return SearchData(train_split.to(device), val.to(device), mnist.test.to(device))
 
 
-def sampler_seed(seed: int | None, index: int, n_trials: int) -> int | None:
-    """The sampler seed of worker `index` starting on a study that holds `n_trials` trials.
+def sampler_seed(seed: int | None, index: int, trials: list[FrozenTrial]) -> int | None:
+    """The sampler seed of worker `index` starting on a study that holds `trials`.
 
     A fresh seeded study is reproducible (same seed, same start), while a resumed study or
     a respawned worker starts where the study has grown, so it draws new candidates
-    instead of replaying the stream that produced the trials already stored.
+    instead of replaying the stream that produced the trials already stored. The trials
+    running then count too: a second command joining a running search (README: the same
+    command on another core or machine) has worker index 0 like the first, and once drew
+    the very candidates the first was drawing (v3's trials 3 and 4).
     """
     if seed is None:
         return None
-    return int(np.random.SeedSequence([seed, index, n_trials]).generate_state(1)[0])
+    running = [t.number + 1 for t in trials if t.state == TrialState.RUNNING]  # + 1: a trailing 0 adds no entropy
+    return int(np.random.SeedSequence([seed, index, len(trials), *running]).generate_state(1)[0])
 
 
 def run_worker(
@@ -100,8 +104,9 @@ def run_worker(
     study = open_search(cfg, on_stale=requeue)
     if todo(study, cfg.trials) == 0:
         return
-    study.sampler = make_sampler(cfg.sampler, sampler_seed(cfg.seed, index, len(study.get_trials(deepcopy=False))),
-                                 cfg.workers, cfg.goal)
+    sampler = make_sampler(cfg.sampler, sampler_seed(cfg.seed, index, study.get_trials(deepcopy=False)),
+                           cfg.workers, cfg.goal)
+    study.sampler = WithinTotal(sampler, cfg.trials)
     data = data or load_search_data(cfg, device)
     pruner = make_pruner(cfg.pruner, cfg.prune_warmup, cfg.recipe.epochs, cfg.data.val_size)
     promotion = Promotion(cfg.eta, val_size=cfg.data.val_size) if cfg.promotes else None
@@ -141,10 +146,59 @@ def _optimize(study: optuna.Study, objective: Objective, cfg: SearchConfig, call
             study.optimize(watched, n_trials=None, timeout=left, callbacks=callbacks, catch=(TrialError,),
                            gc_after_trial=False)
             return
+        except TotalReached:
+            return
         except ValueError:
             if watched.ended is None:
                 raise
             watched.ended = None  # its FAIL and its reason are the other process's, the retry queued by it
+
+
+class TotalReached(Exception):
+    """The trial just asked for is beyond the study's total; it went back to the queue."""
+
+
+class WithinTotal(optuna.samplers.BaseSampler):
+    """`inner`, refusing a trial that would take the study past `total` finished or running
+    trials: it goes back to the queue (WAITING) untouched and the worker stops.
+
+    The stop rule (MaxTrialsCallback) counts the study after a trial and the next `ask`
+    creates one, so two workers that count before either asks both see room for one more.
+    A new trial's number orders it after every trial created before it, so the one whose
+    earlier trials already fill the total is the one too many. A sampler, because its
+    `before_trial` is the only call of ours Optuna makes between creating a trial and the
+    objective: a trial the objective ends must be told, and then counts.
+    """
+
+    def __init__(self, inner: optuna.samplers.BaseSampler, total: int) -> None:
+        self.inner, self.total = inner, total
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if counted_before(study, trial.number) >= self.total:
+            # RUNNING -> WAITING: no public call hands a trial back to the queue.
+            study._storage.set_trial_state_values(trial._trial_id, TrialState.WAITING)  # noqa: SLF001
+            raise TotalReached(f"trial {trial.number} is beyond the {self.total} trials asked for")
+        self.inner.before_trial(study, trial)
+
+    def infer_relative_search_space(self, study, trial):
+        return self.inner.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study, trial, search_space):
+        return self.inner.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        return self.inner.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study, trial, state, values) -> None:
+        self.inner.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self.inner.reseed_rng()
+
+
+def counted_before(study: optuna.Study, number: int) -> int:
+    """Trials numbered below `number` that count towards the total: finished or running."""
+    return sum(t.number < number for t in study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING)))
 
 
 class _EndedElsewhere:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import signal
@@ -54,6 +55,17 @@ def wait_for_running_epoch(proc: subprocess.Popen, storage_path: Path, timeout: 
     raise AssertionError("no trial got through an epoch in time")
 
 
+def wait_until_closed(storage_path: Path, number: int, timeout: float = 120.0) -> None:
+    """Block until trial `number` is no longer RUNNING."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        study = optuna.load_study(study_name="search", storage=open_storage(str(storage_path)))
+        if study.trials[number].state != TrialState.RUNNING:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"trial {number} was still RUNNING after {timeout:g} s")
+
+
 def finished(study) -> int:
     c = studies.counts(study)
     return c["complete"] + c["pruned"]
@@ -79,8 +91,9 @@ def test_interrupt_closes_the_trial_and_the_same_command_resumes(tmp_path, data_
     else:
         proc.send_signal(signal.SIGTERM)  # a scheduler signals the main process only
     if how == "sigterm twice":  # `timeout` signals the process, then its group: the stop goes on
-        time.sleep(0.2)
-        os.killpg(proc.pid, signal.SIGTERM)
+        wait_until_closed(store, victim.number)  # the stop is under way (not a delay that is "long enough")
+        with contextlib.suppress(ProcessLookupError):  # the whole job may be gone already: nothing to stop
+            os.killpg(proc.pid, signal.SIGTERM)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, out
     assert "interrupted, will resume" in out and "Traceback" not in out
@@ -431,6 +444,7 @@ def test_two_workers_that_finish_together_do_not_overshoot_the_total(tmp_path):
 
     cfg = config(tmp_path, trials=3, workers=2, storage=str(tmp_path / "s.journal"), sampler="random",
                  recipe=Recipe(epochs=1, batch_size=64), max_params=10)  # all rejected untrained: fast
+    studies.open_search(cfg)  # made before: two commands creating it at once is another test's
     counted = threading.Barrier(2, timeout=120)
     errors = []
 
@@ -456,16 +470,15 @@ def test_two_workers_that_finish_together_do_not_overshoot_the_total(tmp_path):
 
 def test_the_supervisor_ignores_a_second_interrupt_while_it_stops_its_workers():
     # Whether a second Ctrl-C lands while the workers close their trials depends on timing,
-    # so the guard itself is what is tested here.
+    # so the guard itself is what is tested here. raise_signal runs the handler before it
+    # returns: no wait for the signal to arrive.
     try:
         with supervisor.ignoring_interrupts():
-            os.kill(os.getpid(), signal.SIGINT)  # would raise KeyboardInterrupt here without the guard
-            time.sleep(0.05)  # let the signal arrive inside the block
+            signal.raise_signal(signal.SIGINT)  # would raise KeyboardInterrupt here without the guard
     except KeyboardInterrupt:
         pytest.fail("a SIGINT inside ignoring_interrupts() interrupted the block")
     with pytest.raises(KeyboardInterrupt):  # the usual handler is back afterwards
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(1)
+        signal.raise_signal(signal.SIGINT)
 
 
 def _broken(*args) -> None:
@@ -552,3 +565,120 @@ def test_a_worker_whose_trial_another_process_ended_goes_on_with_the_next(tmp_pa
     first, retry = optuna.load_study(study_name=cfg.study_name, storage=open_storage(cfg.storage)).trials
     assert first.state == TrialState.FAIL and first.user_attrs["state_reason"] == "no progress for 3600 s"
     assert retry.user_attrs["retry_of"] == first.number and retry.state == TrialState.COMPLETE
+
+
+def _stops_late_and_signals_its_parent(ready: str) -> None:
+    """A worker that, told to stop, has its parent sent SIGTERM (as `timeout` or a scheduler
+    does after Ctrl-C) before it exits, so the SIGTERM lands while the parent stops it."""
+    parent = os.getppid()
+
+    def stop(signum, frame):
+        os.kill(parent, signal.SIGTERM)
+        os._exit(0)
+
+    signal.signal(signal.SIGINT, stop)
+    Path(ready).touch()
+    while True:
+        signal.pause()
+
+
+def test_a_sigterm_during_the_stop_after_ctrl_c_does_not_cut_it_short(tmp_path):
+    # The CLI arms SIGTERM as an interrupt; the stop masked only SIGINT, so a SIGTERM then
+    # aborted it before the last poll (the summary's study) and, landing later, before the
+    # dead workers' trials were failed.
+    ready = tmp_path / "ready"
+    study = optuna.create_study()
+    polls = []
+    interrupted = []
+
+    def on_poll(trials) -> None:
+        polls.append([t.state for t in trials])
+        if ready.exists() and not interrupted:
+            interrupted.append(True)
+            raise KeyboardInterrupt  # Ctrl-C, once the worker can take the stop
+
+    sup = supervisor.Supervisor(study, _stops_late_and_signals_its_parent, on_poll, poll_seconds=0.01)
+
+    def start() -> None:
+        sup.start(0, str(ready))
+        study.ask().set_user_attr("worker", sup.workers[0].id)  # the worker's running trial
+
+    previous = signal.getsignal(signal.SIGTERM)
+    supervisor.interrupt_once(signal.SIGTERM)  # as the CLI arms it
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            sup.run(lambda w, code: supervisor.GO_ON, start)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert not sup.workers and not sup.exited[0][0].process.is_alive()
+    assert polls[-1] == [TrialState.FAIL], polls[-3:]  # the stop ran to its last poll
+
+
+# --- two machines running the same command at once (issue 23, defect 6) --------------------
+
+
+def _open_at_once(cfg, second=None) -> list:
+    """open_search(cfg) in two threads (as two machines would), the second once `second`
+    is set; what each returned or raised."""
+    import threading
+
+    out: list = [None, None]
+
+    def run(i: int, wait) -> None:
+        try:
+            if wait is not None:
+                assert wait.wait(60), "the first never got there"
+            out[i] = studies.open_search(cfg)
+        except BaseException as e:  # noqa: BLE001 - the test looks at it
+            out[i] = e
+
+    threads = [threading.Thread(target=run, args=(0, None)), threading.Thread(target=run, args=(1, second))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    return out
+
+
+def test_two_commands_that_both_find_no_study_both_open_the_one_created(tmp_path, monkeypatch):
+    import threading
+
+    cfg = config(tmp_path, storage=str(tmp_path / "s.journal"))
+    both_looked = threading.Barrier(2, timeout=60)
+    real_load = studies.optuna.load_study
+
+    def load_after_both_looked(*args, **kw):
+        try:
+            return real_load(*args, **kw)
+        except KeyError:
+            both_looked.wait()  # neither has created it yet: both will try
+            raise
+
+    monkeypatch.setattr(studies.optuna, "load_study", load_after_both_looked)
+    out = _open_at_once(cfg)
+    assert all(isinstance(o, optuna.Study) for o in out), out
+    assert out[0].user_attrs["schema"] == studies.SCHEMA
+
+
+def test_a_command_that_reads_the_study_while_another_creates_it_waits_for_its_attributes(tmp_path, monkeypatch):
+    import threading
+
+    cfg = config(tmp_path, storage=str(tmp_path / "s.journal"))
+    created, read = threading.Event(), threading.Event()
+    real_create, real_load = studies.optuna.create_study, studies.optuna.load_study
+
+    def create_then_pause(*args, **kw):
+        study = real_create(*args, **kw)
+        created.set()
+        assert read.wait(60), "the second command never read the study"
+        return study  # now its attributes are written
+
+    def load_then_say_so(*args, **kw):
+        study = real_load(*args, **kw)
+        read.set()
+        return study
+
+    monkeypatch.setattr(studies.optuna, "create_study", create_then_pause)
+    monkeypatch.setattr(studies.optuna, "load_study", load_then_say_so)
+    out = _open_at_once(cfg, second=created)
+    assert all(isinstance(o, optuna.Study) for o in out), out

@@ -231,8 +231,11 @@ def test_two_workers_on_a_journal_share_the_study_without_duplicates(tmp_path, d
     seen = []
     workers.run_search(cfg, on_trial=seen.append, poll_seconds=0.2)
     trials = load(cfg).trials
-    assert len(trials) == 7 and all(t.state.is_finished() and t.state != TrialState.FAIL for t in trials)
-    assert sorted(t.number for t in seen) == list(range(7))  # each reported once
+    done = [t for t in trials if t.state.is_finished()]
+    assert len(done) == 7 and all(t.state != TrialState.FAIL for t in done)
+    # a trial asked for while the other worker filled the total goes back to the queue untouched
+    assert all(t.state == TrialState.WAITING and not t.params for t in trials if not t.state.is_finished())
+    assert sorted(t.number for t in seen) == [t.number for t in done]  # each reported once
     assert len({t.user_attrs["worker"] for t in trials}) == 2  # both workers ran trials
     names = [t.user_attrs["baseline"] for t in trials if "baseline" in t.user_attrs]
     assert sorted(names) == ["round1", "round2", "round3"]  # each queued round ran exactly once
@@ -246,8 +249,11 @@ def test_a_killed_worker_trial_ends_failed_and_runs_again(tmp_path, data_root):
     killed = {}
 
     def killer():
+        # Mid-trial (one epoch done), the worker is frozen before its trial is looked at
+        # again, so it cannot finish the trial between that look and the kill, however
+        # loaded the machine is; a trial that finished first is let go and the next awaited.
         storage = studies.open_storage(cfg.storage)
-        deadline = time.time() + 120
+        deadline = time.time() + 600
         while time.time() < deadline and not killed:
             try:
                 study = optuna.load_study(study_name=cfg.study_name, storage=storage)
@@ -255,11 +261,17 @@ def test_a_killed_worker_trial_ends_failed_and_runs_again(tmp_path, data_root):
                 time.sleep(0.2)
                 continue
             for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                if t.user_attrs.get("val_acc"):  # mid-trial: one epoch done
+                if t.user_attrs.get("val_acc"):
                     pid = int(t.user_attrs["worker"].split(":")[1])  # host:pid:start
-                    os.kill(pid, signal.SIGKILL)
-                    killed.update(number=t.number, params=t.params)
-                    return
+                    try:
+                        os.kill(pid, signal.SIGSTOP)
+                    except ProcessLookupError:
+                        continue  # it finished and exited meanwhile
+                    if study.trials[t.number].state == TrialState.RUNNING:
+                        os.kill(pid, signal.SIGKILL)
+                        killed.update(number=t.number, params=t.params)
+                        return
+                    os.kill(pid, signal.SIGCONT)
             time.sleep(0.2)
 
     thread = threading.Thread(target=killer)
@@ -288,8 +300,13 @@ def test_rdb_heartbeat_fails_and_requeues_a_silent_trial(tmp_path, monkeypatch):
         trial = study.ask()
     spaces.sample(trial)
     study._storage.record_heartbeat(trial._trial_id)  # then the worker goes silent
-    time.sleep(2.5)
-    optuna.storages.fail_stale_trials(study)
+    # The check fails it once the grace has passed by the database's clock (whole seconds
+    # in SQLite): look until it has, however long a loaded machine takes.
+    deadline = time.time() + 120
+    while load(cfg).trials[0].state == TrialState.RUNNING:
+        assert time.time() < deadline, "the heartbeat check never failed the silent trial"
+        optuna.storages.fail_stale_trials(study)
+        time.sleep(0.1)
     trials = load(cfg).trials
     assert trials[0].state == TrialState.FAIL
     assert trials[1].state == TrialState.WAITING
@@ -339,3 +356,22 @@ def test_cuda_workers_spread_over_the_visible_gpus(monkeypatch):
     assert workers.worker_device("cuda:1", 0, 2) == "cuda:1"  # a named GPU is every worker's
     assert workers.worker_device("cpu", 3, 0) == "cpu" and workers.worker_device("cuda", 1, 1) == "cuda"
     assert workers.default_workers(torch.device("cuda")) == 2
+
+
+def test_a_command_joining_a_running_search_draws_its_own_candidates(tmp_path):
+    # Two commands with the same --seed, each with one worker (index 0): the second starts
+    # while the first's trial runs, on the same number of trials, and must not replay the
+    # first's sampler stream (v3's trials 3 and 4 were the same candidate).
+    from optuna.trial import create_trial
+
+    def trials(*states):
+        out = [create_trial(state=state) for state in states]
+        for number, t in enumerate(out):
+            t.number = number
+        return out
+
+    first = trials(TrialState.WAITING, TrialState.WAITING, TrialState.WAITING)  # the rounds, queued
+    joined = trials(TrialState.RUNNING, TrialState.WAITING, TrialState.WAITING)  # round1 under way
+    assert workers.sampler_seed(17, 0, first) == workers.sampler_seed(17, 0, list(first))  # reproducible
+    assert workers.sampler_seed(17, 0, joined) != workers.sampler_seed(17, 0, first)
+    assert workers.sampler_seed(None, 0, joined) is None
