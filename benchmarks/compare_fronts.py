@@ -43,9 +43,11 @@ def points(study: optuna.Study, budget: int | None = None) -> tuple[dict[int, tu
     """(trial -> (score, params)) of the complete trials within `budget` candidate-epochs
     (None: all), and the candidate-epochs they spent."""
     spent, out = 0, {}
-    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    # failed trials cost what they trained too (an interrupted run, a dead worker's)
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
+    per_trial = epochs_trained(trials)
     for t in sorted(trials, key=lambda t: t.datetime_start or t.datetime_complete):
-        cost = epochs_trained(t.user_attrs)  # a promoted trial's rung counts too
+        cost = sum(per_trial[t.number])  # a promoted trial's rung counts too
         if budget is not None and spent + cost > budget:
             break
         spent += cost

@@ -100,7 +100,7 @@ def audit(study: optuna.Study, requested: int, kills: int, rung_epochs: int | No
         "not promoted": sum(t.user_attrs.get("promoted") is False for t in finished),
         "decided twice": sum(len(d) - 1 for d in decisions.values()),
         "rung missing": sum(len(t.user_attrs.get("rung_val_acc", [])) != rung_epochs for t in finished
-                            if not t.user_attrs.get("state_reason", "").startswith("rejected")),
+                            if not t.user_attrs.get("state_reason", "").startswith(("rejected", "diverged"))),
     }
     return {
         "requested": requested,

@@ -674,12 +674,24 @@ def cmd_reevaluate(args: argparse.Namespace) -> int:
         choices = confirm.choose(study, numbers, study.user_attrs.get("max_params", PARAM_BUDGET), with_baselines=False)
     except ValueError as e:
         raise UsageError(str(e) + ".") from None
+    if _protocol_flags(args):
+        raise UsageError(f"a re-evaluation trains with the search's own recipe; leave out {', '.join(_protocol_flags(args))}.")
     device = resolve_device(args.device)
-    # The search's own protocol (its seed aside), so that its run counts as one more seed.
-    stored = {k: v for k, v in study.user_attrs.get("recipe", {}).items() if k != "steps_scaled"}
-    recipe = Recipe(**{**recipe_from(args, device).to_dict(), **stored})
-    return _check_runs(args, study, url, choices, confirm.VALIDATION.of(study), recipe, device,
-                       study.user_attrs.get("train_size"))
+    recipe, train_size = confirm.search_protocol(study, recipe_from(args, device))
+    first = confirm.VALIDATION.seeds[0] if args.seed is None else args.seed
+    reused = sorted({c.source_trial for c in choices for s in range(first, first + args.seeds)
+                     if study.trials[c.source_trial].user_attrs.get("seed") == s})
+    if reused:
+        raise UsageError(f"trial(s) {', '.join(map(str, reused))} trained with one of these seeds in the search; "
+                         "start the seeds elsewhere with --seed.")
+    return _check_runs(args, study, url, choices, confirm.VALIDATION.of(study), recipe, device, train_size)
+
+
+def _protocol_flags(args: argparse.Namespace) -> list[str]:
+    """The training flags given that change what a run computes."""
+    given = [("--epochs", args.epochs != _default("epochs", Recipe)), ("--batch-size", args.batch_size is not None),
+             ("--bf16", args.bf16)]
+    return [flag for flag, on in given if on]
 
 
 def _check_runs(args, study, url: str, choices: list, check, recipe: Recipe, device, train_size: int | None) -> int:
@@ -778,17 +790,19 @@ def cmd_fail_stale(args: argparse.Namespace) -> int:
     study, url = _load_study(args, on_stale=liveness.requeue)
     if args.older_than is not None and args.older_than <= 0:
         raise UsageError(f"--older-than must be a positive number of seconds, got {args.older_than:g}.")
-    failed = liveness.fail_dead_workers(study)
+    # only a search has a queue; a confirmation or re-evaluation trains what is missing
+    retry = study.user_attrs.get("kind") == "search"
+    failed = liveness.fail_dead_workers(study, retry=retry)
     spared = []
     if args.older_than is not None:
-        failed += liveness.fail_silent(study, args.older_than)
+        failed += liveness.fail_silent(study, args.older_than, retry=retry)
         spared = [t.number for t in liveness.silent(study, args.older_than)
                   if liveness.lives_here(t.user_attrs.get("worker", ""))]
     if getattr(study._storage, "get_heartbeat_interval", lambda: None)():  # RDB with heartbeats
         optuna.storages.fail_stale_trials(study)
     running = studies.counts(study)["running"]
-    print(f"failed and re-queued {len(failed)} trial(s){': ' + ', '.join(map(str, failed)) if failed else ''}; "
-          f"{running} still running")
+    print(f"failed{' and re-queued' if retry else ''} {len(failed)} trial(s)"
+          f"{': ' + ', '.join(map(str, failed)) if failed else ''}; {running} still running")
     if spared:
         print(f"trial(s) {', '.join(map(str, spared))} recorded nothing for {args.older_than:g} s, but their worker "
               "process is alive on this machine: stop that process to end them.")

@@ -99,7 +99,7 @@ class Choice:
     candidate: spaces.Candidate
     source_trial: int | None = None
     baseline: str | None = None
-    search_score: float | None = None  # the search run's own score (one more seed for VALIDATION)
+    search_score: float | None = None  # the search run's own score (shown beside a re-evaluation, never averaged)
 
 
 @dataclass(frozen=True)
@@ -253,6 +253,13 @@ def load_data(root: str | Path, device: torch.device | str) -> Mnist:
     return load_mnist(root).to(device)
 
 
+def search_protocol(search: optuna.Study, engine: Recipe) -> tuple[Recipe, int | None]:
+    """The recipe and training-set size a search trained with (its seed aside), on
+    `engine`'s engine settings: what a re-evaluation must train with to compare with it."""
+    stored = {k: v for k, v in search.user_attrs.get("recipe", {}).items() if k != "steps_scaled"}
+    return Recipe(**{**engine.to_dict(), **stored}), search.user_attrs.get("train_size")
+
+
 def run_protocol(recipe: Recipe, train_size: int | None, check: Check = TEST) -> dict:
     """Everything that changes what a confirmation run computes, but its seed: runs are
     reused and compared only under the same protocol."""
@@ -294,18 +301,18 @@ def _stored(study: optuna.Study, candidate: spaces.Candidate, seed: int, key: di
 def verdicts(study: optuna.Study, choices: list[Choice], seeds: list[int] | None, key: dict,
              check: Check = TEST) -> list[Verdict]:
     """One verdict per choice with stored runs: those of `seeds`, or all stored ones (None).
-    A re-evaluation counts the search's own run as one more seed (its protocol is the same)."""
+    A re-evaluation's mean is over its own runs only: the search run is the draw the leaders
+    were picked on, biased upward (the winner's curse), so it is shown, never averaged."""
     out = []
     for choice in choices:
         runs = [t for t in one_per_seed(_runs(study, choice.candidate, key))
                 if seeds is None or t.user_attrs.get("confirm_seed") in seeds]
         if not runs:
             continue
-        search = (choice.search_score,) if check.val_size is not None and choice.search_score is not None else ()
         out.append(Verdict(
             choice=choice,
             params=int(runs[0].values[1]),
-            final=search + tuple(t.values[0] for t in runs),
+            final=tuple(t.values[0] for t in runs),
             best=tuple(max(t.user_attrs["test_acc"]) for t in runs),
             seconds=tuple((t.datetime_complete - t.datetime_start).total_seconds() for t in runs),
             test=tuple(t.user_attrs["test_acc"][-1] for t in runs),
@@ -336,8 +343,9 @@ def table(verdicts_: list[Verdict], epochs: int, check: Check = TEST) -> str:
 def table_rows(verdicts_: list[Verdict], check: Check = TEST) -> tuple[list[str], list[list[str]]]:
     """(header, rows) of a check's verdicts, for the HTML report."""
     if check.val_size is not None:
-        header = ["network", "params", "runs", "score per run (search, seeds)", "mean", "SE", "test mean (reported)"]
-        return header, [[v.choice.label, f"{v.params:,}", str(len(v.final)), " / ".join(f"{x:.2f}" for x in v.final),
+        header = ["network", "params", "search run (selected on)", "score per new seed", "mean", "SE",
+                  "test mean (reported)"]
+        return header, [[v.choice.label, f"{v.params:,}", _search_run(v), " / ".join(f"{x:.2f}" for x in v.final),
                          f"{v.mean:.2f}", f"{standard_error(v):.2f}",
                          f"{statistics.fmean(v.test):.2f}" if v.test else "-"]
                         for v in sorted(verdicts_, key=lambda v: -v.mean)]
@@ -352,20 +360,24 @@ def standard_error(v: Verdict) -> float:
     return v.std / math.sqrt(len(v.final)) if len(v.final) > 1 else float("nan")
 
 
+def _search_run(v: Verdict) -> str:
+    return "-" if v.choice.search_score is None else f"{v.choice.search_score:.2f}"
+
+
 def reeval_table(verdicts_: list[Verdict], check: Check) -> str:
     """The leaders by their mean score over seeds, the leader named, and who it cannot
     be told from (within one standard error of the difference of the means)."""
     ranked = sorted(verdicts_, key=lambda v: -v.mean)
     lines = [
-        f"Re-evaluation on validation ({check.metric} on the search's {check.val_size:,} held-out images; "
-        "the search's own run counts as one seed):",
-        f"{'candidate':<12} {'params':>6}  {'runs':>4}  {'per run':<24}  {'mean':>6}  {'SE':>5}  "
+        f"Re-evaluation on validation ({check.metric} on the search's {check.val_size:,} held-out images; the "
+        "mean is over the new seeds: the search run, which picked the leaders, is shown, not averaged):",
+        f"{'candidate':<12} {'params':>6}  {'search':>6}  {'per new seed':<24}  {'mean':>6}  {'SE':>5}  "
         "test mean (reported, never used to select)",
     ]
     for v in ranked:
         per_run = " / ".join(f"{x:.2f}" for x in v.final)
         test = f"{statistics.fmean(v.test):.2f}" if v.test else "-"
-        lines.append(f"{v.choice.label:<12} {v.params:>6,}  {len(v.final):>4}  {per_run:<24}  {v.mean:>6.2f}  "
+        lines.append(f"{v.choice.label:<12} {v.params:>6,}  {_search_run(v):>6}  {per_run:<24}  {v.mean:>6.2f}  "
                      f"{standard_error(v):>5.2f}  {test}")
     if ranked:
         top = ranked[0]
@@ -402,11 +414,11 @@ def stored_verdicts(search: optuna.Study, storage, recipe: Recipe, check: Check 
         key = run_protocol(recipe, None)
     else:
         choices = []
-        recipe = Recipe(**{**recipe.to_dict(), **{k: v for k, v in search.user_attrs.get("recipe", {}).items()
-                                                   if k != "steps_scaled"}})
-        key = run_protocol(recipe, search.user_attrs.get("train_size"), check)
+        key = run_protocol(*search_protocol(search, recipe), check)
     choices = _with_stored(choices, study, search)
-    return verdicts(study, choices, list(check.seeds), key, check), choices
+    # a confirmation is judged on its protocol's seeds; a re-evaluation on every seed it ran
+    seeds = list(check.seeds) if check.val_size is None else None
+    return verdicts(study, choices, seeds, key, check), choices
 
 
 def stored_table(search: optuna.Study, storage, recipe: Recipe, check: Check = TEST) -> str | None:
@@ -431,21 +443,26 @@ def answer(confirmed: list[Verdict], reevaluated: list[Verdict], max_params: int
     searched = {v.choice.source_trial: v for v in full if v.choice.baseline is None and v.params <= max_params}
     rounds = {v.choice.baseline: v for v in full if v.choice.baseline}
     seeds = ", ".join(map(str, PROTOCOL_SEEDS))
-    leaders = [v for v in sorted(reevaluated, key=lambda v: -v.mean)
-               if v.params <= max_params and v.choice.source_trial in searched]
+    within = sorted((v for v in reevaluated if v.params <= max_params), key=lambda v: -v.mean)
+    leader = within[0] if within else None
     lines = []
-    if leaders:
-        best, how = searched[leaders[0].choice.source_trial], (
-            f"the leader of the re-evaluation on validation ({leaders[0].mean:.2f}% over {len(leaders[0].final)} runs)")
+    if leader is not None and leader.choice.source_trial not in searched:
+        lines.append(
+            f"Leader of the re-evaluation on validation, at most {max_params:,} parameters: {leader.choice.label}, "
+            f"{leader.params:,} parameters ({leader.mean:.2f}% over {len(leader.final)} new seeds); not confirmed on "
+            f"test yet: drill-search confirm --trials {leader.choice.source_trial} --no-baselines{storage_flag}")
     elif searched:
-        best = max(searched.values(), key=lambda v: v.mean)
-        how = f"the best test mean of the {len(searched)} confirmed (a choice made on test)"
-    if searched:
+        if leader is not None:
+            best = searched[leader.choice.source_trial]
+            how = f"the leader of the re-evaluation on validation ({leader.mean:.2f}% over {len(leader.final)} new seeds)"
+        else:
+            best = max(searched.values(), key=lambda v: v.mean)
+            how = f"the best test mean of the {len(searched)} confirmed (a choice made on test)"
         lines.append(
             f"Network to use, at most {max_params:,} parameters: {best.choice.label}, {best.params:,} parameters "
             f"({best.choice.candidate.describe()}), {how}: {best.mean:.2f}% mean final-epoch test accuracy over "
-            f"seeds {seeds} (min {min(best.final):.2f}). Export it: "
-            f"drill-search export {best.choice.source_trial}{storage_flag}")
+            f"seeds {seeds} (min {min(best.final):.2f}), retrained on all 60,000 training images. Its search run's "
+            f"weights: drill-search export {best.choice.source_trial}{storage_flag}")
     else:
         lines.append(f"No searched network of at most {max_params:,} parameters is confirmed on seeds {seeds} yet "
                      "(drill-search confirm).")

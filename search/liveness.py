@@ -62,6 +62,8 @@ def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
     # (search.promote: a candidate is promoted once; its retry does not train the rung again).
     keep = {k: v for k, v in trial.user_attrs.items()
             if k in ("baseline", "promoted", "promotion") or (k.startswith("rung_") and "promoted" in trial.user_attrs)}
+    if "promoted" in trial.user_attrs:
+        keep["rung_inherited"] = True  # the copy does not train the rung: its cost is the original's
     study.enqueue_trial(params, user_attrs={**keep, "retry_of": trial.number, "retries": retries})
 
 
@@ -134,7 +136,7 @@ def is_dead(worker: str, host: str) -> bool:
     return bool(start) and process_start(int(pid)) not in (None, start)
 
 
-def fail_silent(study: optuna.Study, older_than: float, host: str | None = None) -> list[int]:
+def fail_silent(study: optuna.Study, older_than: float, host: str | None = None, retry: bool = True) -> list[int]:
     """Fail and re-queue RUNNING trials that recorded no progress for `older_than` seconds
     (their last epoch, else their start), wherever their worker ran, unless that worker is
     a live process on this host: there silence is a long epoch, and failing the trial
@@ -145,7 +147,7 @@ def fail_silent(study: optuna.Study, older_than: float, host: str | None = None)
     for t in silent(study, older_than):
         if lives_here(t.user_attrs.get("worker", ""), host):
             continue
-        if fail_trial(study, t, f"no progress for {now - _last_progress(t, now):.0f} s"):
+        if fail_trial(study, t, f"no progress for {now - _last_progress(t, now):.0f} s", retry=retry):
             failed.append(t.number)
     return failed
 

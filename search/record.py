@@ -71,20 +71,36 @@ class StepRecorder:
         if now - self.last < self.every:
             return
         self.last = now
+        self.trial.set_user_attr("updated_at", round(time.time(), 1))  # alive, for fail-stale
         self.trial.set_user_attr("in_epoch", {"stage": self.stage, "epoch": epoch, "step": step, "steps": steps,
                                               "seconds": round(seconds, 1),
                                               "images_per_s": round(step * self.batch_size / max(seconds, 1e-9))})
 
 
 def rung(trial: optuna.Trial, history: list[EpochResult]) -> None:
-    """The cheap rung's curves (search.promote), as `rung_<name>` beside the full run's."""
+    """The cheap rung's curves (search.promote), as `rung_<name>` beside the full run's, and
+    when they were written (fail-stale reads it)."""
     for key, value in curves(history).items():
         trial.set_user_attr(f"rung_{key}", value)
+    trial.set_user_attr("updated_at", round(time.time(), 1))
 
 
-def epochs_trained(attrs: dict) -> int:
-    """Candidate-epochs a trial trained: its rung's (search.promote) and its run's."""
-    return len(attrs.get("rung_val_acc") or []) + len(attrs.get("val_acc") or attrs.get("test_acc") or [])
+def epochs_trained(trials: list) -> dict[int, tuple[int, int]]:
+    """Trial number -> (rung epochs, run epochs) it trained itself. A retry of a trial that
+    had decided its promotion carries that rung's curves without training them
+    (`liveness.requeue` marks them `rung_inherited`; older retries are told by the rung's
+    timings, which a second training would not repeat): they count once, on the original."""
+    by_number = {t.number: t for t in trials}
+    out = {}
+    for t in trials:
+        a = t.user_attrs
+        rung = len(a.get("rung_val_acc") or [])
+        original = by_number.get(a.get("retry_of"))
+        if a.get("rung_inherited") or (original is not None and rung and a.get("rung_epoch_seconds")
+                                       == original.user_attrs.get("rung_epoch_seconds")):
+            rung = 0
+        out[t.number] = (rung, len(a.get("val_acc") or a.get("test_acc") or []))
+    return out
 
 
 def finish(trial: optuna.Trial, reason: str, started: float) -> None:

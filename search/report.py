@@ -100,6 +100,8 @@ def quick_look(study: optuna.Study) -> str | None:
 def counts_line(study: optuna.Study) -> str:
     c: dict[str, int] = {}
     for t in study.get_trials(deepcopy=False):
+        if t.state == TrialState.WAITING and t.user_attrs.get("beyond_total"):
+            continue  # an empty trial a worker handed back at the total, not work left
         key = outcome(t)
         c[key] = c.get(key, 0) + 1
     order = ("complete", "pruned", "rejected", "interrupted", "failed", "running", "waiting")
@@ -115,11 +117,11 @@ def cost_line(study: optuna.Study) -> str:
 
     trials = study.get_trials(deepcopy=False)
     finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-    trained = sum(epochs_trained(t.user_attrs) for t in trials)
-    on_rungs = sum(len(t.user_attrs.get("rung_val_acc") or []) for t in trials)
+    per_trial = epochs_trained(trials)
+    trained = sum(r + f for r, f in per_trial.values())
+    on_rungs = sum(r for r, _ in per_trial.values())
     epochs = (study.user_attrs.get("recipe") or {}).get("epochs", 15)
-    spans = sorted((t.datetime_start.timestamp(), t.datetime_complete.timestamp())
-                   for t in trials if t.datetime_start and t.datetime_complete)
+    spans = sorted(s for s in map(span, trials) if s is not None)
     worker_s = sum(b - a for a, b in spans)
     wall, end = 0.0, float("-inf")  # the union of trial spans: time between sessions is left out
     for a, b in spans:
@@ -132,6 +134,18 @@ def cost_line(study: optuna.Study) -> str:
             f"not rejected would train {len(trainable)} x {epochs} = {len(trainable) * epochs}); "
             f"{worker_s / 3600:.1f} worker-hours (the sum of trial durations), {wall / 3600:.1f} h wall time"
             + _epoch_seconds(trials))
+
+
+def span(t: FrozenTrial) -> tuple[float, float] | None:
+    """(start, end) of the time a worker spent on `t`, in seconds since the epoch. A trial
+    whose worker died ends at its last sign of life (`updated_at`), not when a later command
+    found it dead and failed it: the time between is nobody's work."""
+    if not t.datetime_start or not t.datetime_complete:
+        return None
+    start, end = t.datetime_start.timestamp(), t.datetime_complete.timestamp()
+    if t.state == TrialState.FAIL and t.user_attrs.get("updated_at"):
+        end = max(start, min(end, t.user_attrs["updated_at"]))
+    return start, end
 
 
 def _epoch_seconds(trials) -> str:

@@ -148,9 +148,11 @@ def make_sampler(name: str, seed: int | None, workers: int = 1, goal: Goal = Goa
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if name in ("tpe", "tpe-plain"):
             # group=True: c5 exists only with block5, and multivariate TPE needs groups
-            # for such conditional spaces. constant_liar keeps parallel workers apart.
+            # for such conditional spaces. constant_liar keeps parallel workers apart,
+            # including those of other commands on the same storage (it changes nothing
+            # while no other trial runs).
             tpe = optuna.samplers.TPESampler(
-                seed=seed, multivariate=True, group=True, constant_liar=workers > 1, n_startup_trials=10
+                seed=seed, multivariate=True, group=True, constant_liar=True, n_startup_trials=10
             )
             return tpe if name == "tpe-plain" else GoalSampler(tpe, goal)
         if name == "random":

@@ -175,7 +175,9 @@ class WithinTotal(optuna.samplers.BaseSampler):
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if counted_before(study, trial.number) >= self.total:
-            # RUNNING -> WAITING: no public call hands a trial back to the queue.
+            # RUNNING -> WAITING: no public call hands a trial back to the queue. Marked, so
+            # that counts do not show it as work left (a resume takes it like any other).
+            study._storage.set_trial_user_attr(trial._trial_id, "beyond_total", True)  # noqa: SLF001
             study._storage.set_trial_state_values(trial._trial_id, TrialState.WAITING)  # noqa: SLF001
             raise TotalReached(f"trial {trial.number} is beyond the {self.total} trials asked for")
         self.inner.before_trial(study, trial)

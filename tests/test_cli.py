@@ -189,6 +189,7 @@ def test_reading_commands_open_the_shipped_study_when_there_is_none_of_your_own(
     optuna.create_study(study_name="search", storage=optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend("studies/drill-search.journal")))
     code, out, err = run(capsys, "report", "--output", str(tmp_path / "r2.html"))
+    assert code == 0, err
     assert "shipped" not in err
 
 
@@ -308,3 +309,20 @@ def test_a_journal_cut_mid_line_warns_and_a_damaged_one_is_one_sentence(tmp_path
     bad.write_bytes(b"\n".join([*lines[:3], b"{not json", *lines[3:]]) + b"\n")  # line 4 is damaged
     code, out, err = run(capsys, "report", "--storage", str(bad), "--output", str(tmp_path / "b.html"))
     assert code == 2 and err.count("\n") == 1 and "line 4 is not a journal record" in err
+
+
+def test_reevaluate_refuses_a_recipe_of_its_own_and_the_search_runs_seed(capsys, tmp_path):
+    from search import study as studies
+    from search.config import DataConfig, Recipe, SearchConfig
+
+    cfg = SearchConfig(storage=str(tmp_path / "s.journal"), recipe=Recipe(epochs=2), data=DataConfig(root=tmp_path))
+    study = studies.open_search(cfg)
+    params = spaces.encode(ROUNDS["round3"].candidate)
+    study.add_trial(optuna.trial.create_trial(
+        params=params, distributions={k: spaces.SPACE[k] for k in params}, values=[99.0, 5760],
+        user_attrs={"seed": 1, "params": 5760}))
+    base = ["reevaluate", "--trials", "0", "--storage", str(tmp_path / "s.journal")]
+    code, _, err = run(capsys, *base, "--epochs", "3")
+    assert code == 2 and "leave out --epochs" in err
+    code, _, err = run(capsys, *base)  # seeds 1, 2; the search trained trial 0 with seed 1
+    assert code == 2 and "trial(s) 0 trained with one of these seeds" in err and err.count("\n") == 1

@@ -327,6 +327,28 @@ def test_corrupt_data_folder_is_refused_before_anything_is_written(capsys, tmp_p
     assert code == 2 and "MD5" in err and not db.exists()
 
 
+def test_fail_stale_on_a_confirmation_fails_without_queueing(capsys, tmp_path):
+    # a confirm study has no queue: a later confirm trains what is missing, so a re-queued
+    # copy would wait there forever
+    import socket
+
+    import spaces
+    from baselines import ROUNDS
+    from search import confirm
+
+    store = tmp_path / "s.journal"
+    runs = confirm.open_confirm(open_storage(str(store)), "search-confirm")
+    trial = runs.ask({k: spaces.SPACE[k] for k in spaces.encode(ROUNDS["round3"].candidate)})
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{dead.pid}")
+    code, out, err = run_cli(capsys, "fail-stale", "--storage", str(store), "--study-name", "search-confirm")
+    assert code == 0, err
+    assert "failed 1 trial(s): 0; 0 still running" in out
+    trials = optuna.load_study(study_name="search-confirm", storage=open_storage(str(store))).trials
+    assert [t.state for t in trials] == [TrialState.FAIL]
+
+
 def test_fail_stale_ends_trials_of_dead_workers_on_a_journal(capsys, tmp_path):
     import spaces
     from baselines import ROUNDS

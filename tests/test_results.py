@@ -159,12 +159,12 @@ def test_exported_arch_json_holds_the_schedule_batch_and_rotation(searched, tmp_
 
 def test_export_refuses_trials_without_weights(searched, tmp_path):
     cfg, study = searched
-    not_complete = [t.number for t in study.trials if t.state != TrialState.COMPLETE]
     with pytest.raises(export.ExportError):
         export.export(study, 999, artifact_store(cfg.storage), tmp_path)
-    if not_complete:
-        with pytest.raises(export.ExportError, match="only complete trials"):
-            export.export(study, not_complete[0], artifact_store(cfg.storage), tmp_path)
+    pruned = optuna.create_study(directions=["maximize", "minimize"])
+    pruned.add_trial(optuna.trial.create_trial(state=TrialState.PRUNED))
+    with pytest.raises(export.ExportError, match="only complete trials"):
+        export.export(pruned, 0, artifact_store(cfg.storage), tmp_path)
 
 
 def test_export_of_a_study_copied_without_its_weights_is_one_sentence_and_exit_2(searched, tmp_path, capsys):
@@ -205,7 +205,7 @@ def test_confirm_stores_per_seed_results_and_resumes(searched, tmp_path):
     assert "reach 99.4% on every seed" in confirm.table(again, 1)
 
 
-def test_reevaluation_trains_on_the_search_split_scores_validation_and_counts_the_search_run(searched, tmp_path):
+def test_reevaluation_trains_on_the_search_split_scores_validation_and_averages_only_its_own_runs(searched, tmp_path):
     cfg, study = searched
     storage = open_storage(f"sqlite:///{tmp_path}/reeval.db")
     data = Mnist(train=synthetic_split(300, 1), test=synthetic_split(128, 4))
@@ -217,7 +217,9 @@ def test_reevaluation_trains_on_the_search_split_scores_validation_and_counts_th
     assert len(runs) == 2 and all(len(t.user_attrs["val_acc"]) == 2 for t in runs)
     for t in runs:  # the score is the search's: the mean validation accuracy of the last epochs
         assert t.values[0] == pytest.approx(sum(t.user_attrs["val_acc"]) / 2, abs=1e-3)
-    assert v.final == (trial.values[0], *(t.values[0] for t in runs))  # the search's run is one more seed
+    # the search run picked the leaders (biased upward): shown beside, never in the mean
+    assert v.final == tuple(t.values[0] for t in runs) and v.choice.search_score == trial.values[0]
+    assert f"{trial.values[0]:.2f}" in confirm.table([v], 2, check)
     assert v.test == tuple(t.user_attrs["test_acc"][-1] for t in runs)
     train, evals = check.splits(data, None)
     assert len(train) == 200 and len(evals["val"]) == 100 and set(evals) == {"val", "test"}
@@ -475,6 +477,10 @@ def test_the_answer_names_the_validation_leader_and_falls_back_to_test_saying_so
     lines = confirm.answer(confirmed, reevaluated, 5_000, " --storage s.journal")
     assert lines[0].startswith("Network to use, at most 5,000 parameters: trial 4, 4,800 parameters")
     assert "leader of the re-evaluation on validation" in lines[0] and lines[0].endswith("export 4 --storage s.journal")
+    unconfirmed = [verdict("trial 7", 4_700, (99.30, 99.31), trial=7), *reevaluated]
+    lines = confirm.answer(confirmed, unconfirmed, 5_000)  # the leader is named, never swapped for a confirmed one
+    assert lines[0].startswith("Leader of the re-evaluation on validation, at most 5,000 parameters: trial 7")
+    assert lines[0].endswith("drill-search confirm --trials 7 --no-baselines")
     assert lines[1].startswith("Smallest confirmed network at 99.4% or more on every seed: trial 9")
     assert "round3 (5,760 parameters) 99.35%" in lines[2]
     fallback = confirm.answer(confirmed, [], 5_000)
@@ -500,3 +506,30 @@ def test_a_study_shorter_than_the_protocol_is_labelled_a_quick_look(tmp_path):
     path = tmp_path / "q.html"
     report.write_html(study, path, figs={})
     assert "Quick look" in path.read_text()
+
+
+def test_a_retry_that_inherits_a_decided_rung_does_not_count_it_again():
+    from search.record import epochs_trained
+
+    dist = {"x": optuna.distributions.IntDistribution(0, 9)}
+    rung = {"promoted": True, "rung_val_acc": [97.0] * 3, "rung_epoch_seconds": [41.0, 40.0, 42.0]}
+
+    def trial(number, state, **attrs):
+        t = optuna.trial.create_trial(state=state, params={"x": 1}, distributions=dist, user_attrs=attrs,
+                                      values=[99.0, 4000] if state == TrialState.COMPLETE else None)
+        t.number = number
+        return t
+
+    died = trial(0, TrialState.FAIL, **rung, val_acc=[98.0] * 5)  # its worker died in the full run
+    old_copy = trial(1, TrialState.COMPLETE, **rung, retry_of=0, val_acc=[98.0] * 15)  # before rung_inherited
+    new_copy = trial(2, TrialState.COMPLETE, **rung, retry_of=0, rung_inherited=True, val_acc=[98.0] * 15)
+    own = trial(3, TrialState.COMPLETE, promoted=True, rung_val_acc=[97.0] * 3, rung_epoch_seconds=[39.0] * 3,
+                retry_of=0, val_acc=[98.0] * 15)  # trained a rung of its own (other timings)
+    assert epochs_trained([died, old_copy, new_copy, own]) == {0: (3, 5), 1: (0, 15), 2: (0, 15), 3: (3, 15)}
+
+
+def test_a_trial_handed_back_at_the_total_is_not_counted_as_work_left():
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.enqueue_trial({}, user_attrs={"beyond_total": True})
+    study.enqueue_trial({})
+    assert report.counts_line(study) == "1 waiting"
