@@ -13,7 +13,7 @@ import statistics
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from .config import TARGET_ACC
+from .config import MAX_EPOCHS, TARGET_ACC
 
 
 def outcome(t: FrozenTrial) -> str:
@@ -130,7 +130,8 @@ def cost_line(study: optuna.Study) -> str:
     trainable = [t for t in finished if outcome(t) != "rejected"]
     rungs = f", {on_rungs} of them on rungs" if on_rungs else ""
     return (f"{trained} candidate-epochs trained for {len(finished)} finished trials{rungs}, failed and running ones "
-            f"included: {trained / epochs:.1f} full-run equivalents (without pruning the {len(trainable)} that were "
+            f"included: {trained / MAX_EPOCHS:.1f} full-run equivalents, candidate-epochs / {MAX_EPOCHS} (without "
+            f"pruning the {len(trainable)} that were "
             f"not rejected would train {len(trainable)} x {epochs} = {len(trainable) * epochs}); "
             f"{worker_s / 3600:.1f} worker-hours (the sum of trial durations), {wall / 3600:.1f} h wall time"
             + _epoch_seconds(trials))

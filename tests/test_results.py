@@ -454,7 +454,7 @@ def test_cost_counts_trained_epochs_against_an_unpruned_search():
         study.add_trial(trial)
     line = report.cost_line(study)
     assert line.startswith("21 candidate-epochs trained for 3 finished trials, 6 of them on rungs")
-    assert "1.4 full-run equivalents" in line and "the 2 that were not rejected would train 2 x 15 = 30" in line
+    assert "1.4 full-run equivalents, candidate-epochs / 15" in line and "the 2 that were not rejected would train 2 x 15 = 30" in line
     assert "0.3 worker-hours (the sum of trial durations)" in line  # 21 minutes
 
 
