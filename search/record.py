@@ -163,8 +163,25 @@ def _git_revision() -> str:
 
 
 def provenance(recipe_dict: dict[str, Any], device: str) -> dict[str, Any]:
-    """Recipe, device and library versions: what a trial needs to be reproduced."""
-    return {"recipe": recipe_dict, "device": device, "versions": versions()}
+    """Recipe, device, CPU and library versions: what a trial needs to be reproduced, and
+    what its timings mean (the machine this project runs on changes CPU between sessions)."""
+    return {"recipe": recipe_dict, "device": device, "cpu": cpu_model(), "versions": versions()}
+
+
+@functools.cache
+def cpu_model() -> str:
+    """'AMD EPYC (family 25, model 1; avx2)': the name, the generation and the vector
+    extensions that set training speed (AVX512-BF16 makes --bf16 pay)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
+    except OSError:
+        return platform.processor() or platform.machine()
+    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    vector = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
+    return (f"{fields.get('model name', platform.machine())} (family {fields.get('cpu family', '?')}, model "
+            f"{fields.get('model', '?')}; {' '.join(vector) or 'no avx2'})")
 
 
 def save_weights(trial: optuna.Trial, model: nn.Module, store) -> str:

@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 
 import spaces
 from baselines import ROUNDS
-from search import liveness, workers
+from search import liveness, record, workers
 from search import report, study as studies
 from search.config import DataConfig, Recipe, SearchConfig
 from search.data import Split
@@ -87,6 +87,7 @@ def test_a_trial_records_curves_provenance_and_two_objectives(tmp_path, count_st
         assert len(a[key]) == 2, key
     assert a["params"] == 5760 and a["arch"] == "8-16-t8-12-14-14 d0.01"
     assert a["seed"] == 99 and a["device"] == "cpu" and a["state_reason"] == "complete"
+    assert a["cpu"] == record.cpu_model() != ""  # the machine its timings belong to
     assert set(a["versions"]) >= {"torch", "optuna", "drill_search", "code_revision"}
     assert t.constraints == {"params": 5760.0 - 10000.0}
     assert study.user_attrs["kind"] == "search" and study.user_attrs["space"] == spaces.fingerprint()
