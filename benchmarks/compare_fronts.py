@@ -1,6 +1,7 @@
 """Compare the fronts of several searches at the same budget: does a search beat random sampling?
 
     python benchmarks/compare_fronts.py studies/unpruned.journal:unpruned studies/v2.journal:search
+    python benchmarks/compare_fronts.py ... studies/v3.journal:search --goal-params 5000   # a goal's view too
     python benchmarks/compare_fronts.py studies/reference.journal:search studies/v2.journal:search \\
         --json /tmp/fronts.json     # then render_front.py --from-json ... --png ... (see there)
 
@@ -56,6 +57,15 @@ def points(study: optuna.Study, budget: int | None = None) -> tuple[dict[int, tu
     return out, spent
 
 
+def best_within(pts: dict[int, tuple[float, int]], max_params: int) -> str:
+    """'99.04 (trial 16, 4,110 params)': the best score of a network within `max_params`."""
+    inside = [(score, n, params) for n, (score, params) in pts.items() if params <= max_params]
+    if not inside:
+        return "none"
+    score, n, params = max(inside)
+    return f"{score:.2f} (trial {n}, {params:,} params)"
+
+
 def hypervolume(pts) -> float:
     """Area dominated by `pts` ((acc, params), maximize acc, minimize params) above the
     reference point, in points x thousand parameters."""
@@ -76,6 +86,8 @@ def beaten_by(a: list[tuple[float, int]], b: list[tuple[float, int]]) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("studies", nargs="+", metavar="STORAGE:STUDY")
+    ap.add_argument("--goal-params", type=int, default=None, metavar="N",
+                    help="also print each study's best score within N parameters, at the common budget and in all")
     ap.add_argument("--json", help="also write a plotly figure of the fronts and confirmations "
                     "(render with render_front.py)")
     args = ap.parse_args()
@@ -98,6 +110,11 @@ def main() -> None:
         print(f"{spec:<44} {len(every):>6} {spent:>6} {hypervolume(every.values()):>7.2f} "
               f"{hypervolume(at_budget.values()):>10.2f}  "
               + ", ".join(f"{p:,}: {s:.2f}" for s, p in fr))
+    if args.goal_params is not None:
+        print(f"best val_acc_last3 within {args.goal_params:,} parameters (one seed each):")
+        for spec, study in studies.items():
+            print(f"  {spec:<44} at the common budget {best_within(points(study, budget)[0], args.goal_params)}; "
+                  f"in all {best_within(points(study)[0], args.goal_params)}")
     specs = list(fronts)
     for a in specs:
         for b in specs:
