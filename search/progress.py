@@ -201,7 +201,8 @@ def confirm_status(runs, total: int, epochs: int, ids: set[str], split: str = "t
                                    acc[-1] if acc else None, mean_or(secs, None), within=a.get("in_epoch")))
     done = len(stored)
     not_started = max(0, total - done - len(running))
-    return running, done, estimate_left(running, not_started, epochs, mean_or(timed[-60:], None), len(ids))
+    # the runs in progress are the workers now: `ids` also holds every worker that ended
+    return running, done, estimate_left(running, not_started, epochs, mean_or(timed[-60:], None), len(running))
 
 
 def confirm_poller(progress: Progress, runs_of, total: int, epochs: int, seen: set[int],

@@ -336,6 +336,9 @@ def test_confirm_progress_counts_stored_runs_and_shows_only_its_own_workers():
     assert done == 1 and [r.label for r in running] == ["trial 3 seed 2", "trial 3 seed 3"]
     # 3 + 4 epochs left of the running runs + 2 runs not started x 4 epochs, at 10 s, on 2 workers
     assert left == (3 + 4 + 2 * 4) * 10.0 / 2
+    # a worker that ended (its run done, or replaced after a crash) no longer shares the work
+    _, _, left = confirm_status(runs, total=5, epochs=4, ids={"h:2", "h:3", "h:7", "h:8"})
+    assert left == (3 + 4 + 2 * 4) * 10.0 / 2
 
 
 def test_confirm_default_choice_is_the_front_plus_rounds_under_budget(searched):
