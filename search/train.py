@@ -40,7 +40,7 @@ class Metrics:
 @dataclass(frozen=True)
 class EpochResult:
     epoch: int  # counted from 1
-    lr: float  # learning rate used during this epoch
+    lr: float  # learning rate at the epoch's first step (StepLR holds it all epoch; one-cycle moves it every step)
     train: Metrics  # running figures over the epoch, in training mode, augmented inputs
     evals: Mapping[str, Metrics]  # per evaluation split, after the epoch
     seconds: float  # training and evaluation wall time of this epoch
