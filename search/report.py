@@ -301,7 +301,7 @@ def importance_figure(study: optuna.Study):
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes")
-        warnings.filterwarnings("ignore", message="Some regimes for parameter")  # few trials: the figure says so
+        warnings.filterwarnings("ignore", message="Some regimes for parameter")  # an early study: rough, as all importances are then
         fig = optuna.visualization.plot_param_importances(
             study, target=lambda t: -t.values[0], target_name="validation accuracy")
     fig.update_layout(title="parameter importance for high final validation accuracy (Optuna's PED-ANOVA)",
