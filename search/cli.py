@@ -596,8 +596,8 @@ def add_reevaluate(sub) -> None:
         "reevaluate", help="train the search's leaders again with more seeds, judged on validation",
         description="Retrain the search's leaders (default: the best complete trials within the goal "
         "that one run cannot tell apart, at most --leaders) under the search's own protocol with more "
-        "seeds, and rank them by their mean score over seeds on the held-out validation images (the "
-        "search's own run counts as one seed). Test accuracy is recorded and never used to choose. "
+        "seeds, and rank them by their mean score over the new seeds on the held-out validation images (the "
+        "search's own run picked them, so it is shown, not averaged). Test accuracy is recorded and never used to choose. "
         "Results are stored in the study <name>-reeval; then confirm the leader on test.",
         epilog="examples:\n  drill-search reevaluate --storage studies/v3.journal\n"
         "  drill-search reevaluate --trials 12,31 --seeds 4\n"

@@ -499,7 +499,7 @@ def summary(search: optuna.Study, storage, recipe: Recipe, storage_flag: str = "
         check = VALIDATION.of(search)
         tables.append(("Re-evaluation on validation",
                        "The leaders trained again under the search's own protocol with more seeds "
-                       "(drill-search reevaluate); the search's own run counts as one. The mean selects; "
+                       "(drill-search reevaluate); the mean over the new seeds selects (the search run is shown, not averaged); "
                        "test is recorded, never used to choose.", *table_rows(reevaluated, check)))
         text.append(table(reevaluated, recipe.epochs, check))
     if confirmed:
