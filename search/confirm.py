@@ -368,17 +368,10 @@ def reeval_table(verdicts_: list[Verdict], check: Check) -> str:
     """The leaders by their mean score over seeds, the leader named, and who it cannot
     be told from (within one standard error of the difference of the means)."""
     ranked = sorted(verdicts_, key=lambda v: -v.mean)
-    lines = [
-        f"Re-evaluation on validation ({check.metric} on the search's {check.val_size:,} held-out images; the "
-        "mean is over the new seeds: the search run, which picked the leaders, is shown, not averaged):",
-        f"{'candidate':<12} {'params':>6}  {'search':>6}  {'per new seed':<24}  {'mean':>6}  {'SE':>5}  "
-        "test mean (reported, never used to select)",
-    ]
-    for v in ranked:
-        per_run = " / ".join(f"{x:.2f}" for x in v.final)
-        test = f"{statistics.fmean(v.test):.2f}" if v.test else "-"
-        lines.append(f"{v.choice.label:<12} {v.params:>6,}  {_search_run(v):>6}  {per_run:<24}  {v.mean:>6.2f}  "
-                     f"{standard_error(v):>5.2f}  {test}")
+    header, rows = table_rows(ranked, check)  # the report's rows, in columns
+    widths = [max(len(c) for c in column) for column in zip(header, *rows)]
+    lines = [f"Re-evaluation on validation ({check.metric} on the search's {check.val_size:,} held-out images):"]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in (header, *rows)]
     if ranked:
         top = ranked[0]
         ties = [v.choice.label for v in ranked[1:]
