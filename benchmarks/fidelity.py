@@ -91,14 +91,15 @@ def config(name: str, workers: int | None, root: Path) -> SearchConfig:
 
 
 def run(name: str, workers: int | None) -> None:
-    from search import report, study as studies, workers as search_workers
+    from search import identity, report, study as studies
 
     cfg = config(name, workers, Path(os.environ.get(DATA_ENV) or "data"))
-    study = studies.open_search(cfg)
+    study = identity.open_search(cfg)
     for t in sample_trials():  # the same candidates, in the sample's order; queued once
         study.enqueue_trial(t.params, user_attrs={"sample_trial": t.number}, skip_if_exists=True)
     print(f"{cfg.study_name}: {cfg.trials} candidates at {FIDELITIES[name]} on {platform.processor() or cpu_model()}")
-    search_workers.run_search(cfg, on_trial=lambda t: print(report.trial_line(t), flush=True))
+    studies.run_search(cfg, on_event=lambda e: isinstance(e, studies.TrialFinished)
+                       and print(report.trial_line(e.trial), flush=True))
 
 
 def cpu_model() -> str:

@@ -118,8 +118,8 @@ def search_throughput(args, original_per_image: float) -> None:
 
     import spaces
     from search.config import DataConfig, SearchConfig
-    from search.study import open_search
-    from search.workers import run_search
+    from search.identity import open_search
+    from search.study import run_search
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 

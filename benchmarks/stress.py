@@ -50,7 +50,7 @@ from optuna.trial import TrialState  # noqa: E402
 
 from search.config import STRATEGIES, DataConfig, Recipe, SearchConfig  # noqa: E402
 from search.storage import open_storage  # noqa: E402
-from search.workers import run_search  # noqa: E402
+from search.study import run_search  # noqa: E402
 
 
 def killer(cfg: SearchConfig, every: float, stop: threading.Event, kills: list, rng: random.Random) -> None:

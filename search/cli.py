@@ -14,8 +14,8 @@ from pathlib import Path
 
 # Only light modules here: `drill-search --help` must answer without importing torch,
 # torchvision or optuna (each command imports what it needs).
-from .config import (DATA_ENV, MAX_EPOCHS, PARAM_BUDGET, PRUNERS, SAMPLERS, STRATEGIES, ConfigError, DataConfig,
-                     Goal, Recipe, SearchConfig)
+from .config import (DATA_ENV, MAX_EPOCHS, MNIST_TRAIN, PRUNERS, SAMPLERS, STRATEGIES, ConfigError, ConfirmConfig,
+                     DataConfig, Goal, Recipe, SearchConfig)
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -142,8 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     from .data import DataError
     from .export import ExportError
+    from .identity import SearchFailed, StudyError
     from .storage import StorageError
-    from .study import SearchFailed, StudyError
 
     _quiet_libraries()
     try:
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
-# --- helpers that turn flags into values ------------------------------------------------
+# --- flags -> configuration values ------------------------------------------------------
 
 
 def _quiet_libraries() -> None:
@@ -188,34 +188,13 @@ def data_config(args: argparse.Namespace) -> DataConfig:
     return DataConfig(root=root)
 
 
-def resolve_device(name: str):
-    import torch
+def device_from(args: argparse.Namespace):
+    from .workers import resolve_device
 
-    name = name.strip().lower()
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UsageError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps.") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UsageError("--device cuda was asked for, but this PyTorch sees no CUDA GPU; use --device cpu.")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise UsageError(f"there is no {name}: this machine has {torch.cuda.device_count()} CUDA device(s).")
-    elif device.type == "mps":
-        if getattr(torch.backends, "mps", None) is None or not torch.backends.mps.is_available():
-            raise UsageError("--device mps was asked for, but MPS is not available here; use --device cpu.")
-    elif device.type != "cpu":
-        raise UsageError(f"unsupported device {name!r}; use auto, cpu, cuda, cuda:N or mps.")
-    return device
+    return resolve_device(args.device)
 
 
-def recipe_from(args: argparse.Namespace, device) -> Recipe:
+def recipe_from(args: argparse.Namespace) -> Recipe:
     return Recipe(
         epochs=args.epochs,
         seed=_default("seed", Recipe) if args.seed is None else args.seed,
@@ -225,6 +204,73 @@ def recipe_from(args: argparse.Namespace, device) -> Recipe:
         sparse_dropout=False if args.dense_dropout else None,
         deterministic=args.deterministic,
     )
+
+
+def workers_from(args: argparse.Namespace, device, url: str) -> int:
+    from .workers import default_workers
+
+    return default_workers(device, url) if args.workers is None else args.workers
+
+
+def search_config(args: argparse.Namespace, device) -> SearchConfig:
+    from .storage import storage_url
+
+    given = {k: getattr(args, k) for k in SEARCH_ONLY if getattr(args, k) is not None}
+    opt = {k: given.get(k, _default(k)) for k in SEARCH_ONLY if k not in NOT_CONFIG}
+    url = storage_url(args.storage)
+    opt["workers"] = workers_from(args, device, url)
+    data = dataclasses.replace(data_config(args), val_size=given.get("val_size", _default("val_size", DataConfig)),
+                               train_size=given.get("train_size"))
+    return SearchConfig(
+        storage=url,
+        recipe=recipe_from(args),
+        data=data,
+        study_name=args.study_name or "search",
+        trials=args.trials,
+        seed=args.seed,
+        goal=Goal(max_params=given.get("goal_params"), min_score=given.get("goal_score")),
+        device=str(device),
+        **opt,
+    )
+
+
+def confirm_config(args: argparse.Namespace, reevaluate: bool) -> ConfirmConfig:
+    from .storage import storage_url
+
+    device = device_from(args)
+    url = storage_url(args.storage)
+    return ConfirmConfig(
+        storage=url,
+        recipe=recipe_from(args),
+        data=data_config(args),
+        study_name=args.study_name,
+        reevaluate=reevaluate,
+        trials=_trial_numbers(args.trials),
+        seeds=args.seeds,
+        first_seed=args.seed,
+        with_baselines=not getattr(args, "no_baselines", False),
+        train_size=getattr(args, "train_size", None),
+        leaders=getattr(args, "leaders", ConfirmConfig.leaders),
+        goal_params=getattr(args, "goal_params", None),
+        workers=workers_from(args, device, url),
+        device=str(device),
+    )
+
+
+def _trial_numbers(text: str | None) -> tuple[int, ...] | None:
+    if not text:
+        return None
+    try:
+        return tuple(int(n) for n in text.split(",") if n.strip())
+    except ValueError:
+        raise UsageError(f"--trials takes trial numbers separated by commas, got {text!r}.") from None
+
+
+def _protocol_flags(args: argparse.Namespace) -> list[str]:
+    """The training flags given that change what a run computes."""
+    given = [("--epochs", args.epochs != _default("epochs", Recipe)), ("--batch-size", args.batch_size is not None),
+             ("--bf16", args.bf16)]
+    return [flag for flag, on in given if on]
 
 
 # --- commands ---------------------------------------------------------------------------
@@ -322,76 +368,49 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_search(args)
 
 
-def search_config(args: argparse.Namespace, device) -> SearchConfig:
-    from .storage import storage_url
+class SearchPrinter:
+    """Prints a search's events: the opening line, a line per finished trial, live progress."""
 
-    given = {k: getattr(args, k) for k in SEARCH_ONLY if getattr(args, k) is not None}
-    opt = {k: given.get(k, _default(k)) for k in SEARCH_ONLY if k not in NOT_CONFIG}
-    if "workers" not in given:  # as many as the hardware serves well, where the storage allows several
-        from .storage import is_sqlite
-        from .workers import default_workers
+    def __init__(self, cfg: SearchConfig, quiet: bool) -> None:
+        self.cfg, self.quiet, self.progress = cfg, quiet, None
 
-        opt["workers"] = 1 if is_sqlite(storage_url(args.storage)) else default_workers(device)
-    val_size = given.get("val_size", _default("val_size", DataConfig))
-    train_size = given.get("train_size")
-    recipe = recipe_from(args, device)
-    return SearchConfig(
-        storage=storage_url(args.storage),
-        recipe=recipe,
-        data=dataclasses.replace(data_config(args), val_size=val_size, train_size=train_size),
-        study_name=args.study_name or "search",
-        trials=args.trials,
-        seed=args.seed,
-        goal=Goal(max_params=given.get("goal_params"), min_score=given.get("goal_score")),
-        device=str(device),
-        **opt,
-    )
+    def __call__(self, event) -> None:
+        from . import report, study as studies
+        from .progress import Progress, search_status
+
+        cfg = self.cfg
+        if isinstance(event, studies.Started):
+            print(f"study {cfg.study_name!r} in {cfg.storage}: {event.done} of {cfg.trials} trials finished; "
+                  f"{'starting ' + str(event.left) + ' more' if event.left else 'nothing to do'} on {cfg.device} with "
+                  f"{cfg.workers} worker(s); {cfg.recipe.epochs} epochs at most, budget {cfg.max_params:,} "
+                  f"parameters, pruner {cfg.pruner}, sampler {cfg.sampler}, "
+                  + (f"promotion from a {cfg.rung_epochs}-epoch rung (best 1/{cfg.eta})" if cfg.promotes
+                     else "every candidate the full protocol")
+                  + f"; goal: {cfg.goal.describe()}")
+            self.progress = Progress(cfg.trials, event.done, "trials", enabled=not self.quiet)
+        elif isinstance(event, studies.TrialFinished):
+            self.progress.write(report.trial_line(event.trial))
+        elif isinstance(event, studies.Polled):
+            self.progress.update(*search_status(event.trials, cfg.trials, cfg.recipe.epochs, cfg.workers,
+                                                cfg.rung_epochs if cfg.promotes else None))
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.close()
 
 
 def run_search(args: argparse.Namespace) -> int:
-    from . import report
-    from .progress import Progress, search_status
-    from . import study as studies
-    from .data import ensure_mnist
+    from . import report, study as studies
     from .storage import dashboard_command
-    from . import workers
-    from .study import counts
-    from .workers import todo
 
-    device = resolve_device(args.device)
-    cfg = search_config(args, device)
-    workers.check_workers(cfg.storage, cfg.workers)
-    ensure_mnist(cfg.data.root, download=cfg.data.download)  # fail early, before any worker starts
-    study = studies.open_search(cfg)
-    c = counts(study)
-    done = c["complete"] + c["pruned"]
-    left = todo(study, cfg.trials)
-    print(
-        f"study {cfg.study_name!r} in {cfg.storage}: {done} of {cfg.trials} trials finished; "
-        f"{'starting ' + str(left) + ' more' if left else 'nothing to do'} on {device} with "
-        f"{cfg.workers} worker(s); {cfg.recipe.epochs} epochs at most, budget {cfg.max_params:,} "
-        f"parameters, pruner {cfg.pruner}, sampler {cfg.sampler}, "
-        + (f"promotion from a {cfg.rung_epochs}-epoch rung (best 1/{cfg.eta})" if cfg.promotes
-           else "every candidate the full protocol")
-        + f"; goal: {cfg.goal.describe()}"
-    )
-    progress = Progress(cfg.trials, done, "trials", enabled=not args.quiet)
-
-    def on_trial(t) -> None:
-        progress.write(report.trial_line(t))
-
-    def on_poll(trials) -> None:
-        progress.update(*search_status(trials, cfg.trials, cfg.recipe.epochs, cfg.workers,
-                                       cfg.rung_epochs if cfg.promotes else None))
-
-    interrupted = False
+    cfg = search_config(args, device_from(args))
+    printer = SearchPrinter(cfg, args.quiet)
     _sigterm_as_interrupt()
     try:
-        study = workers.run_search(cfg, on_trial=on_trial, on_poll=on_poll)
-    except KeyboardInterrupt:
-        interrupted = True
+        outcome = studies.search(cfg, printer)
     finally:
-        progress.close()
+        printer.close()
+    study = outcome.study
     print()
     print(f"trials: {report.counts_line(study)}")
     if report.failures(study):
@@ -399,9 +418,8 @@ def run_search(args: argparse.Namespace) -> int:
     print(report.front_table(study))
     if report.quick_look(study):
         print(report.quick_look(study))
-    report.attach(study, report.figures(study))  # the dashboard shows the report's figures too
     print(f"\nsee the accuracy-vs-parameters front:  {dashboard_command(cfg.storage, cfg.study_name)}")
-    if interrupted:
+    if outcome.interrupted:
         print("interrupted, will resume: finished trials are kept, and the same command trains the "
               "interrupted ones again.", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -422,6 +440,7 @@ def run_baseline(args: argparse.Namespace) -> int:
 
     from . import report, study as studies
     from .data import load_mnist
+    from .identity import BASELINE_STUDY, open_baselines
     from .model import build_model, count_params, layer_table
     from .storage import artifact_store, open_storage, storage_url
     from .train import EpochResult
@@ -430,12 +449,12 @@ def run_baseline(args: argparse.Namespace) -> int:
         baseline = baselines.get(args.baseline)
     except KeyError as e:
         raise UsageError(e.args[0] + ".") from None
-    device = resolve_device(args.device)
-    recipe = recipe_from(args, device)
+    device = device_from(args)
+    recipe = recipe_from(args)
     data = load_mnist(data_config(args).root).to(device)
     url = storage_url(args.storage)
-    study_name = args.study_name or studies.BASELINE_STUDY
-    study = studies.open_baselines(open_storage(url), study_name)
+    study_name = args.study_name or BASELINE_STUDY
+    study = open_baselines(open_storage(url), study_name)
 
     c = baseline.candidate
     model = build_model(c.arch, sparse_dropout=recipe.sparse_dropout_on(device.type))
@@ -465,7 +484,8 @@ def run_baseline(args: argparse.Namespace) -> int:
     print()
     print(report.baseline_comparison(baseline, [e.evals["test"].acc for e in result.history]))
     per_epoch = result.seconds / len(result.history)
-    print(f"\n{len(result.history)} epochs in {result.seconds:.1f} s ({per_epoch:.1f} s/epoch, {60000 / per_epoch:,.0f} images/s)")
+    print(f"\n{len(result.history)} epochs in {result.seconds:.1f} s ({per_epoch:.1f} s/epoch, "
+          f"{MNIST_TRAIN / per_epoch:,.0f} images/s)")
     print(f"recorded in study {study_name!r} of {url}")
     return 0
 
@@ -476,28 +496,17 @@ def _load_study(args: argparse.Namespace, on_stale=None, shipped: bool = False):
     With `shipped`, a reading command given no --storage on a checkout with no study of
     its own opens the reference study shipped in studies/ (so report and dashboard work
     on a fresh clone, with no training)."""
-    import optuna
-
-    from .storage import cut_short, open_storage, reading_url, storage_file, storage_url
+    from .identity import load
+    from .storage import cut_short, open_existing, reading_url, storage_url
 
     url = reading_url(args.storage) if shipped else storage_url(args.storage)
     if url != storage_url(args.storage):
         print(f"no study of your own yet: reading the shipped reference study {url} (--storage picks another)",
               file=sys.stderr)
-    path = storage_file(url)
-    if path is not None and not path.exists():
-        raise UsageError(f"there is no storage at {path}; run a search first, or pass --storage.")
     if cut_short(url):
         print(f"warning: {url} ends in the middle of a line (a copy taken while it was written, or a write cut "
               "short); its last record is not read.", file=sys.stderr)
-    storage = open_storage(url, on_stale=on_stale)
-    try:
-        return optuna.load_study(study_name=args.study_name, storage=storage), url
-    except KeyError:
-        names = sorted(s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False))
-        raise UsageError(
-            f"there is no study {args.study_name!r} in {url}; studies there: {', '.join(names) or 'none'}."
-        ) from None
+    return load(open_existing(url, on_stale=on_stale), args.study_name, url), url
 
 
 def add_report(sub) -> None:
@@ -621,122 +630,63 @@ def _add_workers(p: argparse.ArgumentParser) -> None:
                    "per CPU core, or one per GPU; one on SQLite)")
 
 
-def _check_counts(args: argparse.Namespace) -> None:
-    """The flags of confirm and reevaluate that need no study, checked before it is opened."""
-    if args.seeds < 1:
-        raise UsageError(f"--seeds must be at least 1, got {args.seeds}.")
-    if args.workers is not None and args.workers < 1:
-        raise UsageError(f"--workers must be at least 1, got {args.workers}.")
-
-
-def _trial_numbers(text: str | None) -> list[int] | None:
-    if not text:
-        return None
-    try:
-        return [int(n) for n in text.split(",") if n.strip()]
-    except ValueError:
-        raise UsageError(f"--trials takes trial numbers separated by commas, got {text!r}.") from None
-
-
 def cmd_confirm(args: argparse.Namespace) -> int:
-    from . import confirm
-
-    _check_counts(args)
-    if args.train_size is not None and not 1 <= args.train_size <= 60000:
-        raise UsageError(f"--train-size must be between 1 and 60000, got {args.train_size}.")
-    study, url = _load_study(args)
-    max_params = study.user_attrs.get("max_params", PARAM_BUDGET)
-    try:
-        choices = confirm.choose(study, _trial_numbers(args.trials), max_params, with_baselines=not args.no_baselines)
-    except ValueError as e:
-        raise UsageError(str(e) + ".") from None
-    if not choices:
-        raise UsageError(f"study {study.study_name!r} has no complete trial under the budget to confirm yet.")
-    device = resolve_device(args.device)
-    return _check_runs(args, study, url, choices, confirm.TEST, recipe_from(args, device), device, args.train_size)
+    return _check(confirm_config(args, reevaluate=False), args.quiet)
 
 
 def cmd_reevaluate(args: argparse.Namespace) -> int:
-    from . import confirm
-
-    _check_counts(args)
-    if args.leaders < 1:
-        raise UsageError(f"--leaders must be at least 1, got {args.leaders}.")
-    study, url = _load_study(args)
-    numbers = _trial_numbers(args.trials)
-    if numbers is None:
-        goal = Goal(max_params=args.goal_params if args.goal_params is not None
-                    else study.user_attrs.get("goal", {}).get("max_params"))
-        numbers = [t.number for t in confirm.leaders(study, goal, args.leaders)]
-        if not numbers:
-            raise UsageError(f"study {study.study_name!r} has no complete trial within {goal.describe()} yet.")
-    try:
-        choices = confirm.choose(study, numbers, study.user_attrs.get("max_params", PARAM_BUDGET), with_baselines=False)
-    except ValueError as e:
-        raise UsageError(str(e) + ".") from None
     if _protocol_flags(args):
         raise UsageError(f"a re-evaluation trains with the search's own recipe; leave out {', '.join(_protocol_flags(args))}.")
-    device = resolve_device(args.device)
-    recipe, train_size = confirm.search_protocol(study, recipe_from(args, device))
-    first = confirm.VALIDATION.seeds[0] if args.seed is None else args.seed
-    reused = sorted({c.source_trial for c in choices for s in range(first, first + args.seeds)
-                     if study.trials[c.source_trial].user_attrs.get("seed") == s})
-    if reused:
-        raise UsageError(f"trial(s) {', '.join(map(str, reused))} trained with one of these seeds in the search; "
-                         "start the seeds elsewhere with --seed.")
-    return _check_runs(args, study, url, choices, confirm.VALIDATION.of(study), recipe, device, train_size)
+    return _check(confirm_config(args, reevaluate=True), args.quiet)
 
 
-def _protocol_flags(args: argparse.Namespace) -> list[str]:
-    """The training flags given that change what a run computes."""
-    given = [("--epochs", args.epochs != _default("epochs", Recipe)), ("--batch-size", args.batch_size is not None),
-             ("--bf16", args.bf16)]
-    return [flag for flag, on in given if on]
+class ConfirmPrinter:
+    """Prints a confirmation's events: what it will train, a line per finished run, live progress."""
+
+    def __init__(self, cfg: ConfirmConfig, quiet: bool) -> None:
+        self.cfg, self.quiet, self.progress, self.plan = cfg, quiet, None, None
+
+    def __call__(self, event) -> None:
+        from . import confirm
+        from .progress import Progress, confirm_status, run_line
+
+        if isinstance(event, confirm.Planned):
+            p = self.plan = event.plan
+            images = "all 60,000" if p.check.val_size is None else "the search's"
+            print(f"{'re-evaluating' if self.cfg.reevaluate else 'confirming'} {len(p.choices)} architecture(s) x "
+                  f"{len(p.seeds)} seeds, {p.recipe.epochs} epochs each, on "
+                  f"{images if p.train_size is None else f'{p.train_size:,}'} training images, device "
+                  f"{self.cfg.device}, {self.cfg.workers} worker(s): {', '.join(c.label for c in p.choices)}")
+            stored = p.total - len(p.missing)
+            if stored:
+                print(f"{stored} of the {p.total} runs are already stored" + ("; training the rest" if p.missing else ""))
+            self.progress = Progress(p.total, stored, "runs", enabled=not self.quiet and bool(p.missing))
+        elif isinstance(event, confirm.RunFinished):
+            score = "final test" if self.plan.check.val_size is None else self.plan.check.metric
+            self.progress.write(run_line(event.trial, score))
+        elif isinstance(event, confirm.Polled):
+            split = "test" if self.plan.check.val_size is None else "val"
+            self.progress.update(*confirm_status(event.runs, self.plan.total, self.plan.recipe.epochs, event.ids, split))
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.close()
 
 
-def _check_runs(args, study, url: str, choices: list, check, recipe: Recipe, device, train_size: int | None) -> int:
-    """Train the missing runs of `check` for `choices` x the seeds asked for, then print the table."""
-    from . import confirm, workers
-    from .data import ensure_mnist
-    from .progress import Progress, confirm_poller
-    from .storage import is_sqlite, open_storage
+def _check(cfg: ConfirmConfig, quiet: bool) -> int:
+    """Train the missing runs of a confirmation or re-evaluation, then print its table."""
+    from . import confirm
 
-    if args.workers is None:
-        args.workers = 1 if is_sqlite(url) else workers.default_workers(device)
-    workers.check_workers(url, args.workers)
-    root = ensure_mnist(data_config(args).root)  # here, once: missing data is one sentence, a download one
-    first = check.seeds[0] if args.seed is None else args.seed
-    seeds = list(range(first, first + args.seeds))
-    name = check.study_name(args.study_name)
-    key = confirm.run_protocol(recipe, train_size, check)
-    total = len(confirm.plan(choices, seeds))
-    images = "all 60,000" if check.val_size is None else "the search's"
-    print(f"{'re-evaluating' if check.val_size else 'confirming'} {len(choices)} architecture(s) x {len(seeds)} "
-          f"seeds, {recipe.epochs} epochs each, on {images if train_size is None else f'{train_size:,}'} training "
-          f"images, device {device}, {args.workers} worker(s): {', '.join(c.label for c in choices)}")
-
-    storage = open_storage(url)
-    runs_study = confirm.open_confirm(storage, name, check)
-    seen = {t.number for t in runs_study.get_trials(deepcopy=False) if t.state.is_finished()}
-    stored = total - len(confirm.missing(runs_study, choices, seeds, key))
-    if stored:
-        print(f"{stored} of the {total} runs are already stored" + ("" if stored >= total else "; training the rest"))
-    progress = Progress(total, stored, "runs", enabled=not args.quiet and stored < total)
-    score, split = ("final test", "test") if check.val_size is None else (check.metric, "val")
-    on_poll = confirm_poller(progress, lambda trials: confirm.planned_runs(trials, choices, seeds, key),
-                             total, recipe.epochs, seen, score, split)
-
-    job = workers.ConfirmJob(choices, seeds, recipe, str(root), str(device), url, name, train_size, args.workers, check)
+    printer = ConfirmPrinter(cfg, quiet)
     _sigterm_as_interrupt()
     try:
-        if stored < total:
-            workers.run_confirm(job, on_poll)
+        outcome = confirm.run(cfg, printer)
     finally:
-        progress.close()
-    verdicts = confirm.verdicts(runs_study, choices, seeds, key, check)
+        printer.close()
+    plan = outcome.plan
     print()
-    print(confirm.table(verdicts, recipe.epochs, check))
-    print(f"stored in study {name!r} of {url}")
+    print(confirm.table(outcome.verdicts, plan.recipe.epochs, plan.check))
+    print(f"stored in study {plan.study_name!r} of {cfg.storage}")
     return 0
 
 
@@ -783,27 +733,15 @@ def add_fail_stale(sub) -> None:
 
 
 def cmd_fail_stale(args: argparse.Namespace) -> int:
-    import optuna
+    from . import liveness
 
-    from . import liveness, study as studies
-
-    study, url = _load_study(args, on_stale=liveness.requeue)
     if args.older_than is not None and args.older_than <= 0:
         raise UsageError(f"--older-than must be a positive number of seconds, got {args.older_than:g}.")
-    # only a search has a queue; a confirmation or re-evaluation trains what is missing
-    retry = study.user_attrs.get("kind") == "search"
-    failed = liveness.fail_dead_workers(study, retry=retry)
-    spared = []
-    if args.older_than is not None:
-        failed += liveness.fail_silent(study, args.older_than, retry=retry)
-        spared = [t.number for t in liveness.silent(study, args.older_than)
-                  if liveness.lives_here(t.user_attrs.get("worker", ""))]
-    if getattr(study._storage, "get_heartbeat_interval", lambda: None)():  # RDB with heartbeats
-        optuna.storages.fail_stale_trials(study)
-    running = studies.counts(study)["running"]
-    print(f"failed{' and re-queued' if retry else ''} {len(failed)} trial(s)"
-          f"{': ' + ', '.join(map(str, failed)) if failed else ''}; {running} still running")
-    if spared:
-        print(f"trial(s) {', '.join(map(str, spared))} recorded nothing for {args.older_than:g} s, but their worker "
-              "process is alive on this machine: stop that process to end them.")
+    study, _ = _load_study(args, on_stale=liveness.requeue)
+    swept = liveness.fail_stale(study, args.older_than)
+    print(f"failed{' and re-queued' if swept.retried else ''} {len(swept.failed)} trial(s)"
+          f"{': ' + ', '.join(map(str, swept.failed)) if swept.failed else ''}; {swept.running} still running")
+    if swept.spared:
+        print(f"trial(s) {', '.join(map(str, swept.spared))} recorded nothing for {args.older_than:g} s, but their "
+              "worker process is alive on this machine: stop that process to end them.")
     return 0

@@ -14,6 +14,7 @@ from spaces.arch import SCHEDULE_EPOCHS, Candidate
 MAX_EPOCHS = SCHEDULE_EPOCHS  # the exercise's limit
 PARAM_BUDGET = 10_000  # "under 10,000 parameters"
 TARGET_ACC = 99.4  # percent, on the MNIST test set
+MNIST_TRAIN = 60_000  # images in MNIST's training set
 SAMPLERS = ("tpe", "tpe-plain", "random", "nsga2")  # see search.sampler.make_sampler
 STRATEGIES = ("promote", "full")  # see SearchConfig.strategy
 PRUNERS = ("pareto", "median", "none")  # see search.prune.make_pruner
@@ -65,7 +66,7 @@ class Recipe:
 
     def __post_init__(self) -> None:
         _between("epochs", self.epochs, 1, MAX_EPOCHS)
-        _between("batch_size", self.batch_size, 1, 60_000)
+        _between("batch_size", self.batch_size, 1, MNIST_TRAIN)
         _at_least("seed", self.seed, 0)  # NumPy's SeedSequence refuses a negative seed, in every worker
 
     def batch_for(self, candidate: Candidate) -> int:
@@ -109,7 +110,7 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         _between("val_size", self.val_size, 1, 30_000)
-        _between("train_size", self.train_size, 1, 60_000 - self.val_size)
+        _between("train_size", self.train_size, 1, MNIST_TRAIN - self.val_size)
 
 
 @dataclass(frozen=True)
@@ -182,3 +183,30 @@ class SearchConfig:
     def promotes(self) -> bool:
         """Whether candidates climb from the rung: a run no longer than the rung has none."""
         return self.strategy == "promote" and self.rung_epochs < self.recipe.epochs
+
+
+@dataclass(frozen=True)
+class ConfirmConfig:
+    """One `confirm` (the verdict on test) or `reevaluate` (the search's leaders on more
+    seeds, on validation) of a search's trials; see search.confirm."""
+
+    storage: str  # the search's storage: an Optuna storage URL or a journal file path
+    recipe: Recipe  # its seed is the first seed; a re-evaluation keeps only its engine settings
+    data: DataConfig  # the root; the check decides the splits
+    study_name: str = "search"  # the search whose trials are checked
+    reevaluate: bool = False  # False: confirm on test; True: re-evaluate on validation
+    trials: tuple[int, ...] | None = None  # None: the front (confirm) or the leaders (reevaluate)
+    seeds: int | None = None  # how many; None: the check's own (3 for confirm, 2 for reevaluate)
+    first_seed: int | None = None  # None: the check's own first seed (1)
+    with_baselines: bool = True  # confirm: the rounds under the budget too
+    train_size: int | None = None  # confirm: train on only this many images (quick looks)
+    leaders: int = 4  # reevaluate: at most this many leaders
+    goal_params: int | None = None  # reevaluate: leaders of at most this many parameters (None: the search's goal)
+    workers: int = 1  # worker processes on this machine
+    device: str = "cpu"  # resolved torch device string
+
+    def __post_init__(self) -> None:
+        for name in ("seeds", "leaders", "workers", "goal_params"):
+            _at_least(name, getattr(self, name), 1)
+        _at_least("seed", self.first_seed, 0)
+        _between("train_size", self.train_size, 1, MNIST_TRAIN)

@@ -2,20 +2,19 @@
 And re-evaluation: which of the search's leaders is best on more seeds, judged on
 validation, before anything is confirmed on test.
 
-Two checks share one plan (`Check`): `TEST`, the verdict, and `VALIDATION`, the
-re-evaluation of the leaders under the search's own protocol (its training split, its
-score on its held-out images) with more seeds, stored in `<search>-reeval`. A search
-run is one seed, and near the top of a search the differences it ranks (about 0.1
-points) are as large as the seed-to-seed spread, so the leader is picked on the mean of
-several seeds on validation; the test set still only reports.
+`run(cfg, on_event)` is both commands (`drill-search confirm`, `drill-search
+reevaluate`): it chooses what to train (`choose`, `leaders`), plans the runs once
+(`make_plan`: the choices x the seeds, under one protocol), hands each worker its part of
+the missing runs (`search.workers.confirm_worker`), and judges what is stored
+(`verdicts`). Each run is a trial of a companion study (`search.runs`), so results
+survive interruption and a second command only trains what is missing.
 
-For `TEST`, chosen architectures (by default the search's Pareto front under the budget, plus the
-hand-designed rounds under it) are retrained with the full recipe: all 60,000 training
-images, 15 epochs, several seeds. Each run is a trial of the companion study
-`<search>-confirm`, so results survive interruption and a second `confirm` only runs
-what is missing. The verdict uses final-epoch test accuracy; best-of-epochs figures are
+`TEST` retrains the chosen architectures (by default the search's Pareto front under the
+budget, plus the hand-designed rounds under it) on all 60,000 training images, 15 epochs,
+several seeds; the verdict uses final-epoch test accuracy, and best-of-epochs figures are
 shown beside it, labelled, since picking an epoch by test accuracy is selection on the
-test set.
+test set. `VALIDATION` trains the leaders under the search's own protocol; the mean
+over the new seeds ranks them, and the test set still only reports.
 """
 
 from __future__ import annotations
@@ -25,81 +24,173 @@ import math
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import optuna
-import torch
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 import spaces
 from baselines import ROUNDS
 
 from . import report
-from .config import PARAM_BUDGET, TARGET_ACC, Goal, Recipe
-from .data import Mnist, Split, load_mnist, split_validation
+from .config import PARAM_BUDGET, TARGET_ACC, ConfirmConfig, Goal, Recipe
+from .data import ensure_mnist
+from .identity import SearchFailed, StudyError, load
+from .liveness import fail_dead_workers
 from .model import count_params
-from .objective import score as search_score
 from .prune import noise
-from .record import final_test_acc, record_run
-from .study import open_study, same_protocol
-from .train import EpochResult
+from .runs import TEST, VALIDATION, Check, Choice, Run, complete_runs, is_run, open_runs, run_protocol, stored
+from .storage import open_existing
+from .supervisor import GO_ON, Supervisor, Worker
+from .workers import ConfirmJob, check_workers, confirm_worker, gpus, worker_device
 
 
 @dataclass(frozen=True)
-class Check:
-    """What a confirmation trains on and what scores its runs (see the module)."""
+class Plan:
+    """Every run one command asks for (the choices x the seeds), under one protocol."""
 
-    name: str  # its runs are stored in the study <search>-<name>
-    metric: str  # objective 0 of that study
-    seeds: tuple[int, ...]  # the seeds it runs by default
-    words: str  # the protocol, for people
-    val_size: int | None = None  # images held out of training and scored; None: none
-    val_seed: int = 0
+    check: Check
+    choices: list[Choice]
+    seeds: list[int]
+    recipe: Recipe
+    train_size: int | None
+    study_name: str  # the study of runs, <search>-<check>
+    missing: list[Run]  # the runs not stored yet, in the order they are trained
 
-    def splits(self, data: Mnist, train_size: int | None) -> tuple[Split, dict[str, Split]]:
-        """(what the runs train on, what they evaluate every epoch)."""
-        train, evals = data.train, {}
-        if self.val_size is not None:
-            train, evals["val"] = split_validation(train, self.val_size, self.val_seed)
-        if train_size is not None:
-            train = train.take(slice(0, train_size))
-        return train, {**evals, "test": data.test}
+    @property
+    def key(self) -> dict:
+        return run_protocol(self.recipe, self.train_size, self.check)
 
-    def score(self, history: list[EpochResult]) -> float:
-        if self.val_size is None:
-            return final_test_acc(history)
-        return search_score(e.evals["val"].acc for e in history)
+    @property
+    def total(self) -> int:
+        return len(self.choices) * len(self.seeds)
 
-    def protocol(self) -> dict:
-        """What this check adds to a run's protocol key."""
-        return {} if self.val_size is None else {"val_size": self.val_size, "val_seed": self.val_seed}
-
-    def of(self, search: optuna.Study) -> Check:
-        """This check for `search`: re-evaluation holds out what the search held out."""
-        if self.val_size is None:
-            return self
-        a = search.user_attrs
-        return dataclasses.replace(self, val_size=a.get("val_size", self.val_size), val_seed=a.get("val_seed", 0))
-
-    def study_name(self, search_name: str) -> str:
-        return f"{search_name}-{self.name}"
-
-
-TEST = Check("confirm", "test_acc", (1, 2, 3),
-             "train on all 60,000 training images; objective 0 is final-epoch test accuracy")
-VALIDATION = Check("reeval", "val_acc_last3", (1, 2),
-                   "train on the search's training split; objective 0 is the search's score, the mean "
-                   "validation accuracy of the last 3 epochs on its held-out images; test accuracy is "
-                   "recorded, never used to select", val_size=5_000)
+    def runs_of(self, trials: list[FrozenTrial]) -> list[FrozenTrial]:
+        """The trials among `trials` that are runs of this plan."""
+        return planned_runs(trials, self.choices, self.seeds, self.key)
 
 
 @dataclass(frozen=True)
-class Choice:
-    label: str  # "trial 12" or a round's name
-    candidate: spaces.Candidate
-    source_trial: int | None = None
-    baseline: str | None = None
-    search_score: float | None = None  # the search run's own score (shown beside a re-evaluation, never averaged)
+class Planned:
+    """The plan is made; `workers` processes are about to train its missing runs."""
+
+    plan: Plan
+    workers: int
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    """A run of the plan finished (complete or failed) during this command."""
+
+    trial: FrozenTrial
+
+
+@dataclass(frozen=True)
+class Polled:
+    """Every poll: the plan's runs in the study, and the ids of this command's workers."""
+
+    runs: list[FrozenTrial]
+    ids: set[str]
+
+
+Event = Planned | RunFinished | Polled
+
+
+@dataclass(frozen=True)
+class Outcome:
+    plan: Plan
+    verdicts: list[Verdict]
+
+
+def run(cfg: ConfirmConfig, on_event: Callable[[Event], None] = lambda e: None,
+        poll_seconds: float = 1.0) -> Outcome:
+    """`drill-search confirm` or `reevaluate` (see the module): plan, train what is
+    missing with up to `cfg.workers` processes, judge what is stored."""
+    check_workers(cfg.storage, cfg.workers)
+    root = ensure_mnist(cfg.data.root, download=cfg.data.download)  # once, before any worker starts
+    storage = open_existing(cfg.storage)
+    the_plan = make_plan(cfg, load(storage, cfg.study_name, cfg.storage))
+    runs_study = open_runs(storage, the_plan.study_name, the_plan.check)
+    fail_dead_workers(runs_study, retry=False)  # runs left RUNNING by a command that was killed
+    plan_now = dataclasses.replace(the_plan, missing=missing(runs_study, the_plan.choices, the_plan.seeds,
+                                                             the_plan.key))
+    n = min(cfg.workers, len(plan_now.missing))
+    on_event(Planned(plan_now, n))
+    if n:
+        job = ConfirmJob(plan_now.recipe, str(root), cfg.device, cfg.storage, plan_now.study_name,
+                         plan_now.train_size, n, plan_now.check)
+        supervise(runs_study, plan_now, job, on_event, poll_seconds)
+    return Outcome(plan_now, verdicts(runs_study, plan_now.choices, plan_now.seeds, plan_now.key, plan_now.check))
+
+
+def make_plan(cfg: ConfirmConfig, search: optuna.Study) -> Plan:
+    """What `cfg` asks of `search`: the choices, the seeds, the protocol. Bad requests
+    (trials that are not complete, nothing to check, a re-evaluation seed the search
+    trained with) are one sentence (StudyError)."""
+    check = (VALIDATION if cfg.reevaluate else TEST).of(search)
+    first = check.seeds[0] if cfg.first_seed is None else cfg.first_seed
+    seeds = list(range(first, first + (cfg.seeds or len(check.seeds))))
+    max_params = search.user_attrs.get("max_params", PARAM_BUDGET)
+    numbers = list(cfg.trials) if cfg.trials else None
+    if cfg.reevaluate and numbers is None:
+        goal = Goal(max_params=cfg.goal_params if cfg.goal_params is not None
+                    else search.user_attrs.get("goal", {}).get("max_params"))
+        numbers = [t.number for t in leaders(search, goal, cfg.leaders)]
+        if not numbers:
+            raise StudyError(f"study {search.study_name!r} has no complete trial within {goal.describe()} yet.")
+    try:
+        choices = choose(search, numbers, max_params, with_baselines=cfg.with_baselines and not cfg.reevaluate)
+    except ValueError as e:
+        raise StudyError(str(e) + ".") from None
+    if not choices:
+        raise StudyError(f"study {search.study_name!r} has no complete trial under the budget to confirm yet.")
+    recipe, train_size = cfg.recipe, cfg.train_size
+    if cfg.reevaluate:
+        recipe, train_size = search_protocol(search, cfg.recipe)
+        reused = sorted({c.source_trial for c in choices if search.trials[c.source_trial].user_attrs.get("seed") in seeds})
+        if reused:
+            raise StudyError(f"trial(s) {', '.join(map(str, reused))} trained with one of these seeds in the search; "
+                             "start the seeds elsewhere with --seed.")
+    return Plan(check, choices, seeds, recipe, train_size, check.study_name(search.study_name),
+                plan(choices, seeds))
+
+
+def supervise(runs_study: optuna.Study, the_plan: Plan, job: ConfirmJob, on_event: Callable[[Event], None],
+              poll_seconds: float = 1.0) -> None:
+    """Train the plan's missing runs with `job.workers` processes, worker i of n taking
+    missing runs i, i + n, ... A run that is interrupted, fails or loses its worker is
+    stored FAIL with the reason, and no worker is replaced: a later command trains what is
+    missing (studies of runs have no queue, so nothing is re-queued)."""
+    n = job.workers
+    seen = {t.number for t in runs_study.get_trials(deepcopy=False) if t.state.is_finished()}
+
+    def tell(trials: list[FrozenTrial]) -> None:
+        ours = the_plan.runs_of(trials)
+        for t in ours:
+            if t.state.is_finished() and t.number not in seen:
+                seen.add(t.number)
+                on_event(RunFinished(t))
+        on_event(Polled(ours, supervisor.ids))
+
+    supervisor = Supervisor(runs_study, confirm_worker, tell, poll_seconds, retry=False)
+    failed = []
+
+    def on_exit(w: Worker, code: int) -> bool:
+        if code != 0:
+            failed.append(w)
+        return GO_ON
+
+    def start() -> None:
+        for i in range(n):
+            supervisor.start(i, dataclasses.replace(job, device=worker_device(job.device, i, gpus(job.device))),
+                             the_plan.missing[i::n])
+
+    supervisor.run(on_exit, start)
+    if failed:
+        mine = [t for t in runs_study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+                if t.user_attrs.get("worker") in supervisor.ids]
+        reason = mine[-1].user_attrs.get("state_reason", "unknown") if mine else "see the worker's line above"
+        raise SearchFailed(f"a confirmation run failed ({reason}); the finished runs are stored, and the "
+                           "same command trains the missing ones.")
 
 
 @dataclass(frozen=True)
@@ -125,10 +216,6 @@ class Verdict:
 
 
 PROTOCOL_SEEDS = TEST.seeds  # what `confirm` runs by default, and what its verdicts compare
-
-
-def confirm_study_name(search_name: str) -> str:
-    return TEST.study_name(search_name)
 
 
 def choose(study: optuna.Study, trial_numbers: list[int] | None, max_params: int,
@@ -178,52 +265,6 @@ def leaders(study: optuna.Study, goal: Goal, most: int = 4, z: float = 2.0) -> l
     return close[:most]
 
 
-def run(
-    choices: list[Choice],
-    seeds: list[int],
-    recipe: Recipe,
-    data: Mnist,
-    device: torch.device,
-    storage,
-    study_name: str,
-    on_run: Callable[[Choice, int, list[EpochResult] | None], None] | None = None,
-    artifacts=None,
-    train_size: int | None = None,
-    on_epoch: Callable[[Choice, int, EpochResult], None] | None = None,
-    runs: list[tuple[Choice, int]] | None = None,
-    check: Check = TEST,
-) -> list[Verdict]:
-    """Train every choice with every seed (skipping runs already stored) and judge them.
-
-    `runs`: train only these (choice, seed) pairs of `plan(choices, seeds)`, a worker's
-    part (`workers.run_confirm`); the verdicts still cover every stored run of the plan.
-    """
-    study = open_confirm(storage, study_name, check)
-    key = run_protocol(recipe, train_size, check)
-    train_split, evals = check.splits(data, train_size)
-    for choice, seed in plan(choices, seeds) if runs is None else runs:
-        if _stored(study, choice.candidate, seed, key) is not None:
-            if on_run is not None:
-                on_run(choice, seed, None)
-            continue
-        attrs = {"label": choice.label, "confirm_seed": seed, "run_protocol": run_key(key, choice.candidate)}
-        if choice.source_trial is not None:
-            attrs["source_trial"] = choice.source_trial
-        if choice.baseline:
-            attrs["baseline"] = choice.baseline
-        each = None if on_epoch is None else (lambda e, c=choice, s=seed: on_epoch(c, s, e))
-        result = record_run(study, choice.candidate, Recipe(**{**recipe.to_dict(), "seed": seed}),
-                            train_split, evals, device, attrs, artifacts=artifacts, on_epoch=each, score=check.score)
-        if on_run is not None:
-            on_run(choice, seed, result.history)
-    return verdicts(study, choices, seeds, key, check)
-
-
-def open_confirm(storage, study_name: str, check: Check = TEST) -> optuna.Study:
-    return open_study(storage, study_name, ["maximize", "minimize"], [check.metric, "params"],
-                      {"kind": check.name}, described=check.words)
-
-
 def plan(choices: list[Choice], seeds: list[int]) -> list[tuple[Choice, int]]:
     """Every run a confirmation asks for, in the order they are trained."""
     return [(choice, seed) for choice in choices for seed in seeds]
@@ -232,7 +273,7 @@ def plan(choices: list[Choice], seeds: list[int]) -> list[tuple[Choice, int]]:
 def missing(study: optuna.Study, choices: list[Choice], seeds: list[int], key: dict) -> list[tuple[Choice, int]]:
     """The runs of the plan that `study` holds no complete run of under protocol `key`."""
     return [(choice, seed) for choice, seed in plan(choices, seeds)
-            if _stored(study, choice.candidate, seed, key) is None]
+            if stored(study, choice.candidate, seed, key) is None]
 
 
 def planned_runs(trials, choices: list[Choice], seeds: list[int], key: dict) -> list:
@@ -248,41 +289,11 @@ def planned_runs(trials, choices: list[Choice], seeds: list[int], key: dict) -> 
     return out
 
 
-def load_data(root: str | Path, device: torch.device | str) -> Mnist:
-    """MNIST on `device` (`Check.splits` cuts it)."""
-    return load_mnist(root).to(device)
-
-
 def search_protocol(search: optuna.Study, engine: Recipe) -> tuple[Recipe, int | None]:
     """The recipe and training-set size a search trained with (its seed aside), on
     `engine`'s engine settings: what a re-evaluation must train with to compare with it."""
     stored = {k: v for k, v in search.user_attrs.get("recipe", {}).items() if k != "steps_scaled"}
     return Recipe(**{**engine.to_dict(), **stored}), search.user_attrs.get("train_size")
-
-
-def run_protocol(recipe: Recipe, train_size: int | None, check: Check = TEST) -> dict:
-    """Everything that changes what a confirmation run computes, but its seed: runs are
-    reused and compared only under the same protocol."""
-    return {**{k: v for k, v in recipe.protocol().items() if k != "seed"}, "train_size": train_size,
-            **check.protocol()}
-
-
-def run_key(key: dict, candidate: spaces.Candidate) -> dict:
-    """The protocol a run of `candidate` is stored under: `key` with the batch it trains
-    with written out (a recipe's batch None means the candidate's own)."""
-    return {**key, "batch_size": key.get("batch_size") or candidate.batch_size}
-
-
-def is_run(t: optuna.trial.FrozenTrial, candidate: spaces.Candidate, key: dict) -> bool:
-    """Whether stored trial `t` is a run of `candidate` under protocol `key`."""
-    return (spaces.decode(t.params) == candidate
-            and same_protocol(t.user_attrs.get("run_protocol"), run_key(key, candidate)))
-
-
-def _runs(study: optuna.Study, candidate: spaces.Candidate, key: dict) -> list:
-    """The complete runs of `candidate` under protocol `key`, every seed."""
-    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if is_run(t, candidate, key)]
 
 
 def one_per_seed(runs: list) -> list:
@@ -294,10 +305,6 @@ def one_per_seed(runs: list) -> list:
     return list(first.values())
 
 
-def _stored(study: optuna.Study, candidate: spaces.Candidate, seed: int, key: dict):
-    return next((t for t in _runs(study, candidate, key) if t.user_attrs.get("confirm_seed") == seed), None)
-
-
 def verdicts(study: optuna.Study, choices: list[Choice], seeds: list[int] | None, key: dict,
              check: Check = TEST) -> list[Verdict]:
     """One verdict per choice with stored runs: those of `seeds`, or all stored ones (None).
@@ -305,7 +312,7 @@ def verdicts(study: optuna.Study, choices: list[Choice], seeds: list[int] | None
     were picked on, biased upward (the winner's curse), so it is shown, never averaged."""
     out = []
     for choice in choices:
-        runs = [t for t in one_per_seed(_runs(study, choice.candidate, key))
+        runs = [t for t in one_per_seed(complete_runs(study, choice.candidate, key))
                 if seeds is None or t.user_attrs.get("confirm_seed") in seeds]
         if not runs:
             continue

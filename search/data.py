@@ -22,7 +22,6 @@ from torchvision.datasets.utils import check_integrity
 from .config import DATA_ENV
 
 MEAN, STD = 0.1307, 0.3081  # training-set pixel statistics on the 0..1 scale
-ROTATION_DEGREES = 7.0
 ROTATION_FILL = 1.0  # on the 0..255 scale, as RandomRotation(fill=(1,)) on uint8 images
 
 # The uncompressed originals torchvision reads from <root>/MNIST/raw: size, published MD5.
@@ -163,7 +162,7 @@ def rotate(images: torch.Tensor, degrees: torch.Tensor, fill: float = ROTATION_F
 
 
 def augmented_epoch(
-    split: Split, generator: torch.Generator, degrees: float = ROTATION_DEGREES, chunk: int = 8192
+    split: Split, generator: torch.Generator, degrees: float, chunk: int = 8192
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One epoch's training inputs: shuffled, each image rotated by its own uniform angle
     in [-degrees, degrees] (none when `degrees` is 0), normalized. Returns (inputs,

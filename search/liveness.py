@@ -14,6 +14,7 @@ interruption by the user (which costs no retry here).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import time
@@ -185,3 +186,31 @@ def _alive(pid: int) -> bool:
             return f.read().split(") ", 1)[1][:1] != "Z"
     except OSError:
         return True
+
+
+@dataclasses.dataclass(frozen=True)
+class Swept:
+    """What `fail_stale` did: trials failed (re-queued when `retried`), trials it spared
+    because their worker lives on this machine, and trials still running."""
+
+    failed: list[int]
+    spared: list[int]
+    running: int
+    retried: bool
+
+
+def fail_stale(study: optuna.Study, older_than: float | None = None) -> Swept:
+    """`drill-search fail-stale`: fail the RUNNING trials of dead workers on this machine,
+    and with `older_than` those silent that long elsewhere; re-queue them if the study is a
+    search (a study of runs trains what is missing instead). RDB storages also get Optuna's
+    heartbeat check."""
+    retry = study.user_attrs.get("kind") == "search"
+    failed = fail_dead_workers(study, retry=retry)
+    spared = []
+    if older_than is not None:
+        failed += fail_silent(study, older_than, retry=retry)
+        spared = [t.number for t in silent(study, older_than) if lives_here(t.user_attrs.get("worker", ""))]
+    if getattr(study._storage, "get_heartbeat_interval", lambda: None)():  # noqa: SLF001 - RDB with heartbeats
+        optuna.storages.fail_stale_trials(study)
+    running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+    return Swept(failed, spared, running, retry)

@@ -205,24 +205,10 @@ def confirm_status(runs, total: int, epochs: int, ids: set[str], split: str = "t
     return running, done, estimate_left(running, not_started, epochs, mean_or(timed[-60:], None), len(running))
 
 
-def confirm_poller(progress: Progress, runs_of, total: int, epochs: int, seen: set[int],
-                   score: str = "final test", split: str = "test"):
-    """The supervisor's poll callback for a confirmation: one permanent line per run that
-    finished since the last poll (those in `seen` were printed or stored before), then
-    the status lines. `runs_of(trials)` picks the confirmation's runs from the study; a
-    finished run shows its `score`, a running one its accuracy on `split`."""
+def run_line(t, score: str = "final test") -> str:
+    """The permanent line of a finished run: its `score` (or why it failed) and its time."""
     from optuna.trial import TrialState
 
-    def on_poll(trials, ids: set[str]) -> None:
-        runs = runs_of(trials)
-        for t in runs:
-            if t.state.is_finished() and t.number not in seen:
-                seen.add(t.number)
-                a = t.user_attrs
-                what = (f"{score} {t.values[0]:.2f}%" if t.state == TrialState.COMPLETE
-                        else a.get("state_reason", "failed"))
-                progress.write(f"  {a['label']:<10} seed {a['confirm_seed']}: {what}  "
-                               f"({sum(a.get('epoch_seconds') or []):.0f} s)")
-        progress.update(*confirm_status(runs, total, epochs, ids, split))
-
-    return on_poll
+    a = t.user_attrs
+    what = f"{score} {t.values[0]:.2f}%" if t.state == TrialState.COMPLETE else a.get("state_reason", "failed")
+    return f"  {a['label']:<10} seed {a['confirm_seed']}: {what}  ({sum(a.get('epoch_seconds') or []):.0f} s)"

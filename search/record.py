@@ -1,6 +1,7 @@
 """What a trial records, written here and nowhere else: architecture, size, provenance,
-per-epoch curves, outcome and weights. The search objective and the baseline / confirm
-runs (`record_run`) both write through these functions.
+per-epoch curves, outcome and weights. The search objective and the runs
+(`search.runs.record_run`: rounds, confirmations, re-evaluations) both write through
+these functions.
 
 Everything here is readable with plain `optuna.load_study(...)`: per-epoch figures are
 lists under user attributes named `<split>_<metric>` (`val_acc`, `test_loss`, ...),
@@ -16,23 +17,19 @@ import platform
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import optuna
 import torch
 from optuna.artifacts import download_artifact, get_all_artifact_meta, upload_artifact
-from optuna.trial import TrialState
 from torch import nn
 
 import spaces
 
 from .config import Recipe
-from .data import Split
 from .liveness import worker_id
-from .model import count_params
-from .train import EpochResult, TrainResult, train
+from .train import EpochResult
 
 WEIGHTS = "weights.pt"  # the artifact holding a trained model's state dict
 # What a trial's numbers depend on: the space and its learning-rate scaling and schedule
@@ -201,69 +198,3 @@ def load_weights(trial: optuna.trial.FrozenTrial, storage, store) -> dict[str, t
         path = Path(tmp) / WEIGHTS
         download_artifact(artifact_store=store, file_path=str(path), artifact_id=metas[-1].artifact_id)
         return torch.load(io.BytesIO(path.read_bytes()), map_location="cpu", weights_only=True)
-
-
-def new_trial(study: optuna.Study, candidate: spaces.Candidate, attrs: dict) -> optuna.Trial:
-    """A RUNNING trial of `study` holding exactly `candidate`'s parameters.
-
-    Not enqueue + ask: `ask` takes the oldest waiting trial, which may be another
-    command's (two `run --baseline` or `confirm` at once, or a leftover re-queue). Optuna
-    has no public call that creates a running trial with given parameters, so this does
-    what `Study.add_trial` does, with a RUNNING template.
-    """
-    params = spaces.encode(candidate)
-    template = optuna.trial.create_trial(
-        state=TrialState.RUNNING, params=params,
-        distributions={k: spaces.SPACE[k] for k in params}, user_attrs=attrs)
-    trial_id = study._storage.create_new_trial(study._study_id, template_trial=template)  # noqa: SLF001
-    return optuna.trial.Trial(study, trial_id)
-
-
-def final_test_acc(history: list[EpochResult]) -> float:
-    """A confirmation's score: the last epoch's test accuracy."""
-    return history[-1].evals["test"].acc
-
-
-def record_run(
-    study: optuna.Study,
-    candidate: spaces.Candidate,
-    recipe: Recipe,
-    train_split: Split,
-    evals: dict[str, Split],
-    device: torch.device,
-    attrs: dict,
-    on_epoch: Callable[[EpochResult], None] | None = None,
-    progress: bool = False,
-    artifacts=None,
-    score: Callable[[list[EpochResult]], float] = final_test_acc,
-) -> TrainResult:
-    """Train `candidate` on `train_split`, evaluating `evals` every epoch, as one new trial.
-
-    Curves are recorded every epoch, the trained weights go to `artifacts` (an Optuna
-    artifact store), and the trial ends COMPLETE with (`score` of the curves, parameters),
-    or FAIL with its reason if training is interrupted or fails.
-    """
-    trial = new_trial(study, candidate, attrs)
-    n_params = count_params(candidate.arch)
-    start(trial, candidate, n_params, recipe, str(device))
-    history: list[EpochResult] = []
-
-    def keep(e: EpochResult) -> None:
-        history.append(e)
-        epoch(trial, history)
-        if on_epoch is not None:
-            on_epoch(e)
-
-    started = time.time()
-    try:
-        result = train(candidate, recipe, train_split, evals, device, on_epoch=keep, progress=progress,
-                       on_step=StepRecorder(trial, "run", recipe.batch_for(candidate)))
-        if artifacts is not None:
-            save_weights(trial, result.model, artifacts)
-    except BaseException as e:
-        finish(trial, "interrupted" if isinstance(e, KeyboardInterrupt) else f"error: {type(e).__name__}: {e}", started)
-        study.tell(trial, state=TrialState.FAIL)
-        raise
-    finish(trial, "complete", started)
-    study.tell(trial, [score(history), n_params])
-    return result

@@ -13,7 +13,7 @@ import statistics
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from .config import MAX_EPOCHS, TARGET_ACC
+from .config import MAX_EPOCHS, PARAM_BUDGET, TARGET_ACC
 
 
 def outcome(t: FrozenTrial) -> str:
@@ -191,7 +191,7 @@ def front_figure(study: optuna.Study, spread: dict[int, tuple[float, float, int]
     error bars beside the single run."""
     import plotly.graph_objects as go
 
-    budget = study.user_attrs.get("max_params", 10_000)
+    budget = study.user_attrs.get("max_params", PARAM_BUDGET)
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
     best = front(study)
     best_ids = {t.number for t in best}

@@ -92,6 +92,15 @@ def is_journal_file(url: str) -> bool:
 StaleCallback = Callable[[optuna.Study, FrozenTrial], None]
 
 
+def open_existing(url: str, on_stale: StaleCallback | None = None) -> BaseStorage:
+    """`open_storage` for a command that reads or adds to studies already there: a storage
+    file that does not exist is refused (opening it would create an empty one)."""
+    path = storage_file(url)
+    if path is not None and not path.exists():
+        raise StorageError(f"there is no storage at {path}; run a search first, or pass --storage.")
+    return open_storage(url, on_stale=on_stale)
+
+
 def open_storage(url: str, on_stale: StaleCallback | None = None) -> BaseStorage:
     """An Optuna storage for `url`.
 

@@ -1,173 +1,211 @@
-"""Studies: their identity, the protocol checks that keep runs comparable, and baselines.
+"""The search use case, and the rounds' reproduction.
 
-Two kinds of study live in a storage:
-
-- "baselines" (default name): `reproduce` records a hand-designed round trained with its
-  own recipe (all 60,000 training images; objective 0 is final-epoch test accuracy).
-- a search ("search" by default), filled by the worker processes of `search.workers`.
-  Objective 0 there is the mean validation accuracy of the last epochs; test accuracy is
-  only recorded.
-
-Both kinds record the protocol in the study's user attributes and refuse to mix in runs
-made under another protocol.
+`search(cfg, on_event)` is `drill-search run --trials N`: it checks what the run needs
+before any worker starts, fills the study to `cfg.trials` finished trials with worker
+processes (`run_search`: the restart and end-of-run policy), and attaches the report's
+figures to the study for the dashboard. It reports what happens as events (`Started`,
+`TrialFinished`, `Polled`); the CLI prints them. `reproduce` is `drill-search run
+--baseline NAME`: a round trained with its own recipe, stored as a run of the
+"baselines" study.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
-import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import optuna
 import torch
-from optuna.study import StudyDirection
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 import spaces
 from baselines import ROUNDS, Baseline
 
-from . import __version__, record
+from . import report
 from .config import Recipe, SearchConfig
-from .data import Mnist
+from .data import Mnist, ensure_mnist
+from .identity import FINISHED, SearchFailed, StudyError, counts, open_search
+from .liveness import awaits_claim, fail_dead_workers, fail_trial, requeue
 from .model import count_params
-from .objective import SCORE_EPOCHS
-from .storage import open_storage
+from .runs import record_run
+from .supervisor import GO_ON, STOP, Supervisor, Worker
 from .train import EpochResult, TrainResult
-
-BASELINE_STUDY = "baselines"
-SCHEMA = 2  # bump when the meaning of stored attributes changes (2: objective 0 is the last-3 mean)
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+from .workers import EXIT_GAVE_UP, check_workers, gpus, search_worker, todo, worker_config, worker_device
 
 
+@dataclass(frozen=True)
+class Started:
+    """The search is about to start workers: `done` trials finished before, `left` to start."""
 
-# Keys older versions recorded in a protocol, with the value the code now implies: a
-# stored protocol that has them with that value is the same protocol without them.
-_IMPLIED = {"reference_batch": 64}  # learning rates scale linearly from batch 64
-
-
-# Identity keys added after studies were shipped, with the only value older studies had.
-_SINCE = {"objective": "val_acc_last3", "strategy": {"name": "full"}}
-
-
-def same_protocol(stored, wanted) -> bool:
-    """Whether a stored protocol (a dict of values) is `wanted`, by value."""
-    if not isinstance(stored, dict) or not isinstance(wanted, dict):
-        return stored == wanted
-    stored = {k: v for k, v in stored.items() if not (k in _IMPLIED and k not in wanted and v == _IMPLIED[k])}
-    return stored == wanted
+    study: optuna.Study
+    done: int
+    left: int
 
 
-class StudyError(Exception):
-    """A study cannot be used as asked; the message is one sentence for the user."""
+@dataclass(frozen=True)
+class TrialFinished:
+    """A trial finished (complete, pruned, rejected or failed), whichever worker ran it."""
+
+    trial: FrozenTrial
 
 
-class SearchFailed(StudyError):
-    """The search stopped because training kept failing; finished trials are kept."""
+@dataclass(frozen=True)
+class Polled:
+    """Every poll: all the study's trials (live progress)."""
+
+    trials: list[FrozenTrial]
 
 
-def open_study(
-    storage: optuna.storages.BaseStorage,
-    name: str,
-    directions: list[str],
-    metric_names: list[str],
-    attrs: dict,
-    sampler: optuna.samplers.BaseSampler | None = None,
-    described: str | None = None,
-) -> optuna.Study:
-    """Create the study, or load it and check it was made under the same protocol.
+Event = Started | TrialFinished | Polled
 
-    `attrs` are the study's identity (kind, schema, space fingerprint, the recipe's
-    values, ...); a study of that name made with other directions or other values is
-    refused, not mixed. `described` is the protocol in words, stored as "protocol" for
-    people and never compared.
 
-    Two commands may open a new study at once (README's advice for several machines):
-    the one whose creation fails opens the other's, and a study read while its creator
-    still writes its attributes is read again once they are all there.
-    """
+@dataclass(frozen=True)
+class Outcome:
+    study: optuna.Study
+    interrupted: bool  # Ctrl-C or SIGTERM stopped it cleanly; the same command resumes
+
+
+def search(cfg: SearchConfig, on_event: Callable[[Event], None] = lambda e: None) -> Outcome:
+    """`drill-search run --trials N` (see the module): refuse what cannot run before any
+    worker starts, fill the study, and attach the report's figures, interrupted or not."""
+    check_workers(cfg.storage, cfg.workers)
+    ensure_mnist(cfg.data.root, download=cfg.data.download)
+    study = open_search(cfg)
+    c = counts(study)
+    on_event(Started(study, c["complete"] + c["pruned"], todo(study, cfg.trials)))
+    interrupted = False
     try:
-        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
-    except KeyError:
-        try:
-            return _create(storage, name, directions, metric_names, attrs, sampler, described)
-        except optuna.exceptions.DuplicatedStudyError:
-            study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
-    _check_directions(study, directions)  # fixed at creation: known at once
-    _await_creation(study)
-    _check_attrs(study, attrs)
+        study = run_search(cfg, on_event=on_event)
+    except KeyboardInterrupt:
+        interrupted = True
+    report.attach(study, report.figures(study))  # the dashboard shows the report's figures too
+    return Outcome(study, interrupted)
+
+
+def run_search(
+    cfg: SearchConfig,
+    on_event: Callable[[Event], None] = lambda e: None,
+    poll_seconds: float = 1.0,
+    max_deaths: int | None = None,
+) -> optuna.Study:
+    """Fill the study to `cfg.trials` finished trials with `cfg.workers` processes.
+
+    Workers are separate processes (real concurrency; no GIL). The supervisor polls the
+    storage and reports `TrialFinished` once for every trial that finishes, whoever ran it,
+    and `Polled` with all the study's trials on every poll (live progress). A worker that
+    dies has its running trial failed and re-queued at once, and is replaced while the
+    study still needs trials. A worker whose trials keep failing with errors stops the
+    whole search (SearchFailed). A search that ends short of its total says why.
+    """
+    check_workers(cfg.storage, cfg.workers)
+    study = open_search(cfg, on_stale=requeue)
+    if cfg.with_baselines:
+        enqueue_baselines(study, cfg.max_params)
+    fail_dead_workers(study)
+    seen = {t.number for t in study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.FAIL))}
+    deaths, max_deaths = 0, max_deaths if max_deaths is not None else 3 * cfg.workers
+    gave_up = False
+    started = time.time()
+
+    def tell(trials: list[FrozenTrial]) -> None:
+        for t in trials:
+            if t.state in (*FINISHED, TrialState.FAIL) and t.number not in seen:
+                seen.add(t.number)
+                on_event(TrialFinished(t))
+        on_event(Polled(trials))
+
+    supervisor = Supervisor(study, search_worker, tell, poll_seconds)
+
+    def spawn(index: int) -> None:
+        worker_cfg = worker_config(cfg, started, time.time())
+        if worker_cfg is None:
+            return  # past the deadline: start nothing
+        supervisor.start(index, dataclasses.replace(worker_cfg, device=worker_device(cfg.device, index, gpus(cfg.device))),
+                         index)
+
+    def on_exit(w: Worker, code: int) -> bool:
+        nonlocal deaths, gave_up
+        if code == 0:
+            return GO_ON
+        if code == EXIT_GAVE_UP:
+            gave_up = True
+            return STOP
+        deaths += 1
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if t.user_attrs.get("worker") == w.id:
+                fail_trial(study, t, f"worker {w.id} died (exit code {code})")
+        if todo(study, cfg.trials) > 0 and deaths <= max_deaths:
+            spawn(w.index)
+        return GO_ON
+
+    def start() -> None:
+        for i in range(min(cfg.workers, todo(study, cfg.trials))):
+            spawn(i)
+
+    supervisor.run(on_exit, start)
+    # Workers stop when the study holds enough finished or running trials, and a trial no
+    # worker claimed (its process stopped between Optuna's ask and the objective's first
+    # write) counts as running until a sweep fails and re-queues it: another round runs
+    # what that left, rather than end short.
+    while not gave_up and deaths <= max_deaths and worker_config(cfg, started, time.time()) is not None:
+        await_claims(study, poll_seconds)
+        before = finished(study)
+        if todo(study, cfg.trials) == 0:
+            break
+        supervisor.run(on_exit, start)
+        if finished(study) == before:
+            break  # a round that finished nothing: the message below, not another round
+    if gave_up:
+        last = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+                if t.user_attrs.get("state_reason", "").startswith("error")]
+        raise SearchFailed(
+            f"training kept failing with errors ({len(last)} failed trials, the last: "
+            f"{last[-1].user_attrs['state_reason'] if last else 'unknown'}); finished trials are kept."
+        )
+    if deaths > max_deaths:
+        raise StudyError(f"workers died {deaths} times; the study keeps every finished trial, but look at the logs above.")
+    c = counts(study)
+    if cfg.timeout is None and finished(study) < cfg.trials and c["running"]:
+        others = [f"{t.number} ({t.user_attrs.get('worker', 'no worker recorded')})"
+                  for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
+        raise StudyError(
+            f"the study holds {finished(study)} of {cfg.trials} finished trials because trials "
+            f"{', '.join(others)} are still RUNNING elsewhere; if their workers are gone, run "
+            "drill-search fail-stale (with --older-than for other machines) and this command again."
+        )
+    if cfg.timeout is None and finished(study) < cfg.trials:
+        raise StudyError(f"the workers stopped with {finished(study)} of {cfg.trials} finished trials; run this "
+                         "command again to go on, and look at the failed trials above.")
     return study
 
 
-def _create(storage, name: str, directions: list[str], metric_names: list[str], attrs: dict, sampler,
-            described: str | None) -> optuna.Study:
-    study = optuna.create_study(storage=storage, study_name=name, directions=directions, sampler=sampler)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names(metric_names)
-    words = {} if described is None else {"protocol": described}
-    # "schema" last: a study that has it has every attribute (see _await_creation).
-    for key, value in {"drill_search_version": __version__, **attrs, **words, "schema": SCHEMA}.items():
-        study.set_user_attr(key, value)
-    return study
+def finished(study: optuna.Study) -> int:
+    """Trials that count towards the total: complete and pruned (rejected ones included)."""
+    c = counts(study)
+    return c["complete"] + c["pruned"]
 
 
-CREATION_SECONDS = 30.0  # how long another command may take to write a new study's attributes
+def await_claims(study: optuna.Study, poll_seconds: float) -> None:
+    """Wait until every RUNNING trial names its worker or has had GRACE_SECONDS to, then
+    fail and re-queue those nobody claimed and those whose worker died."""
+    while any(awaits_claim(t) for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))):
+        time.sleep(poll_seconds)
+    fail_dead_workers(study)
 
 
-def _await_creation(study: optuna.Study) -> None:
-    """Wait until the study's creator has written all its attributes ("schema" is the
-    last), at most CREATION_SECONDS; a study with trials but no schema was never
-    drill-search's, so it is not waited for."""
-    deadline = time.monotonic() + CREATION_SECONDS
-    while "schema" not in study.user_attrs and not study.get_trials(deepcopy=False) and time.monotonic() < deadline:
-        time.sleep(0.1)
+def enqueue_baselines(study: optuna.Study, max_params: int) -> list[str]:
+    """Queue the rounds that fit the budget, once; returns the names queued now or before."""
+    names = []
+    for b in ROUNDS.values():
+        if count_params(b.candidate.arch) <= max_params:
+            study.enqueue_trial(spaces.encode(b.candidate), user_attrs={"baseline": b.name}, skip_if_exists=True)
+            names.append(b.name)
+    return names
 
 
-def check_study(study: optuna.Study, directions: list[str], attrs: dict) -> None:
-    """Refuse a study made with other directions or under another protocol."""
-    _check_directions(study, directions)
-    _check_attrs(study, attrs)
-
-
-def _check_directions(study: optuna.Study, directions: list[str]) -> None:
-    want = [StudyDirection.MAXIMIZE if d == "maximize" else StudyDirection.MINIMIZE for d in directions]
-    if study.directions != want:
-        raise StudyError(
-            f"the study {study.study_name!r} already exists with directions "
-            f"{[d.name.lower() for d in study.directions]}, not {directions}: choose another --study-name."
-        )
-
-
-def _check_attrs(study: optuna.Study, attrs: dict) -> None:
-    name, have = study.study_name, study.user_attrs
-    if have.get("schema") != SCHEMA:
-        made = have.get("drill_search_version", "something other than drill-search")
-        raise StudyError(
-            f"the study {name!r} was written by {made} with storage schema {have.get('schema')}; "
-            f"drill-search {__version__} reads schema {SCHEMA}: open it with that version or "
-            "choose another --study-name."
-        )
-    for key, value in attrs.items():
-        stored = have.get(key, _SINCE.get(key))  # a key older studies lack: the value they had
-        if not same_protocol(stored, value):
-            how = ("the search space in the code has changed since: resume it with the drill-search "
-                   "revision that made it (its trials record code_revision)") if key == "space" else \
-                "resume it with the options it was made with"
-            raise StudyError(
-                f"the study {name!r} was made with {key} = {stored!r}, not {value!r}: {how}, "
-                "or choose another --study-name."
-            )
-
-
-# --- baselines --------------------------------------------------------------------------
-
-BASELINE_ATTRS = {"kind": "baselines"}
-BASELINE_PROTOCOL = "train on all 60,000 training images; objective 0 is final-epoch test accuracy"
-
-
-def open_baselines(storage: optuna.storages.BaseStorage, name: str = BASELINE_STUDY) -> optuna.Study:
-    return open_study(storage, name, ["maximize", "minimize"], ["test_acc", "params"], BASELINE_ATTRS,
-                      described=BASELINE_PROTOCOL)
+# --- the rounds -------------------------------------------------------------------------
 
 
 def reproduce(
@@ -181,74 +219,6 @@ def reproduce(
     artifacts=None,
 ) -> TrainResult:
     """Train a hand-designed round with its own recipe as a trial of `study` (see
-    `open_baselines`)."""
-    return record.record_run(study, baseline.candidate, recipe, data.train, {"test": data.test}, device,
-                             {"baseline": baseline.name}, on_epoch=on_epoch, progress=progress,
-                             artifacts=artifacts)
-
-
-# --- search -----------------------------------------------------------------------------
-
-
-def search_identity(cfg: SearchConfig) -> dict:
-    """What makes two runs comparable: a study refuses runs that differ in any of these
-    values. The sentence for people (`describe_search`) is stored beside them and never
-    compared, so rewording it refuses no study."""
-    return {
-        "kind": "search",
-        "objective": f"val_acc_last{SCORE_EPOCHS}",
-        "space": spaces.fingerprint(),
-        "val_size": cfg.data.val_size,
-        "val_seed": cfg.data.val_seed,
-        "train_size": cfg.data.train_size,
-        "max_params": cfg.max_params,
-        "recipe": {k: v for k, v in cfg.recipe.protocol().items() if k != "seed"},
-        "strategy": strategy_identity(cfg),
-    }
-
-
-def strategy_identity(cfg: SearchConfig) -> dict:
-    """How candidates reach the full protocol; a promoted study keeps its rung and eta."""
-    if not cfg.promotes:
-        return {"name": "full"}
-    return {"name": "promote", "rung_epochs": cfg.rung_epochs, "eta": cfg.eta}
-
-
-def describe_search(cfg: SearchConfig) -> str:
-    return (
-        f"train on {'all' if cfg.data.train_size is None else cfg.data.train_size} of the "
-        f"training images left after holding out {cfg.data.val_size:,} (seed "
-        f"{cfg.data.val_seed}); objective 0 is the mean validation accuracy of the last "
-        f"{SCORE_EPOCHS} epochs; test accuracy is recorded, never used to select or prune"
-    )
-
-
-def open_search(cfg: SearchConfig, sampler: optuna.samplers.BaseSampler | None = None,
-                on_stale: Callable | None = None) -> optuna.Study:
-    storage = open_storage(cfg.storage, on_stale=on_stale)
-    study = open_study(storage, cfg.study_name, ["maximize", "minimize"], [f"val_acc_last{SCORE_EPOCHS}", "params"],
-                       search_identity(cfg), sampler=sampler, described=describe_search(cfg))
-    if study.user_attrs.get("goal") != cfg.goal.to_dict():
-        # the goal of the latest run (not identity: a study may be resumed with another
-        # goal); `reevaluate` and the report read it
-        study.set_user_attr("goal", cfg.goal.to_dict())
-    return study
-
-
-def enqueue_baselines(study: optuna.Study, max_params: int) -> list[str]:
-    """Queue the rounds that fit the budget, once; returns the names queued now or before."""
-    names = []
-    for b in ROUNDS.values():
-        if count_params(b.candidate.arch) <= max_params:
-            study.enqueue_trial(spaces.encode(b.candidate), user_attrs={"baseline": b.name}, skip_if_exists=True)
-            names.append(b.name)
-    return names
-
-
-def counts(study: optuna.Study) -> dict[str, int]:
-    c = {s.name.lower(): 0 for s in TrialState}
-    for t in study.get_trials(deepcopy=False):
-        c[t.state.name.lower()] += 1
-    return c
-
-
+    `identity.open_baselines`)."""
+    return record_run(study, baseline.candidate, recipe, data.train, {"test": data.test}, device,
+                      {"baseline": baseline.name}, on_epoch=on_epoch, progress=progress, artifacts=artifacts)

@@ -1,17 +1,16 @@
-"""The work that fills a study: search workers, confirmation workers, and how many of
-them the machine serves well.
+"""Worker processes, and how many of them the machine serves well.
 
-`run_search` starts `cfg.workers` processes under a `Supervisor`; each runs `run_worker`,
-which asks Optuna for trials and runs `Objective` on them until the study holds the
-requested number of finished trials. The supervisor reports every finished trial once;
-a worker that died has its trial failed and re-queued (`search.liveness`) and is
-replaced. A trial that fails (its worker died, it was interrupted, training raised) is
-re-queued at most MAX_RETRY times and never counts as finished.
+A search worker (`search_worker`, in its own process; `run_worker` does its work) asks
+Optuna for trials and runs `Objective` on them until the study holds the requested number
+of finished trials; `search.study.run_search` starts and replaces them. A trial that
+fails (its worker died, it was interrupted, training raised) is re-queued at most
+MAX_RETRY times and never counts as finished.
 
-`run_confirm` runs a confirmation under the same supervisor: up to `job.workers`
-processes, worker i of n training the missing runs i, i + n, ...; a worker that fails is
-not replaced and nothing is re-queued (confirm studies have no queue: the next
-`confirm` trains what is missing).
+A confirmation worker (`confirm_worker`) trains the runs it is handed
+(`search.runs.train`); `search.confirm` plans them and starts the workers.
+
+The hardware policy lives here too: how many workers, on which device, with how many
+threads each.
 """
 
 from __future__ import annotations
@@ -21,41 +20,23 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import numpy as np
 import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
-from .config import MAX_RETRY, Recipe, SearchConfig
+from .config import MAX_RETRY, ConfigError, Recipe, SearchConfig
 from .data import load_mnist, split_validation
-from .liveness import awaits_claim, fail_dead_workers, fail_trial, requeue, worker_id
+from .identity import FINISHED, StudyError, counts, open_search
+from .liveness import requeue, worker_id
 from .objective import Objective, SearchData, TrialError
 from .promote import Promotion
 from .prune import make_pruner
+from .runs import TEST, Check, Run, train as train_runs
 from .sampler import make_sampler
 from .storage import artifact_store, is_sqlite, open_storage
-from .study import (
-    FINISHED,
-    SearchFailed,
-    StudyError,
-    counts,
-    enqueue_baselines,
-    open_search,
-)
-from .supervisor import (
-    EXIT_INTERRUPTED,
-    GO_ON,
-    STOP,
-    Supervisor,
-    Worker,
-    interrupt_once,
-)
-
-if TYPE_CHECKING:
-    from . import confirm
+from .supervisor import EXIT_INTERRUPTED, interrupt_once
 
 MAX_ERRORS_IN_A_ROW = MAX_RETRY + 2  # a worker whose trials keep raising stops the search
 
@@ -255,17 +236,47 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def default_workers(device: torch.device) -> int:
-    """Worker processes when --workers is not given: one per usable core on the CPU (two
-    single-threaded workers get about 1.3x more out of 2 cores than one with two threads,
-    benchmarks/README.md), one per visible GPU on CUDA (a GPU with room for more is not
-    measured: give --workers; with a named GPU, --device cuda:1, they all share it), one
-    elsewhere. The CLI asks for one on SQLite, which takes one writer."""
+def default_workers(device: torch.device, storage: str | None = None) -> int:
+    """Worker processes when --workers is not given: one on SQLite (`storage`), which takes
+    one writer; else one per usable core on the CPU (two single-threaded workers get about
+    1.3x more out of 2 cores than one with two threads, benchmarks/README.md), one per
+    visible GPU on CUDA (a GPU with room for more is not measured: give --workers; with a
+    named GPU, --device cuda:1, they all share it), one elsewhere."""
+    if storage is not None and is_sqlite(storage):
+        return 1
     if device.type == "cpu":
         return usable_cores()
     if device.type == "cuda":
         return max(1, torch.cuda.device_count())
     return 1
+
+
+def resolve_device(name: str) -> torch.device:
+    """The device `name` asks for ("auto": the GPU when there is one), refused with one
+    sentence (ConfigError) when this machine does not have it."""
+    name = name.strip().lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError("device", f"{name!r} is an unknown device; use auto, cpu, cuda, cuda:N or mps.") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("device", f"{name} was asked for, but this PyTorch sees no CUDA GPU; use --device cpu.")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError("device", f"{name}: there is no such GPU, this machine has "
+                              f"{torch.cuda.device_count()} CUDA device(s).")
+    elif device.type == "mps":
+        if getattr(torch.backends, "mps", None) is None or not torch.backends.mps.is_available():
+            raise ConfigError("device", f"{name} was asked for, but MPS is not available here; use --device cpu.")
+    elif device.type != "cpu":
+        raise ConfigError("device", f"{name!r} is an unsupported device; use auto, cpu, cuda, cuda:N or mps.")
+    return device
 
 
 def worker_device(device: str, index: int, gpus: int) -> str:
@@ -276,7 +287,8 @@ def worker_device(device: str, index: int, gpus: int) -> str:
     return device
 
 
-def _gpus(device: str) -> int:
+def gpus(device: str) -> int:
+    """GPUs a worker on `device` may be spread over (none off CUDA)."""
     return torch.cuda.device_count() if device.startswith("cuda") else 0
 
 
@@ -287,8 +299,8 @@ def _use_cores(device: torch.device, workers: int) -> None:
         torch.set_num_threads(max(1, usable_cores() // workers))
 
 
-def _worker_main(cfg: SearchConfig, index: int) -> None:
-    """Entry point of a worker process: SIGINT/SIGTERM close the running trial once."""
+def search_worker(cfg: SearchConfig, index: int) -> None:
+    """Entry point of a search worker process: SIGINT/SIGTERM close the running trial once."""
     interrupt_once(signal.SIGINT, signal.SIGTERM)
     try:
         run_worker(cfg, index)
@@ -318,120 +330,6 @@ def check_workers(storage: str, workers: int) -> None:
         )
 
 
-def run_search(
-    cfg: SearchConfig,
-    on_trial: Callable[[FrozenTrial], None] | None = None,
-    poll_seconds: float = 1.0,
-    max_deaths: int | None = None,
-    on_poll: Callable[[list[FrozenTrial]], None] | None = None,
-) -> optuna.Study:
-    """Fill the study to `cfg.trials` finished trials with `cfg.workers` processes.
-
-    Workers are separate processes (real concurrency; no GIL). The supervisor polls the
-    storage and calls `on_trial` once for every trial that finishes, whoever ran it, and
-    `on_poll` with all the study's trials on every poll (live progress). A worker that
-    dies has its running trial failed and re-queued at once, and is replaced while the
-    study still needs trials. A worker whose trials keep failing with errors stops the
-    whole search (SearchFailed). A search that ends short of its total says why.
-    """
-    check_workers(cfg.storage, cfg.workers)
-    study = open_search(cfg, on_stale=requeue)
-    if cfg.with_baselines:
-        enqueue_baselines(study, cfg.max_params)
-    fail_dead_workers(study)
-    seen = {t.number for t in study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.FAIL))}
-    deaths, max_deaths = 0, max_deaths if max_deaths is not None else 3 * cfg.workers
-    gave_up = False
-    started = time.time()
-
-    def report(trials: list[FrozenTrial]) -> None:
-        for t in trials:
-            if t.state in (*FINISHED, TrialState.FAIL) and t.number not in seen:
-                seen.add(t.number)
-                if on_trial is not None:
-                    on_trial(t)
-        if on_poll is not None:
-            on_poll(trials)
-
-    supervisor = Supervisor(study, _worker_main, report, poll_seconds)
-
-    def spawn(index: int) -> None:
-        worker_cfg = worker_config(cfg, started, time.time())
-        if worker_cfg is None:
-            return  # past the deadline: start nothing
-        supervisor.start(index, dataclasses.replace(worker_cfg, device=worker_device(cfg.device, index, _gpus(cfg.device))),
-                         index)
-
-    def on_exit(w: Worker, code: int) -> bool:
-        nonlocal deaths, gave_up
-        if code == 0:
-            return GO_ON
-        if code == EXIT_GAVE_UP:
-            gave_up = True
-            return STOP
-        deaths += 1
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if t.user_attrs.get("worker") == w.id:
-                fail_trial(study, t, f"worker {w.id} died (exit code {code})")
-        if todo(study, cfg.trials) > 0 and deaths <= max_deaths:
-            spawn(w.index)
-        return GO_ON
-
-    def start() -> None:
-        for i in range(min(cfg.workers, todo(study, cfg.trials))):
-            spawn(i)
-
-    supervisor.run(on_exit, start)
-    # Workers stop when the study holds enough finished or running trials, and a trial no
-    # worker claimed (its process stopped between Optuna's ask and the objective's first
-    # write) counts as running until a sweep fails and re-queues it: another round runs
-    # what that left, rather than end short.
-    while not gave_up and deaths <= max_deaths and worker_config(cfg, started, time.time()) is not None:
-        await_claims(study, poll_seconds)
-        before = finished(study)
-        if todo(study, cfg.trials) == 0:
-            break
-        supervisor.run(on_exit, start)
-        if finished(study) == before:
-            break  # a round that finished nothing: the message below, not another round
-    if gave_up:
-        last = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-                if t.user_attrs.get("state_reason", "").startswith("error")]
-        raise SearchFailed(
-            f"training kept failing with errors ({len(last)} failed trials, the last: "
-            f"{last[-1].user_attrs['state_reason'] if last else 'unknown'}); finished trials are kept."
-        )
-    if deaths > max_deaths:
-        raise StudyError(f"workers died {deaths} times; the study keeps every finished trial, but look at the logs above.")
-    c = counts(study)
-    if cfg.timeout is None and finished(study) < cfg.trials and c["running"]:
-        others = [f"{t.number} ({t.user_attrs.get('worker', 'no worker recorded')})"
-                  for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
-        raise StudyError(
-            f"the study holds {finished(study)} of {cfg.trials} finished trials because trials "
-            f"{', '.join(others)} are still RUNNING elsewhere; if their workers are gone, run "
-            "drill-search fail-stale (with --older-than for other machines) and this command again."
-        )
-    if cfg.timeout is None and finished(study) < cfg.trials:
-        raise StudyError(f"the workers stopped with {finished(study)} of {cfg.trials} finished trials; run this "
-                         "command again to go on, and look at the failed trials above.")
-    return study
-
-
-def finished(study: optuna.Study) -> int:
-    """Trials that count towards the total: complete and pruned (rejected ones included)."""
-    c = counts(study)
-    return c["complete"] + c["pruned"]
-
-
-def await_claims(study: optuna.Study, poll_seconds: float) -> None:
-    """Wait until every RUNNING trial names its worker or has had GRACE_SECONDS to, then
-    fail and re-queue those nobody claimed and those whose worker died."""
-    while any(awaits_claim(t) for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))):
-        time.sleep(poll_seconds)
-    fail_dead_workers(study)
-
-
 # --- confirmation workers ---------------------------------------------------------------
 
 EXIT_RUN_FAILED = 4  # a confirmation worker's run (or its setup) raised
@@ -441,69 +339,26 @@ EXIT_RUN_FAILED = 4  # a confirmation worker's run (or its setup) raised
 class ConfirmJob:
     """What every confirmation worker needs, as plain values (sent to spawned processes)."""
 
-    choices: list  # confirm.Choice
-    seeds: list[int]
     recipe: Recipe
     data_root: str
     device: str
     storage: str  # an Optuna storage URL or journal path
-    study_name: str  # the confirm study
+    study_name: str  # the study of runs
     train_size: int | None
-    workers: int
-    check: confirm.Check | None = None  # None: confirm.TEST
+    workers: int  # how many share the cores
+    check: Check = TEST
 
 
-def _confirm_main(job: ConfirmJob, runs: list) -> None:
-    """Entry point of a confirmation worker: trains `runs`, its part of the missing runs."""
+def confirm_worker(job: ConfirmJob, todo_runs: list[Run]) -> None:
+    """Entry point of a confirmation worker: trains `todo_runs`, its part of the plan."""
     interrupt_once(signal.SIGINT, signal.SIGTERM)
     try:
-        from . import confirm
-
         device = torch.device(job.device)
         _use_cores(device, job.workers)
-        confirm.run(job.choices, job.seeds, job.recipe, confirm.load_data(job.data_root, device),
-                    device, open_storage(job.storage), job.study_name, artifacts=artifact_store(job.storage),
-                    train_size=job.train_size, runs=runs, check=job.check or confirm.TEST)
+        train_runs(todo_runs, job.recipe, load_mnist(job.data_root).to(device), device, open_storage(job.storage),
+                    job.study_name, job.check, artifacts=artifact_store(job.storage), train_size=job.train_size)
     except KeyboardInterrupt:
         raise SystemExit(EXIT_INTERRUPTED) from None
     except Exception as e:  # noqa: BLE001 - a run that raised is stored FAIL with its reason
         print(f"drill-search confirm worker: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
         raise SystemExit(EXIT_RUN_FAILED) from None
-
-
-def run_confirm(job: ConfirmJob, on_poll: Callable[[list[FrozenTrial], set[str]], None],
-                poll_seconds: float = 1.0) -> None:
-    """Train a confirmation's missing runs with up to `job.workers` processes, worker i
-    taking missing runs i, i + n, ..., and call `on_poll` with the confirm study's trials
-    and the workers' ids on every poll. A run that is interrupted, fails or loses its
-    worker is stored FAIL with the reason; a later `confirm` trains it again (confirm
-    studies have no queue, so nothing is re-queued)."""
-    from . import confirm
-
-    check = job.check or confirm.TEST
-    study = confirm.open_confirm(open_storage(job.storage), job.study_name, check)
-    fail_dead_workers(study, retry=False)  # runs left RUNNING by a confirm that was killed
-    todo_runs = confirm.missing(study, job.choices, job.seeds, confirm.run_protocol(job.recipe, job.train_size, check))
-    n = min(job.workers, len(todo_runs))
-    job = dataclasses.replace(job, workers=n)  # how many share the cores
-    supervisor = Supervisor(study, _confirm_main, lambda trials: on_poll(trials, supervisor.ids), poll_seconds,
-                            retry=False)  # confirm studies have no queue: a later confirm trains what is missing
-    failed = []
-
-    def on_exit(w: Worker, code: int) -> bool:
-        if code != 0:
-            failed.append(w)
-        return GO_ON
-
-    def start() -> None:
-        for i in range(n):
-            supervisor.start(i, dataclasses.replace(job, device=worker_device(job.device, i, _gpus(job.device))),
-                             todo_runs[i::n])
-
-    supervisor.run(on_exit, start)
-    if failed:
-        mine = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-                if t.user_attrs.get("worker") in supervisor.ids]
-        reason = mine[-1].user_attrs.get("state_reason", "unknown") if mine else "see the worker's line above"
-        raise SearchFailed(f"a confirmation run failed ({reason}); the finished runs are stored, and the "
-                           "same command trains the missing ones.")

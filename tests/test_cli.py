@@ -194,15 +194,14 @@ def test_reading_commands_open_the_shipped_study_when_there_is_none_of_your_own(
 
 
 def test_a_search_that_keeps_failing_is_one_sentence_and_exit_1(capsys, tmp_path, monkeypatch):
-    from search import workers
-    from search.study import SearchFailed
+    from search.identity import SearchFailed
 
     def failing(cfg, **kw):
         raise SearchFailed("training kept failing with errors (4 failed trials, the last: error: RuntimeError: x); "
                            "finished trials are kept.")
 
-    monkeypatch.setattr(workers, "run_search", failing)
-    monkeypatch.setattr("search.data.ensure_mnist", lambda root, download=True: None)
+    monkeypatch.setattr("search.study.run_search", failing)
+    monkeypatch.setattr("search.study.ensure_mnist", lambda root, download=True: None)
     code, out, err = run(capsys, "run", "--trials", "2", "--storage", str(tmp_path / "s.db"))
     assert code == 1 and err.count("\n") == 1 and "kept failing" in err and "Traceback" not in err
 
@@ -250,14 +249,13 @@ def test_a_checkout_with_only_the_old_default_sqlite_file_keeps_using_it(tmp_pat
 def test_a_negative_seed_is_one_sentence_and_exit_2_before_any_worker_starts(capsys, tmp_path, monkeypatch, command):
     # NumPy's SeedSequence refuses it inside every worker, which were respawned until the
     # death limit: it must be refused at the edge.
-    from search import workers
-
     def started(*args, **kwargs):
         raise AssertionError("a worker was started")
 
-    monkeypatch.setattr(workers, "run_search", started)
-    monkeypatch.setattr(workers, "run_confirm", started)
-    monkeypatch.setattr("search.data.ensure_mnist", lambda root, download=True: root)
+    monkeypatch.setattr("search.study.run_search", started)
+    monkeypatch.setattr("search.confirm.supervise", started)
+    monkeypatch.setattr("search.study.ensure_mnist", lambda root, download=True: root)
+    monkeypatch.setattr("search.confirm.ensure_mnist", lambda root, download=True: root)
     store = tmp_path / "s.journal"
     code, out, err = run(capsys, *command, "--seed", "-1", "--storage", str(store))
     assert code == 2, out + err
@@ -296,7 +294,6 @@ def test_confirm_help_speaks_of_its_own_seeds_and_prints_percent_once(capsys):
 
 
 def test_a_journal_cut_mid_line_warns_and_a_damaged_one_is_one_sentence(tmp_path, capsys):
-    from search import cli
 
     shipped = Path(__file__).parents[1] / "studies" / "v2.journal"
     text = shipped.read_bytes()
@@ -312,11 +309,11 @@ def test_a_journal_cut_mid_line_warns_and_a_damaged_one_is_one_sentence(tmp_path
 
 
 def test_reevaluate_refuses_a_recipe_of_its_own_and_the_search_runs_seed(capsys, tmp_path):
-    from search import study as studies
+    from search import identity
     from search.config import DataConfig, Recipe, SearchConfig
 
     cfg = SearchConfig(storage=str(tmp_path / "s.journal"), recipe=Recipe(epochs=2), data=DataConfig(root=tmp_path))
-    study = studies.open_search(cfg)
+    study = identity.open_search(cfg)
     params = spaces.encode(ROUNDS["round3"].candidate)
     study.add_trial(optuna.trial.create_trial(
         params=params, distributions={k: spaces.SPACE[k] for k in params}, values=[99.0, 5760],

@@ -55,15 +55,15 @@ def test_each_image_gets_its_own_angle():
     # 256 copies of one image: a single shared angle would make every output identical.
     one = synthetic_split(1).images
     split = Split(one.expand(256, 28, 28).contiguous(), torch.zeros(256, dtype=torch.long))
-    inputs, _ = augmented_epoch(split, torch.Generator().manual_seed(0))
+    inputs, _ = augmented_epoch(split, torch.Generator().manual_seed(0), degrees=7.0)
     distinct = {tuple(img.flatten().tolist()) for img in inputs[:, 0]}
     assert len(distinct) > 50
 
 
 def test_epoch_is_a_seeded_permutation_and_batches_cover_it():
     split = synthetic_split(300)
-    a_in, a_lab = augmented_epoch(split, torch.Generator().manual_seed(5))
-    b_in, b_lab = augmented_epoch(split, torch.Generator().manual_seed(5))
+    a_in, a_lab = augmented_epoch(split, torch.Generator().manual_seed(5), degrees=7.0)
+    b_in, b_lab = augmented_epoch(split, torch.Generator().manual_seed(5), degrees=7.0)
     assert torch.equal(a_in, b_in) and torch.equal(a_lab, b_lab)
     assert sorted(a_lab.tolist()) == sorted(split.labels.tolist())
     sizes = [len(y) for _, y in batches(a_in, a_lab, 64)]

@@ -17,6 +17,7 @@ import pytest
 from optuna.trial import TrialState
 
 from search import liveness, report, supervisor, workers
+from search import identity
 from search import study as studies
 from search.config import Recipe
 from search.storage import open_storage
@@ -67,7 +68,7 @@ def wait_until_closed(storage_path: Path, number: int, timeout: float = 120.0) -
 
 
 def finished(study) -> int:
-    c = studies.counts(study)
+    c = identity.counts(study)
     return c["complete"] + c["pruned"]
 
 
@@ -100,7 +101,7 @@ def test_interrupt_closes_the_trial_and_the_same_command_resumes(tmp_path, data_
     study = optuna.load_study(study_name="search", storage=open_storage(str(store)))
     t = study.trials[victim.number]
     assert t.state == TrialState.FAIL and t.user_attrs["state_reason"] == "interrupted"
-    assert studies.counts(study)["running"] == 0
+    assert identity.counts(study)["running"] == 0
     # the summary printed on the way out is the study as the stopped workers left it
     assert f"trials: {report.counts_line(study)}" in out, out
     retry = [o for o in study.trials if o.user_attrs.get("retry_of") == victim.number]
@@ -110,7 +111,7 @@ def test_interrupt_closes_the_trial_and_the_same_command_resumes(tmp_path, data_
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
     study = optuna.load_study(study_name="search", storage=open_storage(str(store)))
-    assert finished(study) == 2 and studies.counts(study)["waiting"] == 0
+    assert finished(study) == 2 and identity.counts(study)["waiting"] == 0
     assert study.trials[retry[0].number].state == TrialState.COMPLETE  # the interrupted candidate ran
 
 
@@ -141,7 +142,7 @@ def test_an_interrupted_confirm_with_two_workers_stores_its_runs_failed_and_resu
 
 def test_a_diverging_candidate_ends_with_its_reason_and_the_study_goes_on(tmp_path):
     cfg = config(tmp_path, trials=2, recipe=Recipe(epochs=2, batch_size=64))
-    study = studies.open_search(cfg)
+    study = identity.open_search(cfg)
     import spaces
     from baselines import ROUNDS
 
@@ -242,7 +243,7 @@ def test_a_search_whose_training_always_raises_stops_with_one_sentence(tmp_path,
     study = optuna.load_study(study_name=cfg.study_name, storage=cfg.storage)
     assert finished(study) == 0
     assert all(t.state in (TrialState.FAIL, TrialState.WAITING) for t in study.trials)
-    assert studies.counts(study)["fail"] == workers.MAX_ERRORS_IN_A_ROW
+    assert identity.counts(study)["fail"] == workers.MAX_ERRORS_IN_A_ROW
 
 
 def test_a_resumed_seeded_search_draws_new_candidates(tmp_path):
@@ -285,7 +286,7 @@ def test_study_made_with_other_directions_is_refused(capsys, tmp_path, data_root
 @pytest.mark.mnist  # the run checks the data before it creates the study
 def test_study_made_for_another_search_space_is_refused(capsys, tmp_path, data_root):
     cfg = config(tmp_path)
-    study = studies.open_search(cfg)
+    study = identity.open_search(cfg)
     study.set_user_attr("space", "0123456789ab")
     code, _, err = run_cli(capsys, "run", "--trials", "2", "--storage", cfg.storage, "--data-dir", str(data_root),
                            "--epochs", "2", "--val-size", "500", "--batch-size", "64")
@@ -295,11 +296,11 @@ def test_study_made_for_another_search_space_is_refused(capsys, tmp_path, data_r
 @pytest.mark.mnist  # the run checks the data before it creates the study
 def test_study_from_another_drill_search_version_is_refused_with_the_version(capsys, tmp_path, data_root):
     cfg = config(tmp_path)
-    study = studies.open_search(cfg)
+    study = identity.open_search(cfg)
     study.set_user_attr("schema", 0)
     study.set_user_attr("drill_search_version", "0.0.1")
     code, _, err = run_cli(capsys, "run", "--trials", "2", "--storage", cfg.storage, "--data-dir", str(data_root))
-    assert code == 2 and "0.0.1" in err and "schema 0" in err and f"reads schema {studies.SCHEMA}" in err
+    assert code == 2 and "0.0.1" in err and "schema 0" in err and f"reads schema {identity.SCHEMA}" in err
 
 
 @pytest.mark.mnist  # the run checks the data before it creates the study
@@ -334,10 +335,10 @@ def test_fail_stale_on_a_confirmation_fails_without_queueing(capsys, tmp_path):
 
     import spaces
     from baselines import ROUNDS
-    from search import confirm
+    from search.runs import open_runs
 
     store = tmp_path / "s.journal"
-    runs = confirm.open_confirm(open_storage(str(store)), "search-confirm")
+    runs = open_runs(open_storage(str(store)), "search-confirm")
     trial = runs.ask({k: spaces.SPACE[k] for k in spaces.encode(ROUNDS["round3"].candidate)})
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -355,7 +356,7 @@ def test_fail_stale_ends_trials_of_dead_workers_on_a_journal(capsys, tmp_path):
 
     store = tmp_path / "s.journal"
     cfg = config(tmp_path, storage=str(store))
-    study = studies.open_search(cfg)
+    study = identity.open_search(cfg)
     study.enqueue_trial(spaces.encode(ROUNDS["round3"].candidate))
     trial = study.ask()
     spaces.sample(trial)
@@ -386,7 +387,7 @@ def test_a_reused_pid_does_not_hide_a_dead_worker(capsys, tmp_path):
     from search.liveness import worker_id
 
     store = tmp_path / "s.journal"
-    study = studies.open_search(config(tmp_path, storage=str(store)))
+    study = identity.open_search(config(tmp_path, storage=str(store)))
     for _ in range(2):
         study.enqueue_trial(spaces.encode(ROUNDS["round3"].candidate))
     stale, live = study.ask(), study.ask()
@@ -413,7 +414,7 @@ def test_a_running_trial_that_names_no_worker_is_failed_after_the_grace(tmp_path
     import spaces
     from baselines import ROUNDS
 
-    study = studies.open_search(config(tmp_path, storage=str(tmp_path / "s.journal")))
+    study = identity.open_search(config(tmp_path, storage=str(tmp_path / "s.journal")))
     study.enqueue_trial(spaces.encode(ROUNDS["round3"].candidate))
     orphan = study.ask()
     assert liveness.fail_dead_workers(study) == []  # just asked: its worker may be naming itself now
@@ -439,19 +440,20 @@ def test_a_resumed_search_runs_what_an_unclaimed_trial_held_and_reaches_its_tota
     from tests.test_search import load, real_config
 
     cfg = real_config(tmp_path, data_root, trials=2, max_params=10, sampler="random")  # all rejected untrained
-    study = studies.open_search(cfg)
+    study = identity.open_search(cfg)
     study.enqueue_trial(spaces.encode(ROUNDS["round3"].candidate))
     orphan = study.ask()
     # The grace passes once a trial has finished: a clock for liveness alone, not a sleep.
     offset = {"s": 0.0}
     monkeypatch.setattr(liveness, "time", types.SimpleNamespace(time=lambda: time.time() + offset["s"]))
 
-    def grace_passes(t) -> None:
-        offset["s"] = liveness.GRACE_SECONDS + 1
+    def grace_passes(event) -> None:
+        if isinstance(event, studies.TrialFinished):
+            offset["s"] = liveness.GRACE_SECONDS + 1
 
-    workers.run_search(cfg, on_trial=grace_passes, poll_seconds=0.2)
+    studies.run_search(cfg, on_event=grace_passes, poll_seconds=0.2)
     trials = load(cfg).trials
-    c = studies.counts(load(cfg))
+    c = identity.counts(load(cfg))
     assert c["complete"] + c["pruned"] == 2 and c["waiting"] == c["running"] == 0, c
     assert trials[orphan.number].state == TrialState.FAIL
     (retry,) = [t for t in trials if t.user_attrs.get("retry_of") == orphan.number]
@@ -466,7 +468,7 @@ def test_two_workers_that_finish_together_do_not_overshoot_the_total(tmp_path):
 
     cfg = config(tmp_path, trials=3, workers=2, storage=str(tmp_path / "s.journal"), sampler="random",
                  recipe=Recipe(epochs=1, batch_size=64), max_params=10)  # all rejected untrained: fast
-    studies.open_search(cfg)  # made before: two commands creating it at once is another test's
+    identity.open_search(cfg)  # made before: two commands creating it at once is another test's
     counted = threading.Barrier(2, timeout=120)
     errors = []
 
@@ -547,7 +549,7 @@ def test_fail_stale_older_than_spares_a_silent_trial_whose_worker_is_alive_here(
     from baselines import ROUNDS
 
     store = tmp_path / "s.journal"
-    study = studies.open_search(config(tmp_path, storage=str(store)))
+    study = identity.open_search(config(tmp_path, storage=str(store)))
     for _ in range(2):
         study.enqueue_trial(spaces.encode(ROUNDS["round3"].candidate))
     live, elsewhere = study.ask(), study.ask()
@@ -650,7 +652,7 @@ def _open_at_once(cfg, second=None) -> list:
         try:
             if wait is not None:
                 assert wait.wait(60), "the first never got there"
-            out[i] = studies.open_search(cfg)
+            out[i] = identity.open_search(cfg)
         except BaseException as e:  # noqa: BLE001 - the test looks at it
             out[i] = e
 
@@ -667,7 +669,7 @@ def test_two_commands_that_both_find_no_study_both_open_the_one_created(tmp_path
 
     cfg = config(tmp_path, storage=str(tmp_path / "s.journal"))
     both_looked = threading.Barrier(2, timeout=60)
-    real_load = studies.optuna.load_study
+    real_load = identity.optuna.load_study
 
     def load_after_both_looked(*args, **kw):
         try:
@@ -676,10 +678,10 @@ def test_two_commands_that_both_find_no_study_both_open_the_one_created(tmp_path
             both_looked.wait()  # neither has created it yet: both will try
             raise
 
-    monkeypatch.setattr(studies.optuna, "load_study", load_after_both_looked)
+    monkeypatch.setattr(identity.optuna, "load_study", load_after_both_looked)
     out = _open_at_once(cfg)
     assert all(isinstance(o, optuna.Study) for o in out), out
-    assert out[0].user_attrs["schema"] == studies.SCHEMA
+    assert out[0].user_attrs["schema"] == identity.SCHEMA
 
 
 def test_a_command_that_reads_the_study_while_another_creates_it_waits_for_its_attributes(tmp_path, monkeypatch):
@@ -687,7 +689,7 @@ def test_a_command_that_reads_the_study_while_another_creates_it_waits_for_its_a
 
     cfg = config(tmp_path, storage=str(tmp_path / "s.journal"))
     created, read = threading.Event(), threading.Event()
-    real_create, real_load = studies.optuna.create_study, studies.optuna.load_study
+    real_create, real_load = identity.optuna.create_study, identity.optuna.load_study
 
     def create_then_pause(*args, **kw):
         study = real_create(*args, **kw)
@@ -700,7 +702,7 @@ def test_a_command_that_reads_the_study_while_another_creates_it_waits_for_its_a
         read.set()
         return study
 
-    monkeypatch.setattr(studies.optuna, "create_study", create_then_pause)
-    monkeypatch.setattr(studies.optuna, "load_study", load_then_say_so)
+    monkeypatch.setattr(identity.optuna, "create_study", create_then_pause)
+    monkeypatch.setattr(identity.optuna, "load_study", load_then_say_so)
     out = _open_at_once(cfg, second=created)
     assert all(isinstance(o, optuna.Study) for o in out), out

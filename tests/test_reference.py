@@ -9,6 +9,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from search import report
+from search import identity
 from search.objective import score
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,14 +118,13 @@ def test_the_unpruned_sample_is_random_full_length_and_under_the_search_protocol
 def test_the_unpruned_sample_resumes_under_the_current_code():
     # Made with an earlier commit: its stored identity must still match what the command
     # that made it asks for now, or the resume would be refused.
-    from search import study as studies
     from search.config import DataConfig, Recipe, SearchConfig
 
     sample = optuna.load_study(study_name="unpruned", storage=JournalStorage(JournalFileBackend(str(SAMPLE))))
     cfg = SearchConfig(storage=str(SAMPLE), recipe=Recipe(), data=DataConfig(root=Path("data")),
                        study_name="unpruned", trials=36, pruner="none", sampler="random", seed=15,
                        strategy="full")
-    studies.check_study(sample, ["maximize", "minimize"], studies.search_identity(cfg))
+    identity.check_study(sample, ["maximize", "minimize"], identity.search_identity(cfg))
 
 
 V2 = ROOT / "studies" / "v2.journal"

@@ -13,8 +13,7 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-from search import workers
-from search import confirm, export, report, study as studies
+from search import confirm, export, identity, report, runs as runs_module, study as studies, workers
 from search.config import Recipe
 from search.data import Mnist, normalize
 from search.storage import artifact_store, open_storage
@@ -28,9 +27,18 @@ def searched(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("study")
     cfg = config(tmp, trials=7, with_baselines=True, pruner="median", prune_warmup=1,
                  recipe=Recipe(epochs=2, batch_size=64))
-    studies.enqueue_baselines(studies.open_search(cfg), cfg.max_params)
+    studies.enqueue_baselines(identity.open_search(cfg), cfg.max_params)
     workers.run_worker(cfg, data=synthetic_data())
     return cfg, optuna.load_study(study_name=cfg.study_name, storage=cfg.storage)
+
+
+def train_and_judge(choices, seeds, recipe, data, storage, name, check=runs_module.TEST, train_size=None, **kw):
+    """The runs of `choices` x `seeds` trained in this process (what the workers of
+    `confirm.run` do, each with its part), then the verdicts on what is stored."""
+    runs_module.train(confirm.plan(choices, seeds), recipe, data, torch.device("cpu"), storage, name, check,
+                      train_size=train_size, **kw)
+    study = runs_module.open_runs(storage, name, check)
+    return confirm.verdicts(study, choices, seeds, runs_module.run_protocol(recipe, train_size, check), check)
 
 
 def test_report_has_the_front_labels_budget_and_target(searched, tmp_path):
@@ -191,15 +199,15 @@ def test_confirm_stores_per_seed_results_and_resumes(searched, tmp_path):
     data = Mnist(train=synthetic_split(256, 1), test=synthetic_split(128, 4))
     choices = confirm.choose(study, [report.front(study)[0].number], cfg.max_params, with_baselines=False)
     runs = []
-    verdicts = confirm.run(choices, [1, 2], Recipe(epochs=1), data, torch.device("cpu"), storage,
-                           "confirm-test", on_run=lambda c, s, h: runs.append((c.label, s, h is None)))
+    verdicts = train_and_judge(choices, [1, 2], Recipe(epochs=1), data, storage,
+                               "confirm-test", on_run=lambda c, s, h: runs.append((c.label, s, h is None)))
     (v,) = verdicts
     assert len(v.final) == 2 and runs == [(choices[0].label, 1, False), (choices[0].label, 2, False)]
     stored = optuna.load_study(study_name="confirm-test", storage=storage).trials
     assert sorted(t.user_attrs["confirm_seed"] for t in stored) == [1, 2]
     assert all(t.values[0] == pytest.approx(t.user_attrs["test_acc"][-1]) for t in stored)
-    again = confirm.run(choices, [1, 2], Recipe(epochs=1), data, torch.device("cpu"), storage,
-                        "confirm-test", on_run=lambda c, s, h: runs.append((c.label, s, h is None)))
+    again = train_and_judge(choices, [1, 2], Recipe(epochs=1), data, storage,
+                            "confirm-test", on_run=lambda c, s, h: runs.append((c.label, s, h is None)))
     assert runs[-2:] == [(choices[0].label, 1, True), (choices[0].label, 2, True)]  # nothing retrained
     assert again[0].final == v.final
     assert "reach 99.4% on every seed" in confirm.table(again, 1)
@@ -209,11 +217,11 @@ def test_reevaluation_trains_on_the_search_split_scores_validation_and_averages_
     cfg, study = searched
     storage = open_storage(f"sqlite:///{tmp_path}/reeval.db")
     data = Mnist(train=synthetic_split(300, 1), test=synthetic_split(128, 4))
-    check = confirm.Check("reeval", "val_acc_last3", (1, 2), "test", val_size=100, val_seed=0)
+    check = runs_module.Check("reeval", "val_acc_last3", (1, 2), "test", val_size=100, val_seed=0)
     trial = report.front(study)[0]
     choices = confirm.choose(study, [trial.number], cfg.max_params, with_baselines=False)
-    (v,) = confirm.run(choices, [1, 2], Recipe(epochs=2), data, torch.device("cpu"), storage, "r", check=check)
-    runs = confirm.open_confirm(storage, "r", check).trials
+    (v,) = train_and_judge(choices, [1, 2], Recipe(epochs=2), data, storage, "r", check=check)
+    runs = runs_module.open_runs(storage, "r", check).trials
     assert len(runs) == 2 and all(len(t.user_attrs["val_acc"]) == 2 for t in runs)
     for t in runs:  # the score is the search's: the mean validation accuracy of the last epochs
         assert t.values[0] == pytest.approx(sum(t.user_attrs["val_acc"]) / 2, abs=1e-3)
@@ -223,7 +231,7 @@ def test_reevaluation_trains_on_the_search_split_scores_validation_and_averages_
     assert v.test == tuple(t.user_attrs["test_acc"][-1] for t in runs)
     train, evals = check.splits(data, None)
     assert len(train) == 200 and len(evals["val"]) == 100 and set(evals) == {"val", "test"}
-    assert confirm.run_protocol(Recipe(), None, check)["val_size"] == 100  # a different protocol from TEST's
+    assert runs_module.run_protocol(Recipe(), None, check)["val_size"] == 100  # a different protocol from TEST's
     assert "leader: " in confirm.table([v], 2, check)
 
 
@@ -246,9 +254,9 @@ def test_leaders_are_the_best_within_the_goal_that_one_run_cannot_tell_apart():
 
 def test_the_reevaluation_table_calls_a_noise_level_lead_a_tie():
     def verdict(label, scores):
-        return confirm.Verdict(confirm.Choice(label, None), 4_000, tuple(scores), tuple(scores))
+        return confirm.Verdict(runs_module.Choice(label, None), 4_000, tuple(scores), tuple(scores))
 
-    check = confirm.VALIDATION
+    check = runs_module.VALIDATION
     close = confirm.table([verdict("a", (99.20, 99.10, 99.30)), verdict("b", (99.15, 99.05, 99.25))], 15, check)
     assert "leader: a" in close and "within one standard error of it: b" in close
     clear = confirm.table([verdict("a", (99.40, 99.41, 99.42)), verdict("b", (99.10, 99.11, 99.12))], 15, check)
@@ -260,10 +268,10 @@ def test_a_waiting_trial_without_parameters_is_not_a_planned_run(searched, tmp_p
     # with no parameters; the next confirm's progress reads the study's trials
     cfg, study = searched
     storage = open_storage(f"sqlite:///{tmp_path}/w.db")
-    runs = confirm.open_confirm(storage, "c")
+    runs = runs_module.open_runs(storage, "c")
     runs.enqueue_trial({})
     choices = confirm.choose(study, [report.front(study)[0].number], cfg.max_params, with_baselines=False)
-    assert confirm.planned_runs(runs.trials, choices, [1], confirm.run_protocol(Recipe(epochs=1), None)) == []
+    assert confirm.planned_runs(runs.trials, choices, [1], runs_module.run_protocol(Recipe(epochs=1), None)) == []
 
 
 def test_a_run_stored_twice_counts_once(searched, tmp_path):
@@ -272,9 +280,9 @@ def test_a_run_stored_twice_counts_once(searched, tmp_path):
     storage = open_storage(f"sqlite:///{tmp_path}/twice.db")
     data = Mnist(synthetic_split(256, seed=1), synthetic_split(128, seed=2))
     choices = confirm.choose(study, [report.front(study)[0].number], cfg.max_params, with_baselines=False)
-    confirm.run(choices, [1, 2], Recipe(epochs=1), data, torch.device("cpu"), storage, "c")
-    runs = confirm.open_confirm(storage, "c")
-    key = confirm.run_protocol(Recipe(epochs=1), None)
+    train_and_judge(choices, [1, 2], Recipe(epochs=1), data, storage, "c")
+    runs = runs_module.open_runs(storage, "c")
+    key = runs_module.run_protocol(Recipe(epochs=1), None)
     first = next(t for t in runs.trials if t.user_attrs["confirm_seed"] == 1)
     runs.add_trial(optuna.trial.create_trial(params=first.params, distributions=first.distributions,
                                              values=[first.values[0] - 1.0, first.values[1]],
@@ -289,19 +297,19 @@ def test_confirm_workers_split_the_missing_runs_each_run_once(searched, tmp_path
     data = Mnist(synthetic_split(256, seed=1), synthetic_split(128, seed=2))
     choices = confirm.choose(study, [t.number for t in report.front(study)[:2]], cfg.max_params,
                              with_baselines=False)
-    key = confirm.run_protocol(Recipe(epochs=1), None)
-    confirm.run(choices, [1], Recipe(epochs=1), data, torch.device("cpu"), storage, "c")  # seed 1 is stored
-    todo = confirm.missing(confirm.open_confirm(storage, "c"), choices, [1, 2, 3], key)
+    key = runs_module.run_protocol(Recipe(epochs=1), None)
+    train_and_judge(choices, [1], Recipe(epochs=1), data, storage, "c")  # seed 1 is stored
+    todo = confirm.missing(runs_module.open_runs(storage, "c"), choices, [1, 2, 3], key)
     assert [(c.label, s) for c, s in todo] == [(c.label, s) for c in choices for s in (2, 3)]
     trained = []
-    for worker in (0, 1):  # what two workers do (`workers.run_confirm`), one after the other here
-        confirm.run(choices, [1, 2, 3], Recipe(epochs=1), data, torch.device("cpu"), storage, "c",
-                    on_run=lambda c, s, h: trained.append((c.label, s, h is None)), runs=todo[worker::2])
+    for worker in (0, 1):  # what two workers do (`confirm.supervise`), one after the other here
+        runs_module.train(todo[worker::2], Recipe(epochs=1), data, torch.device("cpu"), storage, "c",
+                          on_run=lambda c, s, h: trained.append((c.label, s, h is None)))
     assert sorted(trained) == sorted((c.label, s, False) for c, s in todo)  # each missing run trained once
     runs = optuna.load_study(study_name="c", storage=storage).trials
     assert sorted((t.user_attrs["label"], t.user_attrs["confirm_seed"]) for t in runs) == sorted(
         (c.label, s) for c, s in confirm.plan(choices, [1, 2, 3]))
-    assert confirm.missing(confirm.open_confirm(storage, "c"), choices, [1, 2, 3], key) == []
+    assert confirm.missing(runs_module.open_runs(storage, "c"), choices, [1, 2, 3], key) == []
 
 
 def test_a_confirm_worker_that_fails_is_one_sentence_and_its_reason(searched, tmp_path, capfd):
@@ -309,10 +317,12 @@ def test_a_confirm_worker_that_fails_is_one_sentence_and_its_reason(searched, tm
     choices = confirm.choose(study, [report.front(study)[0].number], cfg.max_params, with_baselines=False)
     not_a_folder = tmp_path / "file"  # no MNIST, and no download can land there, online or not
     not_a_folder.write_text("")
-    job = workers.ConfirmJob(choices, [1], Recipe(epochs=1), str(not_a_folder), "cpu",
-                             f"sqlite:///{tmp_path}/c.db", "c", None, 1)
-    with pytest.raises(studies.SearchFailed, match="a confirmation run failed"):
-        workers.run_confirm(job, on_poll=lambda trials, ids: None, poll_seconds=0.1)
+    url = f"sqlite:///{tmp_path}/c.db"
+    runs = runs_module.open_runs(open_storage(url), "c")
+    plan = confirm.Plan(runs_module.TEST, choices, [1], Recipe(epochs=1), None, "c", confirm.plan(choices, [1]))
+    job = workers.ConfirmJob(Recipe(epochs=1), str(not_a_folder), "cpu", url, "c", None, 1)
+    with pytest.raises(identity.SearchFailed, match="a confirmation run failed"):
+        confirm.supervise(runs, plan, job, on_event=lambda e: None, poll_seconds=0.1)
     err = capfd.readouterr().err
     assert "drill-search confirm worker: DataError: MNIST is not usable" in err and "Traceback" not in err
 
@@ -356,8 +366,8 @@ def test_confirm_never_mixes_runs_made_under_another_recipe(searched):
     runs = []
 
     def go(recipe):
-        return confirm.run(choices, [1], recipe, data, torch.device("cpu"), storage, "confirm-recipes",
-                           on_run=lambda c, s, h: runs.append(h is None))
+        return train_and_judge(choices, [1], recipe, data, storage, "confirm-recipes",
+                               on_run=lambda c, s, h: runs.append(h is None))
 
     a = go(Recipe(epochs=1, batch_size=128))
     b = go(Recipe(epochs=1))  # batch 64: another recipe, so it must train, not reuse
@@ -375,8 +385,8 @@ def test_the_report_shows_what_the_confirmation_study_holds_under_its_recipe(sea
     assert confirm.stored_table(study, storage, Recipe(epochs=1)) is None  # nothing confirmed yet
     data = Mnist(train=synthetic_split(256, 1), test=synthetic_split(128, 4))
     first = confirm.choose(study, [report.front(study)[0].number], cfg.max_params, with_baselines=False)
-    confirm.run(first, [1, 2, 7], Recipe(epochs=1), data, torch.device("cpu"), storage,
-                confirm.confirm_study_name(study.study_name))
+    train_and_judge(first, [1, 2, 7], Recipe(epochs=1), data, storage,
+                    runs_module.TEST.study_name(study.study_name))
     text = confirm.stored_table(study, storage, Recipe(epochs=1))
     row = next(line for line in text.splitlines() if line.startswith(first[0].label + " "))
     assert row[len(first[0].label):].split()[1] == "2"  # params, then seeds: 1 and 2, not the extra seed 7
@@ -394,10 +404,10 @@ def test_a_recorded_run_holds_its_own_candidate_even_with_a_trial_waiting(tmp_pa
     # run must train and record exactly the candidate it was given, and leave the other.
     import spaces
     from baselines import ROUNDS
-    from search.record import record_run
+    from search.runs import record_run
 
     storage = open_storage(f"sqlite:///{tmp_path}/b.db")
-    study = studies.open_baselines(storage)
+    study = identity.open_baselines(storage)
     study.enqueue_trial(spaces.encode(ROUNDS["round1"].candidate), user_attrs={"baseline": "round1"})
     data = Mnist(train=synthetic_split(128, 1), test=synthetic_split(64, 4))
     record_run(study, ROUNDS["round3"].candidate, Recipe(epochs=1), data.train, {"test": data.test},
@@ -468,7 +478,7 @@ def test_the_answer_names_the_validation_leader_and_falls_back_to_test_saying_so
     cand = ROUNDS["round3"].candidate
 
     def verdict(label, params, scores, trial=None, baseline=None):
-        return confirm.Verdict(confirm.Choice(label, cand, source_trial=trial, baseline=baseline), params,
+        return confirm.Verdict(runs_module.Choice(label, cand, source_trial=trial, baseline=baseline), params,
                                tuple(scores), tuple(scores))
 
     confirmed = [verdict("trial 4", 4_800, (99.30, 99.32, 99.31), trial=4),

@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 import spaces
 from baselines import ROUNDS
 from search import liveness, record, workers
+from search import identity
 from search import report, study as studies
 from search.config import DataConfig, Recipe, SearchConfig
 from search.data import Split
@@ -44,7 +45,7 @@ def config(tmp_path: Path, root: Path = Path("unused"), **kw) -> SearchConfig:
 
 
 def load(cfg: SearchConfig) -> optuna.Study:
-    return optuna.load_study(study_name=cfg.study_name, storage=studies.open_storage(cfg.storage))
+    return optuna.load_study(study_name=cfg.study_name, storage=identity.open_storage(cfg.storage))
 
 
 @pytest.fixture
@@ -62,7 +63,7 @@ def count_steps(monkeypatch):
 
 def test_over_budget_candidate_is_infeasible_and_never_trained(tmp_path, count_steps):
     cfg = config(tmp_path, max_params=7000, trials=1)
-    study = studies.open_search(cfg)
+    study = identity.open_search(cfg)
     study.enqueue_trial(spaces.encode(ROUNDS["round1"].candidate))  # 7,936 parameters
     workers.run_worker(cfg, data=synthetic_data())
     (t,) = load(cfg).trials
@@ -75,7 +76,7 @@ def test_over_budget_candidate_is_infeasible_and_never_trained(tmp_path, count_s
 
 def test_a_trial_records_curves_provenance_and_two_objectives(tmp_path, count_steps):
     cfg = config(tmp_path, trials=1)
-    studies.open_search(cfg).enqueue_trial(spaces.encode(ROUNDS["round3"].candidate))
+    identity.open_search(cfg).enqueue_trial(spaces.encode(ROUNDS["round3"].candidate))
     workers.run_worker(cfg, data=synthetic_data())
     study = load(cfg)
     (t,) = study.trials
@@ -100,7 +101,7 @@ def test_pruning_stops_a_trial_and_keeps_its_curve(tmp_path, monkeypatch):
 
     monkeypatch.setattr(workers, "make_pruner", lambda *args: PruneAtTwo())
     cfg = config(tmp_path, recipe=Recipe(epochs=4, batch_size=64), trials=1)
-    studies.open_search(cfg).enqueue_trial(spaces.encode(ROUNDS["round3"].candidate))
+    identity.open_search(cfg).enqueue_trial(spaces.encode(ROUNDS["round3"].candidate))
     workers.run_worker(cfg, data=synthetic_data())
     (t,) = load(cfg).trials
     assert t.state == TrialState.PRUNED, t.user_attrs["state_reason"]
@@ -118,7 +119,7 @@ def test_pruner_reads_peers_from_storage_and_prunes_a_weak_curve(tmp_path, state
     # Five finished peers, all smaller and far better at every epoch: the rule must stop
     # the running trial at its first judged epoch, reading them from the storage.
     cfg = config(tmp_path, recipe=Recipe(epochs=4, batch_size=64), pruner="pareto", prune_warmup=2, trials=6)
-    study = studies.open_search(cfg)
+    study = identity.open_search(cfg)
     params = spaces.encode(ROUNDS["round3"].candidate)
     dists = {k: spaces.SPACE[k] for k in params}
     for _ in range(5):
@@ -134,7 +135,7 @@ def test_pruner_reads_peers_from_storage_and_prunes_a_weak_curve(tmp_path, state
 
 def test_with_baselines_enqueues_the_rounds_under_budget_by_name(tmp_path):
     cfg = config(tmp_path, with_baselines=True, trials=3, recipe=Recipe(epochs=1, batch_size=64))
-    study = studies.open_search(cfg)
+    study = identity.open_search(cfg)
     assert studies.enqueue_baselines(study, cfg.max_params) == ["round1", "round2", "round3"]
     assert studies.enqueue_baselines(study, cfg.max_params) == ["round1", "round2", "round3"]  # once only
     assert len(study.get_trials(states=(TrialState.WAITING,))) == 3
@@ -167,40 +168,40 @@ def test_the_test_set_never_steers_selection_or_pruning(tmp_path):
 
 def test_resume_with_another_protocol_is_refused(tmp_path):
     cfg = config(tmp_path)
-    studies.open_search(cfg)
-    with pytest.raises(studies.StudyError, match="max_params"):
-        studies.open_search(dataclasses.replace(cfg, max_params=5000))
-    with pytest.raises(studies.StudyError, match="recipe"):
-        studies.open_search(dataclasses.replace(cfg, recipe=Recipe(epochs=3)))
+    identity.open_search(cfg)
+    with pytest.raises(identity.StudyError, match="max_params"):
+        identity.open_search(dataclasses.replace(cfg, max_params=5000))
+    with pytest.raises(identity.StudyError, match="recipe"):
+        identity.open_search(dataclasses.replace(cfg, recipe=Recipe(epochs=3)))
 
 
 def test_rewording_the_protocol_sentence_refuses_no_study(tmp_path, monkeypatch):
     cfg = config(tmp_path)
-    study = studies.open_search(cfg)
-    assert study.user_attrs["protocol"] == studies.describe_search(cfg)  # kept for people
-    monkeypatch.setattr(studies, "describe_search", lambda cfg: "the same protocol in other words")
-    studies.open_search(cfg)  # no StudyError: values are compared, not words
+    study = identity.open_search(cfg)
+    assert study.user_attrs["protocol"] == identity.describe_search(cfg)  # kept for people
+    monkeypatch.setattr(identity, "describe_search", lambda cfg: "the same protocol in other words")
+    identity.open_search(cfg)  # no StudyError: values are compared, not words
 
 
 def test_a_study_stored_before_an_identity_key_existed_opens_with_the_value_it_had(tmp_path):
     from types import SimpleNamespace
 
     cfg = config(tmp_path)
-    want = studies.search_identity(cfg)
+    want = identity.search_identity(cfg)
     # as a study stored before these keys changed: no "objective" key, "reference_batch" in its recipe
     v1 = {k: v for k, v in want.items() if k != "objective"}
-    v1 = {**v1, "schema": studies.SCHEMA, "recipe": {**want["recipe"], "reference_batch": 64}}
-    old = SimpleNamespace(study_name="search", user_attrs=v1, directions=studies.open_search(cfg).directions)
-    studies.check_study(old, ["maximize", "minimize"], want)
-    with pytest.raises(studies.StudyError, match="objective"):
-        studies.check_study(old, ["maximize", "minimize"], {**want, "objective": "val_loss_last3"})
-    with pytest.raises(studies.StudyError, match="recipe"):
-        studies.check_study(old, ["maximize", "minimize"], {**want, "recipe": {**want["recipe"], "reference_batch": 32}})
+    v1 = {**v1, "schema": identity.SCHEMA, "recipe": {**want["recipe"], "reference_batch": 64}}
+    old = SimpleNamespace(study_name="search", user_attrs=v1, directions=identity.open_search(cfg).directions)
+    identity.check_study(old, ["maximize", "minimize"], want)
+    with pytest.raises(identity.StudyError, match="objective"):
+        identity.check_study(old, ["maximize", "minimize"], {**want, "objective": "val_loss_last3"})
+    with pytest.raises(identity.StudyError, match="recipe"):
+        identity.check_study(old, ["maximize", "minimize"], {**want, "recipe": {**want["recipe"], "reference_batch": 32}})
 
 
 def test_sqlite_refuses_concurrent_workers(tmp_path):
-    with pytest.raises(studies.StudyError, match="journal"):
-        workers.run_search(config(tmp_path, workers=2))
+    with pytest.raises(identity.StudyError, match="journal"):
+        studies.run_search(config(tmp_path, workers=2))
 
 
 # --- worker processes on real MNIST (tiny subsets) ----------------------------------------
@@ -218,11 +219,11 @@ def real_config(tmp_path, data_root, **kw) -> SearchConfig:
 @pytest.mark.mnist
 def test_resume_reaches_the_requested_total(tmp_path, data_root):
     cfg = real_config(tmp_path, data_root, trials=2)
-    workers.run_search(cfg, poll_seconds=0.2)
-    assert studies.counts(load(cfg))["complete"] + studies.counts(load(cfg))["pruned"] == 2
-    workers.run_search(dataclasses.replace(cfg, trials=4), poll_seconds=0.2)
-    workers.run_search(dataclasses.replace(cfg, trials=4), poll_seconds=0.2)  # nothing left to do
-    c = studies.counts(load(cfg))
+    studies.run_search(cfg, poll_seconds=0.2)
+    assert identity.counts(load(cfg))["complete"] + identity.counts(load(cfg))["pruned"] == 2
+    studies.run_search(dataclasses.replace(cfg, trials=4), poll_seconds=0.2)
+    studies.run_search(dataclasses.replace(cfg, trials=4), poll_seconds=0.2)  # nothing left to do
+    c = identity.counts(load(cfg))
     assert c["complete"] + c["pruned"] == 4 and c["running"] == c["waiting"] == 0
 
 
@@ -230,7 +231,8 @@ def test_resume_reaches_the_requested_total(tmp_path, data_root):
 def test_two_workers_on_a_journal_share_the_study_without_duplicates(tmp_path, data_root):
     cfg = real_config(tmp_path, data_root, trials=7, workers=2, with_baselines=True)
     seen = []
-    workers.run_search(cfg, on_trial=seen.append, poll_seconds=0.2)
+    studies.run_search(cfg, on_event=lambda e: isinstance(e, studies.TrialFinished) and seen.append(e.trial),
+                       poll_seconds=0.2)
     trials = load(cfg).trials
     done = [t for t in trials if t.state.is_finished()]
     assert len(done) == 7 and all(t.state != TrialState.FAIL for t in done)
@@ -253,7 +255,7 @@ def test_a_killed_worker_trial_ends_failed_and_runs_again(tmp_path, data_root):
         # Mid-trial (one epoch done), the worker is frozen before its trial is looked at
         # again, so it cannot finish the trial between that look and the kill, however
         # loaded the machine is; a trial that finished first is let go and the next awaited.
-        storage = studies.open_storage(cfg.storage)
+        storage = identity.open_storage(cfg.storage)
         deadline = time.time() + 600
         while time.time() < deadline and not killed:
             try:
@@ -277,7 +279,7 @@ def test_a_killed_worker_trial_ends_failed_and_runs_again(tmp_path, data_root):
 
     thread = threading.Thread(target=killer)
     thread.start()
-    workers.run_search(cfg, poll_seconds=0.2)
+    studies.run_search(cfg, poll_seconds=0.2)
     thread.join()
     assert killed, "no running trial was seen to kill"
     trials = load(cfg).trials
@@ -285,7 +287,7 @@ def test_a_killed_worker_trial_ends_failed_and_runs_again(tmp_path, data_root):
     assert dead.state == TrialState.FAIL and "died" in dead.user_attrs["state_reason"]
     retry = [t for t in trials if t.user_attrs.get("retry_of") == dead.number]
     assert len(retry) == 1 and retry[0].params == killed["params"] and retry[0].state.is_finished()
-    c = studies.counts(load(cfg))
+    c = identity.counts(load(cfg))
     assert c["complete"] + c["pruned"] == 2 and c["running"] == 0
 
 
@@ -295,7 +297,7 @@ def test_rdb_heartbeat_fails_and_requeues_a_silent_trial(tmp_path, monkeypatch):
     monkeypatch.setattr("search.storage.HEARTBEAT_SECONDS", 1)
     monkeypatch.setattr("search.storage.GRACE_SECONDS", 1)
     cfg = config(tmp_path)
-    study = studies.open_search(cfg, on_stale=liveness.requeue)
+    study = identity.open_search(cfg, on_stale=liveness.requeue)
     study.enqueue_trial(spaces.encode(ROUNDS["round2"].candidate), user_attrs={"baseline": "round2"})
     with pytest.warns(UserWarning, match="Heartbeat"):  # Optuna prefers optimize(); ask() is fine here
         trial = study.ask()
@@ -323,7 +325,7 @@ def test_a_trial_trained_beside_another_worker_equals_the_candidate_trained_alon
 
     cfg = real_config(tmp_path, data_root, trials=3, workers=2, with_baselines=True,
                       recipe=Recipe(epochs=2, batch_size=64))
-    workers.run_search(cfg, poll_seconds=0.2)
+    studies.run_search(cfg, poll_seconds=0.2)
     searched = {t.user_attrs["baseline"]: t.user_attrs["val_acc"] for t in load(cfg).trials}
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.workers))  # as each worker did
@@ -352,7 +354,7 @@ def test_by_default_a_search_uses_every_core_on_a_journal_and_one_worker_on_sqli
 
 def test_cuda_workers_spread_over_the_visible_gpus(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    assert [workers.worker_device("cuda", i, workers._gpus("cuda")) for i in range(4)] == \
+    assert [workers.worker_device("cuda", i, workers.gpus("cuda")) for i in range(4)] == \
         ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
     assert workers.worker_device("cuda:1", 0, 2) == "cuda:1"  # a named GPU is every worker's
     assert workers.worker_device("cpu", 3, 0) == "cpu" and workers.worker_device("cuda", 1, 1) == "cuda"

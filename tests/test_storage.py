@@ -3,7 +3,7 @@
 import pytest
 
 from search.storage import is_sqlite, storage_url
-from search.study import StudyError
+from search.identity import StudyError
 from search.workers import check_workers
 
 
