@@ -661,7 +661,7 @@ class ConfirmPrinter:
             if stored:
                 print(f"{stored} of the {p.total} runs are already stored" + ("; training the rest" if p.missing else ""))
             self.progress = Progress(p.total, stored, "runs", enabled=not self.quiet and bool(p.missing))
-        elif isinstance(event, confirm.RunFinished):
+        elif isinstance(event, confirm.TrialFinished):
             score = "final test" if self.plan.check.val_size is None else self.plan.check.metric
             self.progress.write(run_line(event.trial, score))
         elif isinstance(event, confirm.Polled):

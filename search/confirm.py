@@ -40,7 +40,7 @@ from .model import count_params
 from .prune import noise
 from .runs import TEST, VALIDATION, Check, Choice, Run, complete_runs, is_run, open_runs, run_protocol, stored
 from .storage import open_existing
-from .supervisor import GO_ON, Supervisor, Worker
+from .supervisor import GO_ON, Supervisor, TrialFinished, Worker
 from .workers import ConfirmJob, check_workers, confirm_worker, gpus, worker_device
 
 
@@ -78,13 +78,6 @@ class Planned:
 
 
 @dataclass(frozen=True)
-class RunFinished:
-    """A run of the plan finished (complete or failed) during this command."""
-
-    trial: FrozenTrial
-
-
-@dataclass(frozen=True)
 class Polled:
     """Every poll: the plan's runs in the study, and the ids of this command's workers."""
 
@@ -92,7 +85,7 @@ class Polled:
     ids: set[str]
 
 
-Event = Planned | RunFinished | Polled
+Event = Planned | TrialFinished | Polled  # TrialFinished: a run of the plan
 
 
 @dataclass(frozen=True)
@@ -168,7 +161,7 @@ def supervise(runs_study: optuna.Study, the_plan: Plan, job: ConfirmJob, on_even
         for t in ours:
             if t.state.is_finished() and t.number not in seen:
                 seen.add(t.number)
-                on_event(RunFinished(t))
+                on_event(TrialFinished(t))
         on_event(Polled(ours, supervisor.ids))
 
     supervisor = Supervisor(runs_study, confirm_worker, tell, poll_seconds, retry=False)

@@ -30,7 +30,7 @@ from .identity import FINISHED, SearchFailed, StudyError, counts, open_search
 from .liveness import awaits_claim, fail_dead_workers, fail_trial, requeue
 from .model import count_params
 from .runs import record_run
-from .supervisor import GO_ON, STOP, Supervisor, Worker
+from .supervisor import GO_ON, STOP, Supervisor, TrialFinished, Worker
 from .train import EpochResult, TrainResult
 from .workers import EXIT_GAVE_UP, check_workers, gpus, search_worker, todo, worker_config, worker_device
 
@@ -42,13 +42,6 @@ class Started:
     study: optuna.Study
     done: int
     left: int
-
-
-@dataclass(frozen=True)
-class TrialFinished:
-    """A trial finished (complete, pruned, rejected or failed), whichever worker ran it."""
-
-    trial: FrozenTrial
 
 
 @dataclass(frozen=True)

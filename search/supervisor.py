@@ -88,6 +88,14 @@ def _stop(processes: list) -> None:
             p.join()
 
 
+@dataclasses.dataclass(frozen=True)
+class TrialFinished:
+    """An event of a use case (search.study, search.confirm): a trial or run finished
+    (complete, pruned, rejected or failed) during this command, whichever worker ran it."""
+
+    trial: FrozenTrial
+
+
 # What the caller says when a worker exits: go on polling, or stop every worker.
 GO_ON, STOP = True, False
 

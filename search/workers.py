@@ -81,7 +81,7 @@ def run_worker(
     """Run trials in this process until the study holds `cfg.trials` finished or running
     trials (failed ones do not count), the timeout passes, or training keeps failing."""
     device = torch.device(cfg.device)
-    _use_cores(device, cfg.workers)
+    use_cores(device, cfg.workers)
     study = open_search(cfg, on_stale=requeue)
     if todo(study, cfg.trials) == 0:
         return
@@ -292,7 +292,7 @@ def gpus(device: str) -> int:
     return torch.cuda.device_count() if device.startswith("cuda") else 0
 
 
-def _use_cores(device: torch.device, workers: int) -> None:
+def use_cores(device: torch.device, workers: int) -> None:
     """Share the cores this process may use among `workers` processes training on the
     CPU, unless OMP_NUM_THREADS says how many threads to use."""
     if device.type == "cpu" and not os.environ.get("OMP_NUM_THREADS"):
@@ -354,7 +354,7 @@ def confirm_worker(job: ConfirmJob, todo_runs: list[Run]) -> None:
     interrupt_once(signal.SIGINT, signal.SIGTERM)
     try:
         device = torch.device(job.device)
-        _use_cores(device, job.workers)
+        use_cores(device, job.workers)
         train_runs(todo_runs, job.recipe, load_mnist(job.data_root).to(device), device, open_storage(job.storage),
                     job.study_name, job.check, artifacts=artifact_store(job.storage), train_size=job.train_size)
     except KeyboardInterrupt:
