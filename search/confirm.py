@@ -99,9 +99,9 @@ def run(cfg: ConfirmConfig, on_event: Callable[[Event], None] = lambda e: None,
     """`drill-search confirm` or `reevaluate` (see the module): plan, train what is
     missing with up to `cfg.workers` processes, judge what is stored."""
     check_workers(cfg.storage, cfg.workers)
-    root = ensure_mnist(cfg.data.root, download=cfg.data.download)  # once, before any worker starts
     storage = open_existing(cfg.storage)
     the_plan = make_plan(cfg, load(storage, cfg.study_name, cfg.storage))
+    root = ensure_mnist(cfg.data.root, download=cfg.data.download)  # once, before any worker starts
     runs_study = open_runs(storage, the_plan.study_name, the_plan.check)
     fail_dead_workers(runs_study, retry=False)  # runs left RUNNING by a command that was killed
     plan_now = dataclasses.replace(the_plan, missing=missing(runs_study, the_plan.choices, the_plan.seeds,
