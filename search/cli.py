@@ -573,9 +573,11 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
     study, url = _load_study(args, shipped=True)
     host = "localhost" if args.host in ("127.0.0.1", "localhost") else args.host
-    print(f"optuna-dashboard on {url}: http://{host}:{args.port}/dashboard/studies/{study._study_id}"
+    # A Study has no public accessor for its storage or its id: the dashboard serves the
+    # storage the study was opened on, and its page for the study is addressed by the id.
+    print(f"optuna-dashboard on {url}: http://{host}:{args.port}/dashboard/studies/{study._study_id}"  # noqa: SLF001
           "  (Ctrl-C stops it)", flush=True)
-    optuna_dashboard.run_server(study._storage, host=args.host, port=args.port,
+    optuna_dashboard.run_server(study._storage, host=args.host, port=args.port,  # noqa: SLF001
                                 artifact_store=artifact_store(url))
     return 0
 

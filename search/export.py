@@ -39,7 +39,7 @@ def trained_model(study: optuna.Study, number: int, store) -> tuple[torch.nn.Mod
     if t.state != TrialState.COMPLETE:
         raise ExportError(f"trial {number} is {t.state.name.lower()}: only complete trials have trained weights.")
     try:
-        weights = record.load_weights(t, study._storage, store)  # noqa: SLF001
+        weights = record.load_weights(t, study._storage, store)  # noqa: SLF001 - no public accessor for the storage
     except ArtifactNotFound:
         # The study records the weights but the store lacks the file: a study copied
         # without the -artifacts/ folder beside it, or a server whose weights stayed on
