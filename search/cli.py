@@ -95,6 +95,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command(sub, name: str, handler, help: str, description: str, examples: list[str]) -> argparse.ArgumentParser:
+    """A subcommand whose --help ends with its examples, handled by `handler`."""
+    p = sub.add_parser(name, help=help, description=description,
+                       epilog="examples:\n" + "".join(f"  {e}\n" for e in examples),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.set_defaults(handler=handler)
+    return p
+
+
 def _add_storage(p: argparse.ArgumentParser, default_study: str | None = "search") -> None:
     store = p.add_argument_group("storage")
     store.add_argument("--storage", metavar="URL", default=None,
@@ -510,19 +519,17 @@ def _load_study(args: argparse.Namespace, on_stale=None, shipped: bool = False):
 
 
 def add_report(sub) -> None:
-    rep = sub.add_parser(
-        "report", help="write an HTML report of a study",
+    rep = _command(
+        sub, "report", cmd_report, help="write an HTML report of a study",
         description="Write one self-contained HTML file (plotly) with the Pareto front, the "
         "validation curves, parameter importances and a table of the front; with --attach, also store the "
         "figures in the study so optuna-dashboard shows them too.",
-        epilog="examples:\n  drill-search report\n  drill-search report --study-name big --storage studies/big.journal\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        examples=["drill-search report", "drill-search report --study-name big --storage studies/big.journal"])
     _add_storage(rep)
     rep.add_argument("--output", type=Path, default=None, help="the HTML file (default: beside the study file)")
     rep.add_argument("--attach", action="store_true",
                      help="also store the figures in the study, for optuna-dashboard (a search stores them when "
                      "it ends; without this flag report only reads the study)")
-    rep.set_defaults(handler=cmd_report)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -554,16 +561,15 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def add_dashboard(sub) -> None:
-    dash = sub.add_parser(
-        "dashboard", help="open the study in optuna-dashboard",
+    dash = _command(
+        sub, "dashboard", cmd_dashboard, help="open the study in optuna-dashboard",
         description="Serve optuna-dashboard on the study's storage (with its artifacts) until Ctrl-C.",
-        epilog="examples:\n  drill-search dashboard\n  drill-search dashboard --port 8081\n"
-        "  drill-search dashboard --storage studies/search.journal --host 0.0.0.0   (other machines may connect)\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        examples=["drill-search dashboard",
+                  "drill-search dashboard --port 8081",
+                  "drill-search dashboard --storage studies/search.journal --host 0.0.0.0   (other machines may connect)"])
     _add_storage(dash)
     dash.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     dash.add_argument("--port", type=int, default=8080, help="port (default 8080)")
-    dash.set_defaults(handler=cmd_dashboard)
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
@@ -583,53 +589,47 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 def add_confirm(sub) -> None:
-    conf = sub.add_parser(
-        "confirm", help="retrain winners with several seeds on all training images",
+    conf = _command(
+        sub, "confirm", cmd_confirm, help="retrain winners with several seeds on all training images",
         description="Retrain chosen trials (default: the Pareto front under the budget, plus the "
         "rounds under it) on all 60,000 training images with several seeds, and report "
         "final-epoch test accuracy: mean, standard deviation, minimum, and whether 99.4% is "
         "reached on every seed. Results are stored in the study <name>-confirm.",
-        epilog="examples:\n  drill-search confirm\n  drill-search confirm --trials 12,31 --seeds 5\n"
-        "  drill-search confirm --workers 2 --storage studies/search.journal\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    conf.add_argument("--trials", default=None, metavar="N,N,...", help="trial numbers to confirm (default: the Pareto front)")
-    conf.add_argument("--seeds", type=int, default=3, help="seeds per architecture (default 3: seeds 1, 2, 3; --seed S starts them at S)")
+        examples=["drill-search confirm",
+                  "drill-search confirm --trials 12,31 --seeds 5",
+                  "drill-search confirm --workers 2 --storage studies/search.journal"])
+    _add_runs(conf, "confirm (default: the Pareto front)", 3, "seeds per architecture (default 3: seeds 1, 2, 3")
     conf.add_argument("--no-baselines", action="store_true", help="leave the hand-designed rounds out")
     conf.add_argument("--train-size", type=int, default=None, help="train on only this many images (quick looks)")
-    _add_workers(conf)
-    _add_training(conf, SEEDS_FROM)
-    _add_storage(conf)
-    conf.set_defaults(handler=cmd_confirm)
 
 
 def add_reevaluate(sub) -> None:
-    ree = sub.add_parser(
-        "reevaluate", help="train the search's leaders again with more seeds, judged on validation",
+    ree = _command(
+        sub, "reevaluate", cmd_reevaluate, help="train the search's leaders again with more seeds, judged on validation",
         description="Retrain the search's leaders (default: the best complete trials within the goal "
         "that one run cannot tell apart, at most --leaders) under the search's own protocol with more "
         "seeds, and rank them by their mean score over the new seeds on the held-out validation images (the "
         "search's own run picked them, so it is shown, not averaged). Test accuracy is recorded and never used to choose. "
         "Results are stored in the study <name>-reeval; then confirm the leader on test.",
-        epilog="examples:\n  drill-search reevaluate --storage studies/v3.journal\n"
-        "  drill-search reevaluate --trials 12,31 --seeds 4\n"
-        "  drill-search confirm --trials 12 --no-baselines   # the leader, on test\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    ree.add_argument("--trials", default=None, metavar="N,N,...", help="trial numbers to re-evaluate (default: the leaders)")
-    ree.add_argument("--seeds", type=int, default=2,
-                     help="more seeds per leader (default 2: seeds 1, 2; --seed S starts them at S)")
+        examples=["drill-search reevaluate --storage studies/v3.journal",
+                  "drill-search reevaluate --trials 12,31 --seeds 4",
+                  "drill-search confirm --trials 12 --no-baselines   # the leader, on test"])
+    _add_runs(ree, "re-evaluate (default: the leaders)", 2, "more seeds per leader (default 2: seeds 1, 2")
     ree.add_argument("--leaders", type=int, default=4, help="at most this many leaders (default 4)")
     ree.add_argument("--goal-params", type=int, default=None, metavar="N",
                      help="leaders of at most N parameters (default: the search's own goal; without one, the front)")
-    _add_workers(ree)
-    _add_training(ree, SEEDS_FROM)
-    _add_storage(ree)
-    ree.set_defaults(handler=cmd_reevaluate)
 
 
-def _add_workers(p: argparse.ArgumentParser) -> None:
+def _add_runs(p: argparse.ArgumentParser, trials: str, seeds: int, seeds_help: str) -> None:
+    """The flags of a command that trains runs (confirm, reevaluate): which trials, how
+    many seeds, the workers, the engine and the storage."""
+    p.add_argument("--trials", default=None, metavar="N,N,...", help=f"trial numbers to {trials}")
+    p.add_argument("--seeds", type=int, default=seeds, help=f"{seeds_help}; --seed S starts them at S)")
     p.add_argument("--workers", type=int, default=None,
                    help="worker processes on this machine, each training every n-th missing run (default: one "
                    "per CPU core, or one per GPU; one on SQLite)")
+    _add_training(p, SEEDS_FROM)
+    _add_storage(p)
 
 
 def cmd_confirm(args: argparse.Namespace) -> int:
@@ -693,16 +693,14 @@ def _check(cfg: ConfirmConfig, quiet: bool) -> int:
 
 
 def add_export(sub) -> None:
-    exp = sub.add_parser(
-        "export", help="write a trial's trained model to files plain PyTorch can load",
+    exp = _command(
+        sub, "export", cmd_export, help="write a trial's trained model to files plain PyTorch can load",
         description="Write the trial's weights, architecture (JSON), layer table and a torch.export "
         "program that loads with plain PyTorch: torch.export.load(path).module().",
-        epilog="examples:\n  drill-search export 12\n  drill-search export 3 --study-name baselines --output my-model\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        examples=["drill-search export 12", "drill-search export 3 --study-name baselines --output my-model"])
     exp.add_argument("trial", type=int, help="the trial number")
     _add_storage(exp)
     exp.add_argument("--output", type=Path, default=None, help="folder to write (default exports/<study>-trial-<N>)")
-    exp.set_defaults(handler=cmd_export)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -718,20 +716,18 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def add_fail_stale(sub) -> None:
-    stale = sub.add_parser(
-        "fail-stale", help="end trials left RUNNING by workers that died",
+    stale = _command(
+        sub, "fail-stale", cmd_fail_stale, help="end trials left RUNNING by workers that died",
         description="Mark RUNNING trials whose worker is gone as failed and re-queue their parameters. "
         "On this machine a dead worker is recognised by its process id and start time; --older-than also ends "
         "trials that recorded no epoch for that long, on any machine but this one, where a live worker process "
         "is only slow. RDB storages (SQLite, "
         "PostgreSQL) also use Optuna's heartbeat, checked whenever a trial starts.",
-        epilog="examples:\n  drill-search fail-stale --storage studies/search.journal\n"
-        "  drill-search fail-stale --storage redis://host:6379 --older-than 1800\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        examples=["drill-search fail-stale --storage studies/search.journal",
+                  "drill-search fail-stale --storage redis://host:6379 --older-than 1800"])
     _add_storage(stale)
     stale.add_argument("--older-than", type=float, default=None, metavar="SECONDS",
                        help="also end trials with no recorded progress for this long")
-    stale.set_defaults(handler=cmd_fail_stale)
 
 
 def cmd_fail_stale(args: argparse.Namespace) -> int:
