@@ -31,12 +31,14 @@ import optuna
 from optuna.trial import TrialState
 
 from search.config import Recipe
+from search.prune import noise
 from search.confirm import PROTOCOL_SEEDS, Verdict, stored_verdicts
 from search.record import epochs_trained
 from search.replay import front
 from search.storage import open_storage, storage_url
 
 REF_ACC, REF_PARAMS = 98.0, 10_000  # the hypervolume's reference point
+VAL_IMAGES = 5_000  # the shipped studies' validation images (their val_size)
 PALETTE = ("#1f77b4", "#d62728", "#7f7f7f", "#2ca02c")  # one colour per study, in both panels
 
 
@@ -66,14 +68,14 @@ def best_within(pts: dict[int, tuple[float, int]], max_params: int) -> str:
     return f"{score:.2f} (trial {n}, {params:,} params)"
 
 
-def hypervolume(pts) -> float:
+def hypervolume(pts, ref_params: int = REF_PARAMS) -> float:
     """Area dominated by `pts` ((acc, params), maximize acc, minimize params) above the
-    reference point, in points x thousand parameters."""
+    reference point (REF_ACC, `ref_params`), in points x thousand parameters."""
     area, best = 0.0, REF_ACC
     for acc, params in sorted(pts, key=lambda p: p[1]):  # by size, smallest first
-        if params >= REF_PARAMS or acc <= best:
+        if params >= ref_params or acc <= best:
             continue
-        area += (acc - best) * (REF_PARAMS - params) / 1000
+        area += (acc - best) * (ref_params - params) / 1000
         best = acc
     return area
 
@@ -111,10 +113,15 @@ def main() -> None:
               f"{hypervolume(at_budget.values()):>10.2f}  "
               + ", ".join(f"{p:,}: {s:.2f}" for s, p in fr))
     if args.goal_params is not None:
-        print(f"best val_acc_last3 within {args.goal_params:,} parameters (one seed each):")
+        goal = args.goal_params + 1  # "at most N": a network of exactly N parameters still encloses area
+        print(f"within the goal, at most {args.goal_params:,} parameters: best val_acc_last3 (one seed each; one "
+              f"score on {VAL_IMAGES:,} images has a standard error of about {noise(99.0, VAL_IMAGES):.2f}) and the "
+              f"hypervolume above {REF_ACC}% and under {goal:,} parameters:")
         for spec, study in studies.items():
-            print(f"  {spec:<44} at the common budget {best_within(points(study, budget)[0], args.goal_params)}; "
-                  f"in all {best_within(points(study)[0], args.goal_params)}")
+            at, every = points(study, budget)[0], points(study)[0]
+            print(f"  {spec:<44} at the common budget {best_within(at, args.goal_params)}, HV "
+                  f"{hypervolume(at.values(), goal):.2f}; in all {best_within(every, args.goal_params)}, HV "
+                  f"{hypervolume(every.values(), goal):.2f}")
     specs = list(fronts)
     for a in specs:
         for b in specs:
