@@ -290,12 +290,13 @@ def search_protocol(search: optuna.Study, engine: Recipe) -> tuple[Recipe, int |
 
 
 def one_per_seed(runs: list) -> list:
-    """The first complete run of each seed: two `confirm` commands on one storage may both
-    train a missing run, and a seed must count once in a mean."""
+    """The first complete run of each seed, in seed order (tables list the seeds in that
+    order): two `confirm` commands on one storage may both train a missing run, and a seed
+    must count once in a mean."""
     first: dict = {}
     for t in sorted(runs, key=lambda t: t.number):
         first.setdefault(t.user_attrs.get("confirm_seed"), t)
-    return list(first.values())
+    return [first[seed] for seed in sorted(first, key=lambda s: (s is None, s or 0))]
 
 
 def verdicts(study: optuna.Study, choices: list[Choice], seeds: list[int] | None, key: dict,

@@ -291,6 +291,15 @@ def test_a_run_stored_twice_counts_once(searched, tmp_path):
     assert len(v.final) == 2 and first.values[0] in v.final and first.values[0] - 1.0 not in v.final
 
 
+
+def test_runs_are_judged_in_seed_order_whichever_was_stored_first():
+    # two workers: seed 2's run may be stored before seed 1's; tables list seeds 1, 2
+    from types import SimpleNamespace
+
+    runs = [SimpleNamespace(number=n, user_attrs={"confirm_seed": seed}) for n, seed in ((0, 2), (1, 1), (2, 2))]
+    assert [(t.number, t.user_attrs["confirm_seed"]) for t in confirm.one_per_seed(runs)] == [(1, 1), (0, 2)]
+
+
 def test_confirm_workers_split_the_missing_runs_each_run_once(searched, tmp_path):
     cfg, study = searched
     storage = open_storage(f"sqlite:///{tmp_path}/c.db")
