@@ -39,7 +39,7 @@ from search.storage import open_storage, storage_url
 
 REF_ACC, REF_PARAMS = 98.0, 10_000  # the hypervolume's reference point
 VAL_IMAGES = 5_000  # the shipped studies' validation images (their val_size)
-PALETTE = ("#1f77b4", "#d62728", "#7f7f7f", "#2ca02c")  # one colour per study, in both panels
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#7f7f7f")  # one colour per study, in both panels
 
 
 def points(study: optuna.Study, budget: int | None = None) -> tuple[dict[int, tuple[float, int]], int]:

@@ -423,8 +423,9 @@ def stored_table(search: optuna.Study, storage, recipe: Recipe, check: Check = T
     unconfirmed = [c.label for c in choices if c.label not in {v.choice.label for v in found}]
     note = f"\nnot confirmed yet: {', '.join(unconfirmed)}" if unconfirmed else ""
     seconds = [s for v in found for s in v.seconds]
+    low, high = round(min(seconds) / 60), round(max(seconds) / 60)
     cost = (f"\n{len(seconds)} runs took {sum(seconds) / 3600:.1f} process-hours, "
-            f"{min(seconds) / 60:.0f} to {max(seconds) / 60:.0f} min each")
+            + (f"about {low} min each" if low == high else f"{low} to {high} min each"))
     return table(found, recipe.epochs, check) + cost + note
 
 
