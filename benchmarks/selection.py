@@ -34,7 +34,8 @@ from optuna.trial import TrialState
 
 import spaces
 from search.config import Recipe
-from search.confirm import PROTOCOL_SEEDS, is_run, one_per_seed, run_protocol
+from search.confirm import PROTOCOL_SEEDS, one_per_seed
+from search.runs import is_run, run_protocol
 from search.storage import open_storage, storage_url
 
 METRICS = {

@@ -402,14 +402,23 @@ class SearchPrinter:
         elif isinstance(event, studies.Polled):
             self.progress.update(*search_status(event.trials, cfg.trials, cfg.recipe.epochs, cfg.workers,
                                                 cfg.rung_epochs if cfg.promotes else None))
+        elif isinstance(event, studies.Ended):  # the summary, before the figures are attached
+            self.close()
+            print(f"\ntrials: {report.counts_line(event.study)}")
+            if report.failures(event.study):
+                print(report.failures_text(event.study))
+            print(report.front_table(event.study))
+            if report.quick_look(event.study):
+                print(report.quick_look(event.study))
 
     def close(self) -> None:
         if self.progress is not None:
             self.progress.close()
+            self.progress = None
 
 
 def run_search(args: argparse.Namespace) -> int:
-    from . import report, study as studies
+    from . import study as studies
     from .storage import dashboard_command
 
     cfg = search_config(args, device_from(args))
@@ -419,14 +428,6 @@ def run_search(args: argparse.Namespace) -> int:
         outcome = studies.search(cfg, printer)
     finally:
         printer.close()
-    study = outcome.study
-    print()
-    print(f"trials: {report.counts_line(study)}")
-    if report.failures(study):
-        print(report.failures_text(study))
-    print(report.front_table(study))
-    if report.quick_look(study):
-        print(report.quick_look(study))
     print(f"\nsee the accuracy-vs-parameters front:  {dashboard_command(cfg.storage, cfg.study_name)}")
     if outcome.interrupted:
         print("interrupted, will resume: finished trials are kept, and the same command trains the "
@@ -506,16 +507,22 @@ def _load_study(args: argparse.Namespace, on_stale=None, shipped: bool = False):
     its own opens the reference study shipped in studies/ (so report and dashboard work
     on a fresh clone, with no training)."""
     from .identity import load
-    from .storage import cut_short, open_existing, reading_url, storage_url
+    from .storage import open_existing, reading_url, storage_url
 
     url = reading_url(args.storage) if shipped else storage_url(args.storage)
     if url != storage_url(args.storage):
         print(f"no study of your own yet: reading the shipped reference study {url} (--storage picks another)",
               file=sys.stderr)
+    _warn_if_cut(url)
+    return load(open_existing(url, on_stale=on_stale), args.study_name, url), url
+
+
+def _warn_if_cut(url: str) -> None:
+    from .storage import cut_short
+
     if cut_short(url):
         print(f"warning: {url} ends in the middle of a line (a copy taken while it was written, or a write cut "
               "short); its last record is not read.", file=sys.stderr)
-    return load(open_existing(url, on_stale=on_stale), args.study_name, url), url
 
 
 def add_report(sub) -> None:
@@ -679,6 +686,7 @@ def _check(cfg: ConfirmConfig, quiet: bool) -> int:
     """Train the missing runs of a confirmation or re-evaluation, then print its table."""
     from . import confirm
 
+    _warn_if_cut(cfg.storage)
     printer = ConfirmPrinter(cfg, quiet)
     _sigterm_as_interrupt()
     try:

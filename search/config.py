@@ -22,6 +22,17 @@ DATA_ENV = "DRILL_SEARCH_DATA"  # environment variable naming the data root
 MAX_RETRY = 2  # a failed trial (worker died, interrupted, error, out of memory) runs again at most this often
 
 
+SCORE_EPOCHS = 3  # the search's objective averages validation accuracy over this many last epochs
+
+
+def score(val_acc) -> float:
+    """The search's objective 0: mean validation accuracy over the last SCORE_EPOCHS epochs
+    (defined here, beside the other constants of the protocol, for every module that
+    scores: the objective, the re-evaluation's runs, the study's identity)."""
+    tail = list(val_acc)[-SCORE_EPOCHS:]
+    return round(sum(tail) / len(tail), 4)
+
+
 class ConfigError(ValueError):
     """A configuration value out of range; `field` names it (the CLI names the flag)."""
 

@@ -285,7 +285,8 @@ def planned_runs(trials, choices: list[Choice], seeds: list[int], key: dict) -> 
 def search_protocol(search: optuna.Study, engine: Recipe) -> tuple[Recipe, int | None]:
     """The recipe and training-set size a search trained with (its seed aside), on
     `engine`'s engine settings: what a re-evaluation must train with to compare with it."""
-    stored = {k: v for k, v in search.user_attrs.get("recipe", {}).items() if k != "steps_scaled"}
+    fields = {f.name for f in dataclasses.fields(Recipe)}  # not "steps_scaled", nor keys of older versions
+    stored = {k: v for k, v in search.user_attrs.get("recipe", {}).items() if k in fields}
     return Recipe(**{**engine.to_dict(), **stored}), search.user_attrs.get("train_size")
 
 

@@ -22,14 +22,12 @@ from optuna.trial import TrialState
 import spaces
 
 from . import __version__
-from .config import SearchConfig
-from .objective import SCORE_EPOCHS
+from .config import SCORE_EPOCHS, SearchConfig
 from .storage import open_storage
 
 BASELINE_STUDY = "baselines"
 SCHEMA = 2  # bump when the meaning of stored attributes changes (2: objective 0 is the last-3 mean)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-
 
 
 # Keys older versions recorded in a protocol, with the value the code now implies: a

@@ -35,7 +35,7 @@ from optuna.trial import TrialState
 import spaces
 
 from . import record
-from .config import MAX_EPOCHS, MAX_RETRY, Goal, Recipe
+from .config import MAX_EPOCHS, MAX_RETRY, Goal, Recipe, score
 from .data import Split
 from .liveness import worker_id
 from .model import count_params
@@ -45,13 +45,6 @@ from .sampler import RUNG_SCORE
 from .train import Diverged, EpochResult, train
 
 _PEER_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
-SCORE_EPOCHS = 3  # the objective averages validation accuracy over this many last epochs
-
-
-def score(val_acc) -> float:
-    """The search's objective 0: mean validation accuracy over the last SCORE_EPOCHS epochs."""
-    tail = list(val_acc)[-SCORE_EPOCHS:]
-    return round(sum(tail) / len(tail), 4)
 
 
 OOM_RETRY = "error: out of memory (retried before it counts as the candidate's)"

@@ -22,11 +22,10 @@ from optuna.trial import TrialState
 import spaces
 
 from . import record
-from .config import Recipe
+from .config import Recipe, score as search_score
 from .data import Mnist, Split, split_validation
 from .identity import open_study, same_protocol
 from .model import count_params
-from .objective import score as search_score
 from .train import EpochResult, TrainResult, train as train_candidate
 
 

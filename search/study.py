@@ -4,7 +4,7 @@
 before any worker starts, fills the study to `cfg.trials` finished trials with worker
 processes (`run_search`: the restart and end-of-run policy), and attaches the report's
 figures to the study for the dashboard. It reports what happens as events (`Started`,
-`TrialFinished`, `Polled`); the CLI prints them. `reproduce` is `drill-search run
+`TrialFinished`, `Polled`, `Ended`); the CLI prints them. `reproduce` is `drill-search run
 --baseline NAME`: a round trained with its own recipe, stored as a run of the
 "baselines" study.
 """
@@ -51,7 +51,16 @@ class Polled:
     trials: list[FrozenTrial]
 
 
-Event = Started | TrialFinished | Polled
+@dataclass(frozen=True)
+class Ended:
+    """The workers have stopped (all trials done, or a clean stop after Ctrl-C or
+    SIGTERM); the report's figures are attached next."""
+
+    study: optuna.Study
+    interrupted: bool
+
+
+Event = Started | TrialFinished | Polled | Ended
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,7 @@ def search(cfg: SearchConfig, on_event: Callable[[Event], None] = lambda e: None
         study = run_search(cfg, on_event=on_event)
     except KeyboardInterrupt:
         interrupted = True
+    on_event(Ended(study, interrupted))
     report.attach(study, report.figures(study))  # the dashboard shows the report's figures too
     return Outcome(study, interrupted)
 

@@ -301,6 +301,10 @@ def test_a_journal_cut_mid_line_warns_and_a_damaged_one_is_one_sentence(tmp_path
     cut.write_bytes(text[:20_000])
     code, out, err = run(capsys, "report", "--storage", str(cut), "--output", str(tmp_path / "r.html"))
     assert code == 0 and "ends in the middle of a line" in err
+    # the commands that write to it say so too, before anything else
+    for command in ("confirm", "reevaluate"):
+        code, out, err = run(capsys, command, "--storage", str(cut), "--trials", "99999")
+        assert code == 2 and err.startswith("warning: ") and "ends in the middle of a line" in err, (command, err)
     bad = tmp_path / "bad.journal"
     lines = text.split(b"\n")[:20]
     bad.write_bytes(b"\n".join([*lines[:3], b"{not json", *lines[3:]]) + b"\n")  # line 4 is damaged

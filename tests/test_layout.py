@@ -46,5 +46,7 @@ def test_the_use_cases_sit_above_the_workers_and_only_the_cli_calls_them():
     below = {"workers", "supervisor", "objective", "runs", "train", "model", "data", "record", "identity"}
     assert {m: graph[m] & (use_cases | {"cli"}) for m in below if graph[m] & (use_cases | {"cli"})} == {}
     assert "confirm" not in graph["study"] and "study" not in graph["confirm"]
+    # a study's identity and a run sit below the search's objective, beside it at most
+    assert not graph["identity"] & {"objective", "runs", "workers"} and "objective" not in graph["runs"]
     # the training loop knows nothing of Optuna's trials, studies or workers
     assert graph["train"] <= {"config", "data", "model"}

@@ -555,3 +555,13 @@ def test_a_trial_handed_back_at_the_total_is_not_counted_as_work_left():
     study.enqueue_trial({}, user_attrs={"beyond_total": True})
     study.enqueue_trial({})
     assert report.counts_line(study) == "1 waiting"
+
+
+def test_a_reevaluation_reads_the_recipe_of_a_study_made_by_an_older_version():
+    # v1's study records "reference_batch", a key Recipe no longer has
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.set_user_attr("recipe", {"epochs": 15, "batch_size": 64, "momentum": 0.9, "lr_gamma": 0.01,
+                                   "augment": True, "bf16": False, "reference_batch": 64})
+    study.set_user_attr("train_size", None)
+    recipe, train_size = confirm.search_protocol(study, Recipe(seed=5))
+    assert recipe == Recipe(epochs=15, batch_size=64, seed=5) and train_size is None

@@ -378,3 +378,16 @@ def test_a_command_joining_a_running_search_draws_its_own_candidates(tmp_path):
     assert workers.sampler_seed(17, 0, first) == workers.sampler_seed(17, 0, list(first))  # reproducible
     assert workers.sampler_seed(17, 0, joined) != workers.sampler_seed(17, 0, first)
     assert workers.sampler_seed(None, 0, joined) is None
+
+
+def test_the_search_ends_its_story_before_the_figures_are_attached(tmp_path, monkeypatch):
+    # the summary prints on Ended; attaching the figures takes a while and may be cut short
+    from search import study as use_case
+
+    cfg = config(tmp_path)
+    said = []
+    monkeypatch.setattr(use_case, "ensure_mnist", lambda root, download=True: root)
+    monkeypatch.setattr(use_case, "run_search", lambda cfg, on_event: identity.open_search(cfg))
+    monkeypatch.setattr(use_case.report, "attach", lambda study, figs: said.append("attached"))
+    outcome = use_case.search(cfg, lambda e: said.append(type(e).__name__))
+    assert said == ["Started", "Ended", "attached"] and not outcome.interrupted
