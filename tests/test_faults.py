@@ -495,14 +495,19 @@ def test_two_workers_that_finish_together_do_not_overshoot_the_total(tmp_path):
 def test_the_supervisor_ignores_a_second_interrupt_while_it_stops_its_workers():
     # Whether a second Ctrl-C lands while the workers close their trials depends on timing,
     # so the guard itself is what is tested here. raise_signal runs the handler before it
-    # returns: no wait for the signal to arrive.
+    # returns: no wait for the signal to arrive. Python's own handler first: a process
+    # started in the background by a shell without job control inherits SIGINT ignored.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        with supervisor.ignoring_interrupts():
-            signal.raise_signal(signal.SIGINT)  # would raise KeyboardInterrupt here without the guard
-    except KeyboardInterrupt:
-        pytest.fail("a SIGINT inside ignoring_interrupts() interrupted the block")
-    with pytest.raises(KeyboardInterrupt):  # the usual handler is back afterwards
-        signal.raise_signal(signal.SIGINT)
+        try:
+            with supervisor.ignoring_interrupts():
+                signal.raise_signal(signal.SIGINT)  # would raise KeyboardInterrupt here without the guard
+        except KeyboardInterrupt:
+            pytest.fail("a SIGINT inside ignoring_interrupts() interrupted the block")
+        with pytest.raises(KeyboardInterrupt):  # the usual handler is back afterwards
+            signal.raise_signal(signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, inherited)
 
 
 def _broken(*args) -> None:
