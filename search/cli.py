@@ -330,8 +330,9 @@ def add_run(sub) -> None:
     search.add_argument("--prune-warmup", type=int, default=None,
                         help=f"epochs before pruning may stop a trial (default {_default('prune_warmup')})")
     search.add_argument("--sampler", default=None, choices=SAMPLERS,
-                        help=f"Optuna sampler (default {_default('sampler')}: TPE aimed at the goal; tpe-plain: "
-                        "Optuna's TPE on the stored objectives, as in v1 and v2)")
+                        help=f"Optuna sampler (default {_default('sampler')}: no guided sampler beat it on the strategy "
+                        "benchmark, studies/method.md; tpe: TPE aimed at the goal, as in v3; tpe-plain: Optuna's TPE "
+                        "on the stored objectives, as in v1 and v2)")
     search.add_argument("--strategy", default=None, choices=STRATEGIES,
                         help=f"promote: a cheap complete schedule first, the full protocol only for the best "
                         f"1/--eta of it; full: every candidate trains the full protocol (default {_default('strategy')})")

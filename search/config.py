@@ -166,7 +166,9 @@ class SearchConfig:
     max_params: int = PARAM_BUDGET  # larger candidates are rejected before training
     pruner: str = "pareto"  # see search.prune
     prune_warmup: int = 3  # epochs before the pruner may judge
-    sampler: str = "tpe"  # one of SAMPLERS
+    # random: the default, on the strategy benchmark's evidence (no sampler beat random
+    # sampling there; studies/method.md, "Strategies compared on a surrogate")
+    sampler: str = "random"  # one of SAMPLERS
     # promote: every candidate first trains a cheap complete schedule of `rung_epochs`
     # epochs; only those its rung ranks in the best 1/eta (search.promote) go on to the
     # full protocol. full: every candidate trains the full protocol (v1, v2).
