@@ -791,3 +791,36 @@ def test_a_write_cut_short_by_a_full_disk_loses_no_finished_trial_and_the_next_c
                                                          (TrialState.COMPLETE, [99.1, 5760])]
     assert trials[2].state == TrialState.FAIL and trials[3].user_attrs["retry_of"] == 2
 
+
+def test_two_commands_that_enqueue_the_rounds_at_once_train_each_round_once(tmp_path, monkeypatch):
+    """Optuna's `enqueue_trial(skip_if_exists=True)` reads, then writes: two commands that
+    both read before either writes queue a round twice (Optuna's docs say so). The copy
+    must not cost a run."""
+    import threading
+
+    cfg = config(tmp_path, storage=str(tmp_path / "s.journal"), max_params=5760, trials=2, with_baselines=True)
+    identity.open_search(cfg)
+    both_looked = threading.Barrier(2, timeout=60)
+    real_add = optuna.Study.add_trial
+
+    def add_when_both_looked(self, trial):
+        both_looked.wait()  # each has looked for the round and found none
+        return real_add(self, trial)
+
+    monkeypatch.setattr(optuna.Study, "add_trial", add_when_both_looked)
+    commands = [threading.Thread(target=studies.enqueue_baselines, args=(identity.open_search(cfg), cfg.max_params))
+                for _ in range(2)]
+    for c in commands:
+        c.start()
+    for c in commands:
+        c.join(timeout=120)
+    monkeypatch.setattr(optuna.Study, "add_trial", real_add)
+    study = optuna.load_study(study_name="search", storage=open_storage(cfg.storage))
+    assert [t.user_attrs.get("baseline") for t in study.trials] == ["round3", "round3"]  # the race happened
+    workers.run_worker(cfg, data=synthetic_data())
+    trials = optuna.load_study(study_name="search", storage=open_storage(cfg.storage)).trials
+    first, copy = trials[:2]
+    assert first.state == TrialState.COMPLETE and first.user_attrs["val_acc"]
+    assert copy.state == TrialState.FAIL and "val_acc" not in copy.user_attrs  # never trained, nor counted
+    assert copy.user_attrs["state_reason"].startswith("withdrawn: a duplicate of trial 0 (round3 queued twice")
+    assert not any("retry_of" in t.user_attrs for t in trials)  # nor retried
