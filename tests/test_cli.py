@@ -305,6 +305,8 @@ def test_a_journal_cut_mid_line_warns_and_a_damaged_one_is_one_sentence(tmp_path
     for command in ("confirm", "reevaluate"):
         code, out, err = run(capsys, command, "--storage", str(cut), "--trials", "99999")
         assert code == 2 and err.startswith("warning: ") and "ends in the middle of a line" in err, (command, err)
+    # none of them wrote (a write would first move the cut line aside)
+    assert cut.read_bytes() == text[:20_000] and not list(tmp_path.glob("cut.journal.cut-*"))
     bad = tmp_path / "bad.journal"
     lines = text.split(b"\n")[:20]
     bad.write_bytes(b"\n".join([*lines[:3], b"{not json", *lines[3:]]) + b"\n")  # line 4 is damaged
