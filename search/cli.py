@@ -523,7 +523,8 @@ def _warn_if_cut(url: str) -> None:
 
     if cut_short(url):
         print(f"warning: {url} ends in the middle of a line (a copy taken while it was written, or a write cut "
-              "short); its last record is not read.", file=sys.stderr)
+              "short); its last record is not read, and a command that writes to it moves that line aside first.",
+              file=sys.stderr)
 
 
 def add_report(sub) -> None:

@@ -38,7 +38,7 @@ from .identity import SearchFailed, StudyError, load
 from .liveness import fail_dead_workers
 from .model import count_params
 from .prune import noise
-from .runs import TEST, VALIDATION, Check, Choice, Run, complete_runs, is_run, open_runs, run_protocol, stored
+from .runs import CHECKS, TEST, VALIDATION, Check, Choice, Run, complete_runs, is_run, open_runs, run_protocol, stored
 from .storage import open_existing
 from .supervisor import GO_ON, Supervisor, TrialFinished, Worker
 from .workers import ConfirmJob, check_workers, confirm_worker, gpus, worker_device
@@ -119,6 +119,7 @@ def make_plan(cfg: ConfirmConfig, search: optuna.Study) -> Plan:
     """What `cfg` asks of `search`: the choices, the seeds, the protocol. Bad requests
     (trials that are not complete, nothing to check, a re-evaluation seed the search
     trained with) are one sentence (StudyError)."""
+    refuse_unless_search(search)
     check = (VALIDATION if cfg.reevaluate else TEST).of(search)
     first = check.seeds[0] if cfg.first_seed is None else cfg.first_seed
     seeds = list(range(first, first + (cfg.seeds or len(check.seeds))))
@@ -145,6 +146,25 @@ def make_plan(cfg: ConfirmConfig, search: optuna.Study) -> Plan:
                              "start the seeds elsewhere with --seed.")
     return Plan(check, choices, seeds, recipe, train_size, check.study_name(search.study_name),
                 plan(choices, seeds))
+
+
+KINDS = {"confirm": "a confirmation study", "reeval": "a re-evaluation study",
+         "baselines": "the rounds' reproductions (run --baseline)"}  # by the "kind" each study records
+
+
+def refuse_unless_search(study: optuna.Study) -> None:
+    """One sentence (StudyError) unless `study` is a search: confirming a study of runs
+    would train its runs again into a study <name>-confirm-confirm. Told by the kind the
+    study recorded when it was made (`identity`), not by its name."""
+    kind = study.user_attrs.get("kind")
+    if kind == "search":
+        return
+    name = study.study_name
+    what = KINDS.get(kind, "not a search made by drill-search run")
+    suffix = f"-{kind}"
+    hint = (f"pass the search's name: --study-name {name.removesuffix(suffix)}" if kind in CHECKS and name.endswith(suffix)
+            else "pass a search's --study-name")
+    raise StudyError(f"the study {name!r} is {what}; {hint}.")
 
 
 def supervise(runs_study: optuna.Study, the_plan: Plan, job: ConfirmJob, on_event: Callable[[Event], None],

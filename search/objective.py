@@ -18,7 +18,8 @@ Outcomes: COMPLETE; PRUNED for rejected (over budget or outside a parameter goal
 promoted (after the rung), pruned (by the rule), diverged
 (nan/inf loss) and out of memory (after MAX_RETRY retries), each with its reason; FAIL
 for an interruption, an unexpected error or one of the first MAX_RETRY out-of-memory
-errors (`TrialError`), which the worker retries and never counts as finished.
+errors (`TrialError`), which the worker retries and never counts as finished, and for a
+second queued copy of a round, withdrawn untrained (`first_copy`).
 """
 
 from __future__ import annotations
@@ -59,6 +60,11 @@ def free_memory(device: torch.device) -> None:
 
 class TrialError(Exception):
     """An unexpected error ended a trial; it is stored FAIL with the reason and retried."""
+
+
+class Withdrawn(TrialError):
+    """A queued copy of a round that another trial runs: stored FAIL untrained with the
+    reason ("withdrawn: ..."), never retried, never counted as finished."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,12 @@ class Objective:
 
     def _run(self, trial: optuna.Trial, start: float) -> tuple[float, int]:
         candidate = spaces.sample(trial)
+        first = first_copy(trial)
+        if first is not None:
+            reason = (f"withdrawn: a duplicate of trial {first} ({trial.user_attrs['baseline']} queued twice by "
+                      "commands started together); not trained")
+            record.finish(trial, reason, start)
+            raise Withdrawn(reason)
         scheduled = candidate.over(self.recipe.epochs)  # the schedule train() runs
         phases = tuple(scheduled.phase(e) for e in range(1, self.recipe.epochs + 1))
         n_params = count_params(candidate.arch)
@@ -211,6 +223,23 @@ class Objective:
         """Other trials' validation curves, read from storage (works across workers)."""
         return [peer(t, self.recipe.epochs) for t in trial.study.get_trials(deepcopy=False, states=_PEER_STATES)
                 if t.number != trial.number and t.user_attrs.get("val_acc")]
+
+
+def first_copy(trial: optuna.Trial) -> int | None:
+    """The number of the round's first queued copy when `trial` is a later one, else None.
+
+    Queueing a round reads the study, then writes (`enqueue_trial(skip_if_exists=True)`,
+    whose docs say so), so two commands that open a study at once may both queue it. No
+    storage has a transaction across that read and write (PostgreSQL is shared between
+    machines, a lock file is not), so a copy is recognised before it trains: of a round's
+    queued copies (its retries aside), the lowest-numbered one runs.
+    """
+    name = trial.user_attrs.get("baseline")
+    if name is None or "retry_of" in trial.user_attrs:
+        return None
+    return next((t.number for t in trial.study.get_trials(deepcopy=False)
+                 if t.number < trial.number and t.user_attrs.get("baseline") == name
+                 and "retry_of" not in t.user_attrs), None)
 
 
 def _during_interrupt(e: BaseException) -> bool:

@@ -6,7 +6,7 @@ these functions.
 Everything here is readable with plain `optuna.load_study(...)`: per-epoch figures are
 lists under user attributes named `<split>_<metric>` (`val_acc`, `test_loss`, ...),
 epoch 1 first; `state_reason` says how the trial ended (complete, pruned: ..., rejected:
-..., diverged: ..., out of memory, interrupted, error: ...).
+..., diverged: ..., out of memory, interrupted, error: ..., withdrawn: ...).
 """
 
 from __future__ import annotations

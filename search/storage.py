@@ -10,11 +10,15 @@ Storage is a URL; `studies/` only holds the files. Forms accepted by `--storage`
     redis://host:6379              an Optuna journal in Redis: many machines
 
 A bare path ending in .db, .sqlite or .sqlite3 means SQLite; any other bare path means a
-journal file (the form optuna-dashboard also accepts).
+journal file (the form optuna-dashboard also accepts). A journal file cut in the middle of
+its last line is mended before anything is written to it (`MendingLock`).
 """
 
 from __future__ import annotations
 
+import itertools
+import logging
+import os
 import time
 import warnings
 from collections.abc import Callable
@@ -23,8 +27,10 @@ from pathlib import Path
 import optuna
 from optuna.artifacts import FileSystemArtifactStore
 from optuna.storages import BaseStorage, RDBStorage
-from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock, JournalStorage
 from optuna.trial import FrozenTrial
+
+log = logging.getLogger(__name__)
 
 # A journal file: several worker processes may write it at once (SQLite may not), and it
 # needs no server.
@@ -116,7 +122,7 @@ def open_storage(url: str, on_stale: StaleCallback | None = None) -> BaseStorage
             if path.is_dir():
                 raise StorageError(f"the journal storage {url!r} is a folder; name a file, e.g. {url.rstrip('/')}/search.journal.")
             path.parent.mkdir(parents=True, exist_ok=True)
-            return JournalStorage(JournalFileBackend(str(path)))
+            return JournalStorage(JournalFileBackend(str(path), lock_obj=MendingLock(path)))
         if scheme == "redis":
             from optuna.storages.journal import JournalRedisBackend
 
@@ -162,13 +168,107 @@ def _bad_line(path: Path) -> str:
 
 def cut_short(url: str) -> bool:
     """Whether a journal file ends in the middle of a line: a copy taken while it was
-    written, or a write cut short. Optuna ignores such a last line without a word."""
+    written, or a write cut short. Optuna ignores such a last line without a word, and
+    the next record it appends would join it (see `MendingLock`)."""
     path = storage_file(url) if is_journal_file(url) else None
     if path is None or not path.is_file() or path.stat().st_size == 0:
         return False
     with path.open("rb") as f:
         f.seek(-1, 2)
         return f.read(1) != b"\n"
+
+
+class MendingLock(JournalFileSymlinkLock):
+    """Optuna's lock of a journal file (the same lock file, so plain Optuna processes
+    still exclude us), which mends a last line cut short once it is held.
+
+    Optuna appends a record after whatever the file ends with. After a last line cut in
+    the middle (a copy taken while a search wrote, a disk that filled mid-write) the
+    record joins it: the damage moves into the middle of the file, and every later read
+    fails. Optuna takes this lock for every append and for nothing else, so every write
+    of every command passes here first; and while it is held no other process can be
+    half-way through a record, so a last line without its newline is a cut, not a write
+    in progress.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(str(path))
+        self.path = Path(path)
+
+    def acquire(self) -> bool:
+        super().acquire()
+        try:
+            mend(self.path)
+        except BaseException:
+            self.release()
+            raise
+        return True
+
+
+def mend(path: Path) -> Path | None:
+    """Cut a journal file that ends in the middle of a line back to its last complete
+    line, keeping the bytes cut off in <file>.cut-<time> beside it, and say so in one
+    line; returns that file, or None when the file ends with a complete line.
+
+    Only what no reader ever read goes: Optuna reads complete lines only. Call it with
+    the journal's lock held (`MendingLock`), else the last line may be another process's
+    record being written."""
+    with path.open("rb+") as f:
+        size = f.seek(0, os.SEEK_END)
+        if size == 0:
+            return None
+        f.seek(-1, os.SEEK_END)
+        if f.read(1) == b"\n":
+            return None
+        keep = _end_of_last_line(f, size)
+        if keep == 0:
+            raise StorageError(f"{path} holds only an unfinished line, no journal record: delete it if it is a "
+                               "journal, or pass another --storage.")
+        f.seek(keep)
+        cut = f.read()
+        kept = _keep_aside(path, cut)
+        f.truncate(keep)
+        f.flush()
+        os.fsync(f.fileno())
+    log.warning(f"warning: {path} ended in the middle of a line (a copy taken while it was written, or a write cut "
+                f"short): its unfinished last line ({len(cut):,} bytes, no readable record) was moved to {kept} "
+                "before writing.")
+    return kept
+
+
+def _end_of_last_line(f, size: int, chunk: int = 1 << 16) -> int:
+    """The offset just past the last newline of the open file `f` (0 when it has none)."""
+    end = size
+    while end > 0:
+        start = max(0, end - chunk)
+        f.seek(start)
+        at = f.read(end - start).rfind(b"\n")
+        if at >= 0:
+            return start + at + 1
+        end = start
+    return 0
+
+
+def _keep_aside(path: Path, cut: bytes) -> Path:
+    """Write `cut` to a new file <path>.cut-<time>[-N]; one sentence (StorageError) when it
+    cannot be written (a full disk), before anything is cut."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in itertools.count():
+        kept = path.with_name(f"{path.name}.cut-{stamp}" + (f"-{n}" if n else ""))
+        try:
+            with kept.open("xb") as f:
+                f.write(cut)
+                f.flush()
+                os.fsync(f.fileno())
+            return kept
+        except FileExistsError:
+            continue
+        except OSError as e:
+            kept.unlink(missing_ok=True)
+            raise StorageError(f"{path} ends in the middle of a line, and its unfinished line could not be kept "
+                               f"aside in {kept} ({e.strerror or e}); nothing was written: free some space and run "
+                               "the command again.") from None
+    raise AssertionError("unreachable")
 
 
 def _rdb(url: str, beat: dict) -> RDBStorage:

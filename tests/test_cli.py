@@ -305,6 +305,8 @@ def test_a_journal_cut_mid_line_warns_and_a_damaged_one_is_one_sentence(tmp_path
     for command in ("confirm", "reevaluate"):
         code, out, err = run(capsys, command, "--storage", str(cut), "--trials", "99999")
         assert code == 2 and err.startswith("warning: ") and "ends in the middle of a line" in err, (command, err)
+    # none of them wrote (a write would first move the cut line aside)
+    assert cut.read_bytes() == text[:20_000] and not list(tmp_path.glob("cut.journal.cut-*"))
     bad = tmp_path / "bad.journal"
     lines = text.split(b"\n")[:20]
     bad.write_bytes(b"\n".join([*lines[:3], b"{not json", *lines[3:]]) + b"\n")  # line 4 is damaged
@@ -327,3 +329,39 @@ def test_reevaluate_refuses_a_recipe_of_its_own_and_the_search_runs_seed(capsys,
     assert code == 2 and "leave out --epochs" in err
     code, _, err = run(capsys, *base)  # seeds 1, 2; the search trained trial 0 with seed 1
     assert code == 2 and "trial(s) 0 trained with one of these seeds" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("command, given, words", [
+    ("confirm", "search-confirm", "the study 'search-confirm' is a confirmation study"),
+    ("confirm", "search-reeval", "'search-reeval' is a re-evaluation study"),
+    ("reevaluate", "search-reeval", "'search-reeval' is a re-evaluation study"),
+    ("reevaluate", "search-confirm", "'search-confirm' is a confirmation study"),
+    ("confirm", "baselines", "'baselines' is the rounds' reproductions"),
+])
+def test_confirm_and_reevaluate_refuse_a_study_of_runs_as_the_search_and_write_nothing(
+        capsys, tmp_path, command, given, words):
+    from search import identity, runs
+    from search.config import DataConfig, Recipe, SearchConfig
+    from search.storage import open_storage
+
+    store = tmp_path / "s.journal"
+    search = identity.open_search(SearchConfig(storage=str(store), recipe=Recipe(epochs=2),
+                                               data=DataConfig(root=tmp_path)))
+    params = spaces.encode(ROUNDS["round3"].candidate)
+    dist = {k: spaces.SPACE[k] for k in params}
+    search.add_trial(optuna.trial.create_trial(params=params, distributions=dist, values=[99.0, 5760],
+                                               user_attrs={"seed": 0, "params": 5760}))
+    for check in runs.CHECKS.values():  # each holds a complete run of that trial, as after a real command
+        study = runs.open_runs(open_storage(str(store)), check.study_name("search"), check)
+        study.add_trial(optuna.trial.create_trial(
+            params=params, distributions=dist, values=[99.1, 5760],
+            user_attrs={"label": "trial 0", "confirm_seed": 1, "source_trial": 0, "test_acc": [99.1],
+                        "run_protocol": runs.run_key(runs.run_protocol(Recipe(), None, check), ROUNDS["round3"].candidate)}))
+    identity.open_baselines(open_storage(str(store))).add_trial(optuna.trial.create_trial(
+        params=params, distributions=dist, values=[99.2, 5760], user_attrs={"baseline": "round3", "test_acc": [99.2]}))
+    before = store.read_bytes()
+    code, out, err = run(capsys, command, "--study-name", given, "--storage", str(store), "--seed", "5",
+                         "--data-dir", str(tmp_path / "no-data"))
+    assert code == 2 and err.count("\n") == 1 and words in err, err
+    assert ("pass the search's name: --study-name search" if given != "baselines" else "pass a search's") in err
+    assert store.read_bytes() == before  # nothing written, no study of runs of runs created

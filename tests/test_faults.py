@@ -711,3 +711,116 @@ def test_a_command_that_reads_the_study_while_another_creates_it_waits_for_its_a
     monkeypatch.setattr(identity.optuna, "load_study", load_then_say_so)
     out = _open_at_once(cfg, second=created)
     assert all(isinstance(o, optuna.Study) for o in out), out
+
+
+def _cut_records(path: Path) -> list:
+    """Files beside a journal holding what was cut off its end."""
+    return sorted(path.parent.glob(path.name + ".cut-*"))
+
+
+def test_a_search_on_a_journal_cut_mid_line_moves_the_cut_aside_and_keeps_every_trial(tmp_path, data_root, caplog):
+    # A copy taken while a search wrote: the last record is half there. `study.search`
+    # writes (the report's figures) even with nothing to train.
+    store = tmp_path / "s.journal"
+    cfg = config(tmp_path, root=data_root, storage=str(store), trials=1, workers=1)
+    workers.run_worker(cfg, data=synthetic_data())
+    done = [(t.number, t.state, t.values) for t in identity.open_search(cfg).trials]
+    whole = store.read_bytes()
+    half = whole[whole.rstrip(b"\n").rfind(b"\n") + 1:][:60]  # the start of a record, as a copy would catch it
+    store.write_bytes(whole + half)
+    studies.search(cfg)
+    again = optuna.load_study(study_name="search", storage=open_storage(str(store)))  # readable
+    assert [(t.number, t.state, t.values) for t in again.trials] == done
+    assert "report_figures" in again.user_attrs  # what the search wrote after the cut is there
+    (kept,) = _cut_records(store)
+    assert kept.read_bytes() == half and store.read_bytes().startswith(whole)
+    assert len([r for r in caplog.records if "middle of a line" in r.getMessage()]) == 1
+
+
+# A worker whose write fails half-way (a full disk; here a file-size limit, with SIGXFSZ
+# ignored so that the write raises instead of killing the process).
+DISK_FULL = """
+import errno, os, resource, signal, sys
+import optuna
+from search.liveness import worker_id
+from search.storage import open_storage
+
+path = sys.argv[1]
+study = optuna.load_study(study_name="search", storage=open_storage(path))
+trial = study.ask()
+trial.set_user_attr("worker", worker_id())
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (os.path.getsize(path) + 64, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+try:
+    trial.set_user_attr("val_acc", [99.0] * 500)
+except OSError as e:
+    print("write cut short:", errno.errorcode[e.errno])
+"""
+
+
+def test_a_write_cut_short_by_a_full_disk_loses_no_finished_trial_and_the_next_command_mends_it(
+        tmp_path, capsys, caplog):
+    import spaces
+    from baselines import ROUNDS
+    from search.storage import cut_short
+
+    store = tmp_path / "s.journal"
+    study = identity.open_search(config(tmp_path, storage=str(store)))
+    params = spaces.encode(ROUNDS["round3"].candidate)
+    for score in (98.5, 99.1):
+        study.add_trial(optuna.trial.create_trial(
+            params=params, distributions={k: spaces.SPACE[k] for k in params}, values=[score, 5760],
+            user_attrs={"params": 5760}))
+    study.enqueue_trial(params)  # what the worker below runs
+    child = subprocess.run([sys.executable, "-c", DISK_FULL, str(store)], cwd=ROOT, capture_output=True, text=True,
+                           timeout=120)
+    assert "write cut short: EFBIG" in child.stdout, child.stdout + child.stderr
+    assert cut_short(str(store))  # the journal now ends half-way through a record
+    # a reading command reads what is complete
+    read = optuna.load_study(study_name="search", storage=open_storage(str(store)))
+    assert [t.state for t in read.trials] == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.RUNNING]
+    # the next command that writes ends the dead worker's trial, after moving the cut aside
+    code, out, err = run_cli(capsys, "fail-stale", "--storage", str(store))
+    assert code == 0, err
+    assert "failed and re-queued 1 trial(s): 2" in out
+    said = [r.getMessage() for r in caplog.records if "middle of a line" in r.getMessage()]
+    assert len(said) == 1 and "\n" not in said[0]
+    assert not cut_short(str(store)) and len(_cut_records(store)) == 1
+    trials = optuna.load_study(study_name="search", storage=open_storage(str(store))).trials
+    assert [(t.state, t.values) for t in trials[:2]] == [(TrialState.COMPLETE, [98.5, 5760]),
+                                                         (TrialState.COMPLETE, [99.1, 5760])]
+    assert trials[2].state == TrialState.FAIL and trials[3].user_attrs["retry_of"] == 2
+
+
+def test_two_commands_that_enqueue_the_rounds_at_once_train_each_round_once(tmp_path, monkeypatch):
+    """Optuna's `enqueue_trial(skip_if_exists=True)` reads, then writes: two commands that
+    both read before either writes queue a round twice (Optuna's docs say so). The copy
+    must not cost a run."""
+    import threading
+
+    cfg = config(tmp_path, storage=str(tmp_path / "s.journal"), max_params=5760, trials=2, with_baselines=True)
+    identity.open_search(cfg)
+    both_looked = threading.Barrier(2, timeout=60)
+    real_add = optuna.Study.add_trial
+
+    def add_when_both_looked(self, trial):
+        both_looked.wait()  # each has looked for the round and found none
+        return real_add(self, trial)
+
+    monkeypatch.setattr(optuna.Study, "add_trial", add_when_both_looked)
+    commands = [threading.Thread(target=studies.enqueue_baselines, args=(identity.open_search(cfg), cfg.max_params))
+                for _ in range(2)]
+    for c in commands:
+        c.start()
+    for c in commands:
+        c.join(timeout=120)
+    monkeypatch.setattr(optuna.Study, "add_trial", real_add)
+    study = optuna.load_study(study_name="search", storage=open_storage(cfg.storage))
+    assert [t.user_attrs.get("baseline") for t in study.trials] == ["round3", "round3"]  # the race happened
+    workers.run_worker(cfg, data=synthetic_data())
+    trials = optuna.load_study(study_name="search", storage=open_storage(cfg.storage)).trials
+    first, copy = trials[:2]
+    assert first.state == TrialState.COMPLETE and first.user_attrs["val_acc"]
+    assert copy.state == TrialState.FAIL and "val_acc" not in copy.user_attrs  # never trained, nor counted
+    assert copy.user_attrs["state_reason"].startswith("withdrawn: a duplicate of trial 0 (round3 queued twice")
+    assert not any("retry_of" in t.user_attrs for t in trials)  # nor retried
