@@ -425,14 +425,6 @@ def test_a_reused_pid_does_not_hide_a_dead_worker(capsys, tmp_path):
     assert workers.todo(study, 2) == 1  # the dead trial no longer holds a place
 
 
-def test_the_timeout_is_one_deadline_for_every_worker_replacements_included(tmp_path):
-    cfg = config(tmp_path, timeout=100.0)
-    assert workers.worker_config(cfg, started=1000.0, now=1000.0).timeout == 100.0
-    assert workers.worker_config(cfg, started=1000.0, now=1060.0).timeout == pytest.approx(40.0)
-    assert workers.worker_config(cfg, started=1000.0, now=1100.5) is None  # past it: no worker starts
-    assert workers.worker_config(config(tmp_path), started=0.0, now=10**9).timeout is None
-
-
 def test_a_running_trial_that_names_no_worker_is_failed_after_the_grace(tmp_path, monkeypatch):
     # Interrupted between Optuna's ask() and the objective's first write: no worker name.
     import spaces
