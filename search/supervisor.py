@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import multiprocessing as mp
 import os
+import pickle
 import signal
 import threading
 import time
@@ -95,9 +96,9 @@ def _stop(processes: list) -> None:
             p.join()
 
 
-def _worker_main(target: Callable, *args) -> None:
-    """A worker process's entry point: `target(*args)`, ended at once if the command that
-    started it dies.
+def _worker_main(call: bytes) -> None:
+    """A worker process's entry point: `target(*args)` (pickled in `call`), ended at once
+    if the command that started it dies.
 
     kill -9 or the kernel's OOM killer gives the command no chance to stop its workers;
     without this they went on training as children of init, finished the study minutes
@@ -110,9 +111,12 @@ def _worker_main(target: Callable, *args) -> None:
     report to. Not prctl(PR_SET_PDEATHSIG): Linux only, and it fires when the *thread*
     that started the worker exits, which is not the command's death when a supervisor
     runs in a thread (benchmarks/stress.py). The pipe has no race either: once the parent
-    is gone it reads as closed, however late this thread starts.
+    is gone it reads as closed, however late this thread starts. The target and its
+    arguments arrive pickled and are read once the watch runs: reading them imports torch,
+    which can take ten seconds on a loaded machine, all of it orphaned.
     """
     threading.Thread(target=_end_with_parent, name="end-with-parent", daemon=True).start()
+    target, args = pickle.loads(call)
     target(*args)
 
 
@@ -158,7 +162,7 @@ class Supervisor:
         return {w.id for w in self.workers} | {w.id for w, _ in self.exited}
 
     def start(self, index: int, *args) -> None:
-        p = self._ctx.Process(target=_worker_main, args=(self.target, *args), daemon=False)
+        p = self._ctx.Process(target=_worker_main, args=(pickle.dumps((self.target, args)),), daemon=False)
         p.start()
         self.workers.append(Worker(index, p, worker_id(p.pid)))
 
