@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import os
 import sys
+import time
 from pathlib import Path
 
 # Only light modules here: `drill-search --help` must answer without importing torch,
@@ -65,7 +66,7 @@ class Parser(argparse.ArgumentParser):
 
 SEARCH_ONLY = ("max_params", "pruner", "prune_warmup", "sampler", "with_baselines", "workers", "timeout",
                "val_size", "train_size", "strategy", "rung_epochs", "eta", "goal_params", "goal_score")
-NOT_CONFIG = ("val_size", "train_size", "goal_params", "goal_score")  # go into DataConfig and Goal
+NOT_CONFIG = ("val_size", "train_size", "goal_params", "goal_score", "timeout")  # go into DataConfig, Goal, deadline
 
 
 def _default(name: str, cls=SearchConfig):
@@ -221,10 +222,15 @@ def workers_from(args: argparse.Namespace, device, url: str) -> int:
     return default_workers(device, url) if args.workers is None else args.workers
 
 
-def search_config(args: argparse.Namespace, device) -> SearchConfig:
+def search_config(args: argparse.Namespace, device, started: float | None = None) -> SearchConfig:
+    """The search's configuration; --timeout counts from `started`, the command's start."""
     from .storage import storage_url
 
     given = {k: getattr(args, k) for k in SEARCH_ONLY if getattr(args, k) is not None}
+    timeout = given.get("timeout")
+    if timeout is not None and timeout <= 0:
+        raise ConfigError("timeout", f"must be a positive number of seconds, got {timeout:g}.")
+    started = time.time() if started is None else started
     opt = {k: given.get(k, _default(k)) for k in SEARCH_ONLY if k not in NOT_CONFIG}
     url = storage_url(args.storage)
     opt["workers"] = workers_from(args, device, url)
@@ -238,6 +244,7 @@ def search_config(args: argparse.Namespace, device) -> SearchConfig:
         trials=args.trials,
         seed=args.seed,
         goal=Goal(max_params=given.get("goal_params"), min_score=given.get("goal_score")),
+        deadline=None if timeout is None else started + timeout,
         device=str(device),
         **opt,
     )
@@ -354,7 +361,8 @@ def add_run(sub) -> None:
     search.add_argument("--workers", type=int, default=None,
                         help="worker processes on this machine (default: one per CPU core, or one per GPU; one on SQLite)")
     search.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                        help="start no new trial after this many seconds (the study resumes later)")
+                        help="start no new trial this many seconds after the command started (the study resumes "
+                        "later)")
     search.add_argument("--val-size", type=int, default=None,
                         help=f"training images held out for validation (default {_default('val_size', DataConfig):,})")
     search.add_argument("--train-size", type=int, default=None,
@@ -408,6 +416,9 @@ class SearchPrinter:
             print(f"\ntrials: {report.counts_line(event.study)}")
             if report.failures(event.study):
                 print(report.failures_text(event.study))
+            running = report.running_text(event.study.get_trials(deepcopy=False), cfg.storage, cfg.study_name)
+            if running:
+                print(running)
             print(report.front_table(event.study))
             if report.quick_look(event.study):
                 print(report.quick_look(event.study))
@@ -419,10 +430,11 @@ class SearchPrinter:
 
 
 def run_search(args: argparse.Namespace) -> int:
+    started = time.time()  # --timeout counts from here, before torch is imported
     from . import study as studies
     from .storage import dashboard_command
 
-    cfg = search_config(args, device_from(args))
+    cfg = search_config(args, device_from(args), started)
     printer = SearchPrinter(cfg, args.quiet)
     _sigterm_as_interrupt()
     try:

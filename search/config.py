@@ -179,7 +179,9 @@ class SearchConfig:
     seed: int | None = None  # sampler seed (training uses recipe.seed)
     with_baselines: bool = True  # the rounds that fit the budget are the first trials
     workers: int = 1  # worker processes on this machine
-    timeout: float | None = None  # seconds after which no new trial starts
+    # time.time() after which no worker starts a trial: the command's start + --timeout,
+    # one instant for every worker, however late it starts (a replacement included)
+    deadline: float | None = None
     device: str = "cpu"  # resolved torch device string
 
     def __post_init__(self) -> None:
@@ -189,8 +191,9 @@ class SearchConfig:
         _at_least("seed", self.seed, 0)  # NumPy's SeedSequence refuses a negative seed, in every worker
         if self.strategy not in STRATEGIES:
             raise ConfigError("strategy", f"must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}.")
-        if self.timeout is not None and self.timeout <= 0:
-            raise ConfigError("timeout", f"must be a positive number of seconds, got {self.timeout:g}.")
+
+    def past_deadline(self, now: float) -> bool:
+        return self.deadline is not None and now >= self.deadline
 
     @property
     def promotes(self) -> bool:

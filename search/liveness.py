@@ -101,14 +101,25 @@ def fail_dead_workers(study: optuna.Study, host: str | None = None, retry: bool 
     host = host or socket.gethostname()
     failed = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = t.user_attrs.get("worker", "")
-        if worker:
-            dead, reason = is_dead(worker, host), f"worker {worker} died"
-        else:
-            dead, reason = _unclaimed(t), f"no worker claimed it within {GRACE_SECONDS} s"
-        if dead and fail_trial(study, t, reason, retry):
+        reason = gone(t, host)
+        if reason is not None and fail_trial(study, t, reason, retry):
             failed.append(t.number)
     return failed
+
+
+def gone(t: FrozenTrial, host: str | None = None) -> str | None:
+    """Why no worker will ever finish the RUNNING trial `t` (its worker on `host`, this
+    one by default, died; no worker claimed it within GRACE_SECONDS), or None: its worker
+    lives, or runs on another machine, where only its silence can be judged."""
+    worker = t.user_attrs.get("worker", "")
+    if worker:
+        return f"worker {worker} died" if is_dead(worker, host or socket.gethostname()) else None
+    return f"no worker claimed it within {GRACE_SECONDS} s" if _unclaimed(t) else None
+
+
+def where(worker: str) -> str:
+    """host:pid of a worker named host:pid[:start] (the start time tells no one anything)."""
+    return ":".join(worker.split(":")[:2])
 
 
 def awaits_claim(t: FrozenTrial) -> bool:

@@ -43,7 +43,7 @@ from .model import count_params
 from .promote import Promotion, RungResult, peers_for
 from .prune import Peer, Pruner
 from .sampler import RUNG_SCORE
-from .train import Diverged, EpochResult, train
+from .train import Diverged, EpochResult, TrainResult, train
 
 _PEER_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 
@@ -156,25 +156,12 @@ class Objective:
 
         history: list[EpochResult] = []
         evals = {"val": self.data.val, "test": self.data.test}
-        out_of_memory = False
         try:
-            result = train(candidate, self.recipe, self.data.train, evals, self.device, on_epoch=on_epoch,
-                           progress=self.progress,
-                           on_step=record.StepRecorder(trial, "run", self.recipe.batch_for(candidate)))
+            result = self._train(trial, start, candidate, self.recipe, self.data.train, evals, self.device,
+                                 on_epoch=on_epoch, progress=self.progress,
+                                 on_step=record.StepRecorder(trial, "run", self.recipe.batch_for(candidate)))
         except Diverged as e:
             self._stop(trial, start, f"diverged: {e}")
-        # torch.cuda.OutOfMemoryError: the name exists in every torch this supports (since
-        # 2.5 torch.OutOfMemoryError is the same class).
-        except torch.cuda.OutOfMemoryError:
-            out_of_memory = True
-        if out_of_memory:  # here the traceback, and the tensors its frames held, are gone
-            free_memory(self.device)
-            # With several workers on one GPU the peak may have been another worker's:
-            # retry before calling it the candidate's property.
-            if trial.user_attrs.get("retries", 0) < MAX_RETRY:
-                record.finish(trial, OOM_RETRY, start)
-                raise TrialError("out of memory")
-            self._stop(trial, start, "out of memory")
 
         if self.artifacts is not None:
             record.save_weights(trial, result.model, self.artifacts)
@@ -194,9 +181,9 @@ class Objective:
                 record.rung(trial, history)  # every epoch: progress lines read it
 
             try:
-                train(candidate, self.rung_recipe, self.data.train, {"val": self.data.val}, self.device,
-                      on_epoch=on_epoch, progress=self.progress,
-                      on_step=record.StepRecorder(trial, "rung", self.recipe.batch_for(candidate)))
+                self._train(trial, start, candidate, self.rung_recipe, self.data.train, {"val": self.data.val},
+                            self.device, on_epoch=on_epoch, progress=self.progress,
+                            on_step=record.StepRecorder(trial, "rung", self.recipe.batch_for(candidate)))
             except Diverged as e:
                 self._stop(trial, start, f"diverged at the rung: {e}")
             me = RungResult(n_params, history[-1].evals["val"].acc)
@@ -207,6 +194,23 @@ class Objective:
                 trial.set_user_attr("state_reason", f"not promoted: {reason}")
         if not promoted:
             self._stop(trial, start, trial.user_attrs.get("state_reason") or "not promoted")
+
+    def _train(self, trial: optuna.Trial, start: float, *args, **kw) -> TrainResult:
+        """`train(*args, **kw)` (the rung or the full run), its out-of-memory error handled
+        here for both: memory freed, the trial retried MAX_RETRY times (with several workers
+        on one GPU the peak may have been another worker's), then the candidate's named
+        outcome."""
+        try:
+            return train(*args, **kw)
+        # torch.cuda.OutOfMemoryError: the name exists in every torch this supports (since
+        # 2.5 torch.OutOfMemoryError is the same class).
+        except torch.cuda.OutOfMemoryError:
+            pass
+        free_memory(self.device)  # here the traceback, and the tensors its frames held, are gone
+        if trial.user_attrs.get("retries", 0) < MAX_RETRY:
+            record.finish(trial, OOM_RETRY, start)
+            raise TrialError("out of memory")
+        self._stop(trial, start, "out of memory")
 
     def _rung_peers(self, trial: optuna.Trial) -> list[RungResult]:
         """Other trials' rung results of this study: those decided (a rung still training

@@ -171,6 +171,28 @@ def failures_text(study: optuna.Study) -> str:
     return "\n".join(f"  trial {n} failed: {reason}" for n, reason in failures(study))
 
 
+def running_text(trials: list[FrozenTrial], storage: str, study_name: str) -> str:
+    """What a command that has done its own work says of the trials still RUNNING (other
+    commands', sharing the study): where each runs (host:pid), and in one line those that
+    no one will finish (their worker on this machine is gone) with the command that
+    re-queues them. Empty when nothing is running."""
+    from .liveness import gone, where
+
+    running = [t for t in trials if t.state == TrialState.RUNNING]
+    lost = {t.number: why for t in running if (why := gone(t)) is not None}
+    alive = [t for t in running if t.number not in lost]
+    lines = []
+    if alive:
+        lines.append("still running in other commands (this one's work is done): " + ", ".join(
+            f"trial {t.number} on {where(t.user_attrs['worker'])}" if t.user_attrs.get("worker")
+            else f"trial {t.number} (its worker is starting)" for t in alive))
+    if lost:
+        name = "" if study_name == "search" else f" --study-name {study_name}"
+        lines.append(f"left RUNNING by workers that are gone: {', '.join(f'trial {n} ({why})' for n, why in lost.items())}; "
+                     f"drill-search fail-stale --storage {storage}{name} re-queues them.")
+    return "\n".join(lines)
+
+
 # --- figures and the HTML report ---------------------------------------------------------
 
 ZOOM_FLOOR = 97.0  # the front chart zooms in above this; lower points sit on the floor, counted

@@ -3,7 +3,7 @@ cleanly, and fails the trials of any that died. One supervisor serves the search
 confirmation; what an exit means (replace the worker, stop everything) is the caller's.
 
 Workers are separate processes (real concurrency; no GIL), started with "spawn" so that
-CUDA and threads start fresh in each.
+CUDA and threads start fresh in each; a worker ends when its command dies (`_worker_main`).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import multiprocessing as mp
 import os
+import pickle
 import signal
 import threading
 import time
@@ -23,6 +24,7 @@ from optuna.trial import FrozenTrial
 from .liveness import fail_dead_workers, worker_id
 
 EXIT_INTERRUPTED = 130  # a worker stopped by SIGINT/SIGTERM after closing its trial
+EXIT_ORPHANED = 137  # a worker whose command died (as if killed with it: 128 + SIGKILL)
 
 
 def _ignore(signum, frame) -> None:
@@ -76,16 +78,51 @@ def ignoring_interrupts():
             signal.signal(s, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
 
 
+STOP_SECONDS = 60.0  # how long stopped workers get to close their trials, all of them together
+
+
 def _stop(processes: list) -> None:
-    """Interrupt worker processes (each closes its running trial) and wait for them."""
+    """Interrupt worker processes (each closes its running trial) and wait for them, at
+    most STOP_SECONDS from the interrupt for all of them (not each: a minute apiece would
+    keep a command with eight stuck workers eight minutes); those left are killed."""
     for p in processes:
         if p.is_alive():
             os.kill(p.pid, signal.SIGINT)
+    deadline = time.monotonic() + STOP_SECONDS
     for p in processes:
-        p.join(timeout=60)
+        p.join(timeout=max(0.0, deadline - time.monotonic()))
         if p.is_alive():
             p.kill()
             p.join()
+
+
+def _worker_main(call: bytes) -> None:
+    """A worker process's entry point: `target(*args)` (pickled in `call`), ended at once
+    if the command that started it dies.
+
+    kill -9 or the kernel's OOM killer gives the command no chance to stop its workers;
+    without this they went on training as children of init, finished the study minutes
+    later, and a second command added its workers on top. A daemon thread waits on
+    multiprocessing's own pipe from the parent (`parent_process().join()` returns when the
+    pipe's far end closes, which only the parent's death does) and ends the process
+    without a word: the trial stays RUNNING under a dead worker, which the next command
+    fails and re-queues (`fail_dead_workers`), as for a worker the OOM killer took. Not a
+    clean stop: the storage's lock may be the dead command's, and an orphan has no one to
+    report to. Not prctl(PR_SET_PDEATHSIG): Linux only, and it fires when the *thread*
+    that started the worker exits, which is not the command's death when a supervisor
+    runs in a thread (benchmarks/stress.py). The pipe has no race either: once the parent
+    is gone it reads as closed, however late this thread starts. The target and its
+    arguments arrive pickled and are read once the watch runs: reading them imports torch,
+    which can take ten seconds on a loaded machine, all of it orphaned.
+    """
+    threading.Thread(target=_end_with_parent, name="end-with-parent", daemon=True).start()
+    target, args = pickle.loads(call)
+    target(*args)
+
+
+def _end_with_parent() -> None:
+    mp.parent_process().join()
+    os._exit(EXIT_ORPHANED)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,7 +162,7 @@ class Supervisor:
         return {w.id for w in self.workers} | {w.id for w, _ in self.exited}
 
     def start(self, index: int, *args) -> None:
-        p = self._ctx.Process(target=self.target, args=args, daemon=False)
+        p = self._ctx.Process(target=_worker_main, args=(pickle.dumps((self.target, args)),), daemon=False)
         p.start()
         self.workers.append(Worker(index, p, worker_id(p.pid)))
 

@@ -117,12 +117,12 @@ def _optimize(study: optuna.Study, objective: Objective, cfg: SearchConfig, call
     going on past a trial that another process ended under this worker (`fail-stale
     --older-than` on another machine, an RDB heartbeat that judged it silent): Optuna
     cannot close such a trial (its `tell` raises ValueError), so optimize starts again."""
-    deadline = None if cfg.timeout is None else time.time() + cfg.timeout
     watched = _EndedElsewhere(objective)
     while todo(study, cfg.trials) > 0:
-        left = None if deadline is None else deadline - time.time()
-        if left is not None and left <= 0:
+        now = time.time()
+        if cfg.past_deadline(now):
             return
+        left = None if cfg.deadline is None else cfg.deadline - now
         try:
             study.optimize(watched, n_trials=None, timeout=left, callbacks=callbacks, catch=(TrialError,),
                            gc_after_trial=False)
@@ -308,16 +308,6 @@ def search_worker(cfg: SearchConfig, index: int) -> None:
         raise SystemExit(EXIT_INTERRUPTED) from None
     except TrialError:  # the supervisor says why, from the failed trials in storage
         raise SystemExit(EXIT_GAVE_UP) from None
-
-
-def worker_config(cfg: SearchConfig, started: float, now: float) -> SearchConfig | None:
-    """The config of a worker started at `now` by a search started at `started`: its
-    timeout is what is left of the search's, so no worker (a replacement included) starts
-    a trial past the deadline. None when the deadline has passed."""
-    if cfg.timeout is None:
-        return cfg
-    left = cfg.timeout - (now - started)
-    return dataclasses.replace(cfg, timeout=left) if left > 0 else None
 
 
 def check_workers(storage: str, workers: int) -> None:

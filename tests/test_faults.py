@@ -217,6 +217,30 @@ def test_out_of_memory_once_is_retried_and_the_retry_completes(tmp_path, monkeyp
     assert a.state == TrialState.FAIL and b.state == TrialState.COMPLETE and b.user_attrs["retry_of"] == 0
 
 
+def test_out_of_memory_at_the_rung_is_handled_as_on_the_full_run(tmp_path, monkeypatch):
+    # Under the default strategy the rung trains first: its out-of-memory error must free
+    # the memory and be retried, then named, like the full run's, not be a generic error
+    # (dropped after two retries, four in a row stopping the search).
+    import torch
+
+    import search.objective as objective
+
+    freed = []
+    real_free = objective.free_memory
+    monkeypatch.setattr(objective, "free_memory", lambda device: freed.append(device) or real_free(device))
+    flaky_train(monkeypatch, 1 + workers.MAX_RETRY, torch.cuda.OutOfMemoryError("CUDA out of memory"))
+    cfg = config(tmp_path, trials=2, recipe=Recipe(epochs=2, batch_size=64), max_params=10**6, rung_epochs=1)
+    assert cfg.promotes
+    workers.run_worker(cfg, data=synthetic_data())
+    *retried, oom, other = optuna.load_study(study_name=cfg.study_name, storage=cfg.storage).trials
+    assert len(retried) == workers.MAX_RETRY and len(freed) == 1 + workers.MAX_RETRY
+    assert all(t.state == TrialState.FAIL and "out of memory" in t.user_attrs["state_reason"]
+               and "OutOfMemoryError" not in t.user_attrs["state_reason"] for t in retried)
+    assert oom.params == retried[0].params and oom.user_attrs["retry_of"] == retried[-1].number
+    assert oom.state == TrialState.PRUNED and oom.user_attrs["state_reason"] == "out of memory"
+    assert other.state.is_finished() and other.user_attrs["rung_val_acc"]
+
+
 def test_an_error_in_training_fails_the_trial_which_is_retried_and_never_counted(tmp_path, monkeypatch):
     flaky_train(monkeypatch, 1)
     cfg = config(tmp_path, trials=2, recipe=Recipe(epochs=1, batch_size=64), max_params=10**6)
@@ -399,14 +423,6 @@ def test_a_reused_pid_does_not_hide_a_dead_worker(capsys, tmp_path):
     states = {t.number: t.state for t in study.trials}
     assert states[stale.number] == TrialState.FAIL and states[live.number] == TrialState.RUNNING
     assert workers.todo(study, 2) == 1  # the dead trial no longer holds a place
-
-
-def test_the_timeout_is_one_deadline_for_every_worker_replacements_included(tmp_path):
-    cfg = config(tmp_path, timeout=100.0)
-    assert workers.worker_config(cfg, started=1000.0, now=1000.0).timeout == 100.0
-    assert workers.worker_config(cfg, started=1000.0, now=1060.0).timeout == pytest.approx(40.0)
-    assert workers.worker_config(cfg, started=1000.0, now=1100.5) is None  # past it: no worker starts
-    assert workers.worker_config(config(tmp_path), started=0.0, now=10**9).timeout is None
 
 
 def test_a_running_trial_that_names_no_worker_is_failed_after_the_grace(tmp_path, monkeypatch):
