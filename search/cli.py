@@ -226,6 +226,9 @@ def search_config(args: argparse.Namespace, device) -> SearchConfig:
 
     given = {k: getattr(args, k) for k in SEARCH_ONLY if getattr(args, k) is not None}
     opt = {k: given.get(k, _default(k)) for k in SEARCH_ONLY if k not in NOT_CONFIG}
+    if opt["strategy"] == "promote" and given.get("rung_epochs", 0) >= args.epochs:  # (the default rung past a short run: no rung)
+        raise UsageError(f"--rung-epochs must be fewer than --epochs ({args.epochs}): the rung is the cheap first "
+                         f"look, got {given['rung_epochs']}.")
     url = storage_url(args.storage)
     opt["workers"] = workers_from(args, device, url)
     data = dataclasses.replace(data_config(args), val_size=given.get("val_size", _default("val_size", DataConfig)),

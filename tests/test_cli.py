@@ -327,3 +327,83 @@ def test_reevaluate_refuses_a_recipe_of_its_own_and_the_search_runs_seed(capsys,
     assert code == 2 and "leave out --epochs" in err
     code, _, err = run(capsys, *base)  # seeds 1, 2; the search trained trial 0 with seed 1
     assert code == 2 and "trial(s) 0 trained with one of these seeds" in err and err.count("\n") == 1
+
+
+def _no_workers(monkeypatch):
+    """Fail the test if a command gets as far as starting workers or reading MNIST."""
+    def started(*args, **kwargs):
+        raise AssertionError("a worker was started")
+
+    monkeypatch.setattr("search.study.run_search", started)
+    monkeypatch.setattr("search.confirm.supervise", started)
+    monkeypatch.setattr("search.study.ensure_mnist", lambda root, download=True: root)
+    monkeypatch.setattr("search.confirm.ensure_mnist", lambda root, download=True: root)
+
+
+@pytest.mark.parametrize("flags, sentence", [
+    # the rung is a run of its own: a Recipe, which refused 16 epochs in every worker
+    (["--rung-epochs", "16"], "--rung-epochs must be fewer than --epochs (15): the rung is the cheap first look, "
+     "got 16."),
+    (["--rung-epochs", "16", "--strategy", "full"], "--rung-epochs must be between 1 and 15, got 16."),
+    (["--rung-epochs", "4", "--epochs", "4"],
+     "--rung-epochs must be fewer than --epochs (4): the rung is the cheap first look, got 4."),
+    # torch.manual_seed refused it in every trial
+    (["--seed", str(2**64)], f"--seed must be at most {2**64 - 1:,}, got {2**64:,}."),
+    # nothing started, and the search ended as if done
+    (["--timeout", "nan"], "--timeout must be a positive number of seconds, got nan."),
+    (["--goal-params", "20000", "--max-params", "5000"],
+     "--goal-params must be at most --max-params (5,000): larger candidates are never trained; got 20,000."),
+])
+def test_a_search_flag_the_workers_would_refuse_is_one_sentence_before_anything_is_written(
+        capsys, tmp_path, monkeypatch, flags, sentence):
+    _no_workers(monkeypatch)
+    store = tmp_path / "s.journal"
+    code, out, err = run(capsys, "run", "--trials", "2", *flags, "--storage", str(store))
+    assert (code, err) == (2, f"drill-search: error: {sentence}\n"), out + err
+    assert not store.exists() and not (tmp_path / "s-artifacts").exists()
+
+
+def test_a_rung_given_for_a_full_search_or_left_at_its_default_is_not_refused(capsys, tmp_path, monkeypatch):
+    # --epochs 2 leaves the default 3-epoch rung longer than the run: no rung, as before
+    from search.cli import build_parser, search_config
+
+    for flags in (["--epochs", "2"], ["--strategy", "full", "--rung-epochs", "15"]):
+        args = build_parser().parse_args(["run", "--trials", "2", "--workers", "1", *flags])
+        cfg = search_config(args, "cpu")
+        assert not cfg.promotes
+
+
+def test_a_seed_beyond_torchs_is_refused_by_every_command_that_trains(capsys, tmp_path, monkeypatch):
+    from search import identity
+    from search.config import ConfigError, ConfirmConfig, DataConfig, Recipe, SearchConfig
+
+    _no_workers(monkeypatch)
+    journal = tmp_path / "s.journal"
+    code, out, err = run(capsys, "run", "--baseline", "round3", "--seed", str(2**64), "--storage", str(journal))
+    assert (code, err) == (2, f"drill-search: error: --seed must be at most {2**64 - 1:,}, got {2**64:,}.\n")
+    assert not journal.exists()
+    cfg = SearchConfig(storage=str(journal), recipe=Recipe(epochs=2), data=DataConfig(root=tmp_path))
+    study = identity.open_search(cfg)
+    params = spaces.encode(ROUNDS["round3"].candidate)
+    study.add_trial(optuna.trial.create_trial(
+        params=params, distributions={k: spaces.SPACE[k] for k in params}, values=[99.0, 5760],
+        user_attrs={"seed": 1, "params": 5760}))
+    # seeds S, S + 1, S + 2: the last is past torch's largest
+    code, out, err = run(capsys, "confirm", "--seed", str(2**64 - 2), "--storage", str(journal))
+    assert code == 2 and err.count("\n") == 1 and f"--seed {2**64 - 2:,} and --seeds 3 reach a seed past " in err, err
+    names = [s.study_name for s in optuna.get_all_study_summaries(
+        optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal))))]
+    assert names == ["search"]
+    with pytest.raises(ConfigError):
+        ConfirmConfig(storage="s.journal", recipe=Recipe(), data=DataConfig(root="data"), first_seed=2**64 - 1,
+                      seeds=2)
+
+
+@pytest.mark.parametrize("field, value", [("sampler", "tpe2"), ("pruner", "mean"), ("rung_epochs", 16)])
+def test_the_search_config_refuses_at_construction_what_a_worker_would_refuse(field, value):
+    # one home for the rule: the frozen config, built in the parent before anything is written
+    from search.config import ConfigError, DataConfig, Recipe, SearchConfig
+
+    with pytest.raises(ConfigError) as e:
+        SearchConfig(storage="s.journal", recipe=Recipe(), data=DataConfig(root="data"), **{field: value})
+    assert e.value.field == field
