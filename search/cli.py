@@ -226,7 +226,8 @@ def search_config(args: argparse.Namespace, device) -> SearchConfig:
 
     given = {k: getattr(args, k) for k in SEARCH_ONLY if getattr(args, k) is not None}
     opt = {k: given.get(k, _default(k)) for k in SEARCH_ONLY if k not in NOT_CONFIG}
-    if opt["strategy"] == "promote" and given.get("rung_epochs", 0) >= args.epochs:  # (the default rung past a short run: no rung)
+    # a rung as long as the run has nothing to promote from (the default past a short run: no rung)
+    if opt["strategy"] == "promote" and given.get("rung_epochs", 0) >= args.epochs:
         raise UsageError(f"--rung-epochs must be fewer than --epochs ({args.epochs}): the rung is the cheap first "
                          f"look, got {given['rung_epochs']}.")
     url = storage_url(args.storage)
