@@ -554,8 +554,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     extra = confirm.summary(study, open_storage(url), Recipe(), flag)
     figs = report.figures(study, extra.spread)
     path = args.output or report_path(url, study.study_name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    report.write_html(study, path, figs, answer=extra.answer, tables=extra.tables)
+    if path.is_dir():
+        raise UsageError(f"--output {path} is a folder: name the HTML file, e.g. {path}/report.html.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        report.write_html(study, path, figs, answer=extra.answer, tables=extra.tables)
+    except OSError as e:
+        raise UsageError(f"cannot write the report to {path}: {e.strerror or e}.") from None
     if args.attach:
         report.attach(study, figs)
     print(report.counts_line(study))
@@ -589,6 +594,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     from .storage import artifact_store
 
     study, url = _load_study(args, shipped=True)
+    _check_listen(args.host, args.port)
     host = "localhost" if args.host in ("127.0.0.1", "localhost") else args.host
     # A Study has no public accessor for its storage or its id: the dashboard serves the
     # storage the study was opened on, and its page for the study is addressed by the id.
@@ -597,6 +603,28 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     optuna_dashboard.run_server(study._storage, host=args.host, port=args.port,  # noqa: SLF001
                                 artifact_store=artifact_store(url))
     return 0
+
+
+def _check_listen(host: str, port: int) -> None:
+    """Refuse an address the dashboard cannot listen on before it starts serving: bind it
+    as its server will (wsgiref's, through bottle: IPv6 for a host with a colon, address
+    reuse on) and let it go."""
+    import errno
+    import socket
+
+    if not 1 <= port <= 65535:  # 0 would listen on a port nobody is told
+        raise UsageError(f"--port must be between 1 and 65535, got {port}.")
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except socket.gaierror:
+            raise UsageError(f"--host {host!r} is not a name or address this machine knows.") from None
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise UsageError(f"port {port} on {host} is in use by another program: pick another with "
+                                 "--port.") from None
+            raise UsageError(f"cannot listen on {host}:{port}: {e.strerror}.") from None
 
 
 def add_confirm(sub) -> None:

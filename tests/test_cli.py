@@ -407,3 +407,60 @@ def test_the_search_config_refuses_at_construction_what_a_worker_would_refuse(fi
     with pytest.raises(ConfigError) as e:
         SearchConfig(storage="s.journal", recipe=Recipe(), data=DataConfig(root="data"), **{field: value})
     assert e.value.field == field
+
+
+def _a_study(tmp_path) -> str:
+    journal = str(tmp_path / "s.journal")
+    optuna.create_study(study_name="search", directions=["maximize", "minimize"],
+                        storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(journal)))
+    return journal
+
+
+@pytest.fixture
+def no_serving(monkeypatch):
+    """The dashboard must refuse before it serves: serving fails the test (and never blocks it)."""
+    import optuna_dashboard
+
+    def serve(*args, **kwargs):
+        raise AssertionError("the dashboard started serving")
+
+    monkeypatch.setattr(optuna_dashboard, "run_server", serve)
+
+
+def test_a_dashboard_on_a_port_in_use_is_one_sentence_and_serves_nothing(tmp_path, capsys, no_serving):
+    import socket
+
+    journal = _a_study(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, out, err = run(capsys, "dashboard", "--storage", journal, "--port", str(port))
+    assert (code, out) == (2, ""), err
+    assert err == (f"drill-search: error: port {port} on 127.0.0.1 is in use by another program: pick another "
+                   "with --port.\n")
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--port", "70000"], "--port must be between 1 and 65535, got 70000."),
+    (["--port", "0"], "--port must be between 1 and 65535, got 0."),
+    (["--host", "no-such-host.invalid"], "--host 'no-such-host.invalid' is not a name or address this machine knows."),
+    (["--host", "192.0.2.1"], "cannot listen on 192.0.2.1:8080: Cannot assign requested address."),  # not ours
+])
+def test_a_dashboard_address_it_cannot_listen_on_is_one_sentence(tmp_path, capsys, no_serving, flags, words):
+    code, out, err = run(capsys, "dashboard", "--storage", _a_study(tmp_path), *flags)
+    assert (code, out, err) == (2, "", f"drill-search: error: {words}\n")
+
+
+@pytest.mark.parametrize("where", ["folder", "under a file"])
+def test_a_report_output_it_cannot_write_is_one_sentence(tmp_path, capsys, where):
+    journal = _a_study(tmp_path)
+    (tmp_path / "a-file").write_text("")
+    output = tmp_path if where == "folder" else tmp_path / "a-file" / "r.html"
+    code, out, err = run(capsys, "report", "--storage", journal, "--output", str(output))
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, out + err
+    if where == "folder":
+        assert err == (f"drill-search: error: --output {output} is a folder: name the HTML file, e.g. "
+                       f"{output}/report.html.\n")
+    else:
+        assert err.startswith(f"drill-search: error: cannot write the report to {output}: ")

@@ -637,3 +637,17 @@ def test_a_round_that_leads_the_reevaluation_is_the_answer_with_its_own_confirma
         plan = confirm.make_plan(cfg, search)
         todo = confirm.missing(runs_module.open_runs(storage, plan.study_name), plan.choices, plan.seeds, plan.key)
         assert [(c.candidate, seed) for c, seed in todo] == [(round3, 1), (round3, 2), (round3, 3)]
+
+
+def test_export_to_a_file_that_exists_is_one_sentence_and_leaves_it_as_it_was(searched, tmp_path, capsys):
+    from search.cli import main
+
+    cfg, study = searched
+    taken = tmp_path / "model"
+    taken.write_text("mine")
+    number = report.front(study)[0].number  # a trial with weights: export gets as far as writing
+    code = main(["export", str(number), "--storage", cfg.storage, "--output", str(taken)])
+    out, err = capsys.readouterr()
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, out + err
+    assert err == f"drill-search: error: the output {taken} is a file: name a folder to write the model into.\n"
+    assert taken.read_text() == "mine"
