@@ -129,7 +129,8 @@ def make_plan(cfg: ConfirmConfig, search: optuna.Study) -> Plan:
                     else search.user_attrs.get("goal", {}).get("max_params"))
         numbers = [t.number for t in leaders(search, goal, cfg.leaders)]
         if not numbers:
-            raise StudyError(f"study {search.study_name!r} has no complete trial within {goal.describe()} yet.")
+            within = "" if goal.max_params is None else f" within the goal of {goal.max_params:,} parameters"
+            raise StudyError(f"study {search.study_name!r} has no complete trial{within} yet.")
     try:
         choices = choose(search, numbers, max_params, with_baselines=cfg.with_baselines and not cfg.reevaluate)
     except ValueError as e:

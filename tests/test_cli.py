@@ -464,3 +464,19 @@ def test_a_report_output_it_cannot_write_is_one_sentence(tmp_path, capsys, where
                        f"{output}/report.html.\n")
     else:
         assert err.startswith(f"drill-search: error: cannot write the report to {output}: ")
+
+
+def test_reevaluate_with_no_leader_says_so_in_words_that_read_right(capsys, tmp_path):
+    from search import identity
+    from search.config import DataConfig, Recipe, SearchConfig
+
+    journal = str(tmp_path / "s.journal")
+    study = identity.open_search(SearchConfig(storage=journal, recipe=Recipe(epochs=2), data=DataConfig(root=tmp_path)))
+    code, _, err = run(capsys, "reevaluate", "--storage", journal)
+    assert (code, err) == (2, "drill-search: error: study 'search' has no complete trial yet.\n")
+    params = spaces.encode(ROUNDS["round3"].candidate)
+    study.add_trial(optuna.trial.create_trial(
+        params=params, distributions={k: spaces.SPACE[k] for k in params}, values=[99.0, 5760]))
+    code, _, err = run(capsys, "reevaluate", "--storage", journal, "--goal-params", "3000")
+    assert (code, err) == (2, "drill-search: error: study 'search' has no complete trial within the goal of 3,000 "
+                              "parameters yet.\n")
