@@ -773,7 +773,7 @@ def add_fail_stale(sub) -> None:
 def cmd_fail_stale(args: argparse.Namespace) -> int:
     from . import liveness
 
-    if args.older_than is not None and args.older_than <= 0:
+    if args.older_than is not None and not args.older_than > 0:  # NaN too
         raise UsageError(f"--older-than must be a positive number of seconds, got {args.older_than:g}.")
     study, _ = _load_study(args, on_stale=liveness.requeue)
     swept = liveness.fail_stale(study, args.older_than)

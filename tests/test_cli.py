@@ -480,3 +480,12 @@ def test_reevaluate_with_no_leader_says_so_in_words_that_read_right(capsys, tmp_
     code, _, err = run(capsys, "reevaluate", "--storage", journal, "--goal-params", "3000")
     assert (code, err) == (2, "drill-search: error: study 'search' has no complete trial within the goal of 3,000 "
                               "parameters yet.\n")
+
+
+@pytest.mark.parametrize("value", ["0", "nan"])
+def test_fail_stale_refuses_an_age_that_is_not_a_positive_number(capsys, tmp_path, value):
+    # NaN compares false with every age: it ended nothing and said so as if all were well
+    journal = _a_study(tmp_path)
+    code, out, err = run(capsys, "fail-stale", "--storage", journal, "--older-than", value)
+    assert (code, out) == (2, "") and err == (f"drill-search: error: --older-than must be a positive number of "
+                                              f"seconds, got {float(value):g}.\n")
