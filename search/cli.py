@@ -226,9 +226,10 @@ def search_config(args: argparse.Namespace, device) -> SearchConfig:
 
     given = {k: getattr(args, k) for k in SEARCH_ONLY if getattr(args, k) is not None}
     opt = {k: given.get(k, _default(k)) for k in SEARCH_ONLY if k not in NOT_CONFIG}
+    recipe = recipe_from(args)
     # a rung as long as the run has nothing to promote from (the default past a short run: no rung)
-    if opt["strategy"] == "promote" and given.get("rung_epochs", 0) >= args.epochs:
-        raise UsageError(f"--rung-epochs must be fewer than --epochs ({args.epochs}): the rung is the cheap first "
+    if opt["strategy"] == "promote" and given.get("rung_epochs", 0) >= recipe.epochs:
+        raise UsageError(f"--rung-epochs must be fewer than --epochs ({recipe.epochs}): the rung is the cheap first "
                          f"look, got {given['rung_epochs']}.")
     url = storage_url(args.storage)
     opt["workers"] = workers_from(args, device, url)
@@ -236,7 +237,7 @@ def search_config(args: argparse.Namespace, device) -> SearchConfig:
                                train_size=given.get("train_size"))
     return SearchConfig(
         storage=url,
-        recipe=recipe_from(args),
+        recipe=recipe,
         data=data,
         study_name=args.study_name or "search",
         trials=args.trials,

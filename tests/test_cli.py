@@ -345,6 +345,7 @@ def _no_workers(monkeypatch):
     (["--rung-epochs", "16"], "--rung-epochs must be fewer than --epochs (15): the rung is the cheap first look, "
      "got 16."),
     (["--rung-epochs", "16", "--strategy", "full"], "--rung-epochs must be between 1 and 15, got 16."),
+    (["--rung-epochs", "3", "--epochs", "0"], "--epochs must be between 1 and 15, got 0."),  # the epochs first
     (["--rung-epochs", "4", "--epochs", "4"],
      "--rung-epochs must be fewer than --epochs (4): the rung is the cheap first look, got 4."),
     # torch.manual_seed refused it in every trial
