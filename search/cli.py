@@ -228,17 +228,22 @@ def search_config(args: argparse.Namespace, device, started: float | None = None
 
     given = {k: getattr(args, k) for k in SEARCH_ONLY if getattr(args, k) is not None}
     timeout = given.get("timeout")
-    if timeout is not None and timeout <= 0:
+    if timeout is not None and not timeout > 0:  # NaN too: no worker would start
         raise ConfigError("timeout", f"must be a positive number of seconds, got {timeout:g}.")
     started = time.time() if started is None else started
     opt = {k: given.get(k, _default(k)) for k in SEARCH_ONLY if k not in NOT_CONFIG}
+    recipe = recipe_from(args)
+    # a rung as long as the run has nothing to promote from (the default past a short run: no rung)
+    if opt["strategy"] == "promote" and given.get("rung_epochs", 0) >= recipe.epochs:
+        raise UsageError(f"--rung-epochs must be fewer than --epochs ({recipe.epochs}): the rung is the cheap first "
+                         f"look, got {given['rung_epochs']}.")
     url = storage_url(args.storage)
     opt["workers"] = workers_from(args, device, url)
     data = dataclasses.replace(data_config(args), val_size=given.get("val_size", _default("val_size", DataConfig)),
                                train_size=given.get("train_size"))
     return SearchConfig(
         storage=url,
-        recipe=recipe_from(args),
+        recipe=recipe,
         data=data,
         study_name=args.study_name or "search",
         trials=args.trials,
@@ -564,8 +569,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     extra = confirm.summary(study, open_storage(url), Recipe(), flag)
     figs = report.figures(study, extra.spread)
     path = args.output or report_path(url, study.study_name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    report.write_html(study, path, figs, answer=extra.answer, tables=extra.tables)
+    if path.is_dir():
+        raise UsageError(f"--output {path} is a folder: name the HTML file, e.g. {path}/report.html.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        report.write_html(study, path, figs, answer=extra.answer, tables=extra.tables)
+    except OSError as e:
+        raise UsageError(f"cannot write the report to {path}: {e.strerror or e}.") from None
     if args.attach:
         report.attach(study, figs)
     print(report.counts_line(study))
@@ -599,6 +609,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     from .storage import artifact_store
 
     study, url = _load_study(args, shipped=True)
+    _check_listen(args.host, args.port)
     host = "localhost" if args.host in ("127.0.0.1", "localhost") else args.host
     # A Study has no public accessor for its storage or its id: the dashboard serves the
     # storage the study was opened on, and its page for the study is addressed by the id.
@@ -607,6 +618,28 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     optuna_dashboard.run_server(study._storage, host=args.host, port=args.port,  # noqa: SLF001
                                 artifact_store=artifact_store(url))
     return 0
+
+
+def _check_listen(host: str, port: int) -> None:
+    """Refuse an address the dashboard cannot listen on before it starts serving: bind it
+    as its server will (wsgiref's, through bottle: IPv6 for a host with a colon, address
+    reuse on) and let it go."""
+    import errno
+    import socket
+
+    if not 1 <= port <= 65535:  # 0 would listen on a port nobody is told
+        raise UsageError(f"--port must be between 1 and 65535, got {port}.")
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except socket.gaierror:
+            raise UsageError(f"--host {host!r} is not a name or address this machine knows.") from None
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise UsageError(f"port {port} on {host} is in use by another program: pick another with "
+                                 "--port.") from None
+            raise UsageError(f"cannot listen on {host}:{port}: {e.strerror}.") from None
 
 
 def add_confirm(sub) -> None:
@@ -755,7 +788,7 @@ def add_fail_stale(sub) -> None:
 def cmd_fail_stale(args: argparse.Namespace) -> int:
     from . import liveness
 
-    if args.older_than is not None and args.older_than <= 0:
+    if args.older_than is not None and not args.older_than > 0:  # NaN too
         raise UsageError(f"--older-than must be a positive number of seconds, got {args.older_than:g}.")
     study, _ = _load_study(args, on_stale=liveness.requeue)
     swept = liveness.fail_stale(study, args.older_than)

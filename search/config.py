@@ -20,6 +20,7 @@ STRATEGIES = ("promote", "full")  # see SearchConfig.strategy
 PRUNERS = ("pareto", "median", "none")  # see search.prune.make_pruner
 DATA_ENV = "DRILL_SEARCH_DATA"  # environment variable naming the data root
 MAX_RETRY = 2  # a failed trial (worker died, interrupted, error, out of memory) runs again at most this often
+MAX_SEED = 2**64 - 1  # torch.manual_seed's largest
 
 
 SCORE_EPOCHS = 3  # the search's objective averages validation accuracy over this many last epochs
@@ -44,6 +45,11 @@ class ConfigError(ValueError):
 def _at_least(field: str, value, low) -> None:
     if value is not None and value < low:
         raise ConfigError(field, f"must be at least {low}, got {value:g}.")
+
+
+def _at_most(field: str, value, high) -> None:
+    if value is not None and value > high:
+        raise ConfigError(field, f"must be at most {high:,}, got {value:,}.")
 
 
 def _between(field: str, value, low, high) -> None:
@@ -79,6 +85,7 @@ class Recipe:
         _between("epochs", self.epochs, 1, MAX_EPOCHS)
         _between("batch_size", self.batch_size, 1, MNIST_TRAIN)
         _at_least("seed", self.seed, 0)  # NumPy's SeedSequence refuses a negative seed, in every worker
+        _at_most("seed", self.seed, MAX_SEED)
 
     def batch_for(self, candidate: Candidate) -> int:
         return candidate.batch_size if self.batch_size is None else self.batch_size
@@ -189,8 +196,14 @@ class SearchConfig:
             _at_least(name, getattr(self, name), 1)
         _at_least("eta", self.eta, 2)
         _at_least("seed", self.seed, 0)  # NumPy's SeedSequence refuses a negative seed, in every worker
-        if self.strategy not in STRATEGIES:
-            raise ConfigError("strategy", f"must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}.")
+        # Checked here, in the parent: a worker would refuse them only after the study exists.
+        _between("rung_epochs", self.rung_epochs, 1, MAX_EPOCHS)  # the rung is a Recipe of its own
+        for name, known in (("strategy", STRATEGIES), ("sampler", SAMPLERS), ("pruner", PRUNERS)):
+            if getattr(self, name) not in known:
+                raise ConfigError(name, f"must be one of {', '.join(known)}, got {getattr(self, name)!r}.")
+        if self.goal.max_params is not None and self.goal.max_params > self.max_params:
+            raise ConfigError("goal_params", f"must be at most --max-params ({self.max_params:,}): larger candidates "
+                              f"are never trained; got {self.goal.max_params:,}.")
 
     def past_deadline(self, now: float) -> bool:
         return self.deadline is not None and now >= self.deadline
@@ -226,3 +239,6 @@ class ConfirmConfig:
             _at_least(name, getattr(self, name), 1)
         _at_least("seed", self.first_seed, 0)
         _between("train_size", self.train_size, 1, MNIST_TRAIN)
+        if self.first_seed is not None and self.first_seed + (self.seeds or 1) - 1 > MAX_SEED:  # S, S + 1, ...
+            raise ConfigError("seed", f"{self.first_seed:,} and --seeds {self.seeds} reach a seed past {MAX_SEED:,}, "
+                              "torch's largest.")

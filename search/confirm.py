@@ -130,7 +130,8 @@ def make_plan(cfg: ConfirmConfig, search: optuna.Study) -> Plan:
                     else search.user_attrs.get("goal", {}).get("max_params"))
         numbers = [t.number for t in leaders(search, goal, cfg.leaders)]
         if not numbers:
-            raise StudyError(f"study {search.study_name!r} has no complete trial within {goal.describe()} yet.")
+            within = "" if goal.max_params is None else f" within the goal of {goal.max_params:,} parameters"
+            raise StudyError(f"study {search.study_name!r} has no complete trial{within} yet.")
     try:
         choices = choose(search, numbers, max_params, with_baselines=cfg.with_baselines and not cfg.reevaluate)
     except ValueError as e:
@@ -452,33 +453,35 @@ def stored_table(search: optuna.Study, storage, recipe: Recipe, check: Check = T
 
 def answer(confirmed: list[Verdict], reevaluated: list[Verdict], max_params: int, storage_flag: str = "") -> list[str]:
     """The report's first lines: the network to use within `max_params` (the leader of the
-    re-evaluation on validation when it is confirmed, else the best confirmed by test
-    mean, which says so), the smallest that holds the target on every seed, and round3 and
-    round1 under the same protocol."""
+    re-evaluation on validation, a searched trial or a round, when it is confirmed, else the
+    best searched network confirmed by test mean, which says so), the smallest that holds
+    the target on every seed, and round3 and round1 under the same protocol."""
     full = [v for v in confirmed if len(v.final) >= len(PROTOCOL_SEEDS)]
-    searched = {v.choice.source_trial: v for v in full if v.choice.baseline is None and v.params <= max_params}
+    searched = [v for v in full if v.choice.baseline is None and v.params <= max_params]
     rounds = {v.choice.baseline: v for v in full if v.choice.baseline}
     seeds = ", ".join(map(str, PROTOCOL_SEEDS))
     within = sorted((v for v in reevaluated if v.params <= max_params), key=lambda v: -v.mean)
     leader = within[0] if within else None
+    held = None if leader is None else next((v for v in full if _same(v.choice, leader.choice)), None)
     lines = []
-    if leader is not None and leader.choice.source_trial not in searched:
+    if leader is not None and held is None:
         lines.append(
             f"Leader of the re-evaluation on validation, at most {max_params:,} parameters: {leader.choice.label}, "
             f"{leader.params:,} parameters ({leader.mean:.2f}% over {len(leader.final)} new seeds); not confirmed on "
             f"test yet: drill-search confirm --trials {leader.choice.source_trial} --no-baselines{storage_flag}")
-    elif searched:
+    elif leader is not None or searched:
         if leader is not None:
-            best = searched[leader.choice.source_trial]
+            best, chosen = held, leader.choice
             how = f"the leader of the re-evaluation on validation ({leader.mean:.2f}% over {len(leader.final)} new seeds)"
         else:
-            best = max(searched.values(), key=lambda v: v.mean)
+            best = max(searched, key=lambda v: v.mean)
+            chosen = best.choice
             how = f"the best test mean of the {len(searched)} confirmed (a choice made on test)"
         lines.append(
-            f"Network to use, at most {max_params:,} parameters: {best.choice.label}, {best.params:,} parameters "
-            f"({best.choice.candidate.describe()}), {how}: {best.mean:.2f}% mean final-epoch test accuracy over "
+            f"Network to use, at most {max_params:,} parameters: {chosen.label}, {best.params:,} parameters "
+            f"({chosen.candidate.describe()}), {how}: {best.mean:.2f}% mean final-epoch test accuracy over "
             f"seeds {seeds} (min {min(best.final):.2f}), retrained on all 60,000 training images. Its search run's "
-            f"weights: drill-search export {best.choice.source_trial}{storage_flag}")
+            f"weights: drill-search export {chosen.source_trial}{storage_flag}")
     else:
         lines.append(f"No searched network of at most {max_params:,} parameters is confirmed on seeds {seeds} yet "
                      "(drill-search confirm).")
@@ -493,6 +496,14 @@ def answer(confirmed: list[Verdict], reevaluated: list[Verdict], max_params: int
     if named:
         lines.append("The hand-designed rounds, same protocol: " + "; ".join(named) + ".")
     return lines
+
+
+def _same(confirmed: Choice, leader: Choice) -> bool:
+    """Whether a confirmation is of the re-evaluation's leader: the same trial, or for a
+    round the same round (`confirm` confirms the rounds by default, by name, with no trial
+    of the search when the round is off the front)."""
+    return (confirmed.source_trial is not None and confirmed.source_trial == leader.source_trial) or \
+        (leader.baseline is not None and confirmed.baseline == leader.baseline)
 
 
 @dataclass(frozen=True)

@@ -55,8 +55,13 @@ def trained_model(study: optuna.Study, number: int, store) -> tuple[torch.nn.Mod
 
 
 def export(study: optuna.Study, number: int, store, out_dir: Path) -> Path:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ExportError(f"the output {out_dir} is a file: name a folder to write the model into.")
     model, t = trained_model(study, number, store)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ExportError(f"cannot make the folder {out_dir}: {e.strerror or e}.") from None
     torch.save(model.state_dict(), out_dir / "weights.pt")
     example = torch.zeros(2, 1, 28, 28)
     program = torch.export.export(model, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))

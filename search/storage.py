@@ -11,7 +11,8 @@ Storage is a URL; `studies/` only holds the files. Forms accepted by `--storage`
 
 A bare path ending in .db, .sqlite or .sqlite3 means SQLite; any other bare path means a
 journal file (the form optuna-dashboard also accepts). A journal file cut in the middle of
-its last line is mended before anything is written to it (`MendingLock`).
+its last line is mended before anything is written to it (`MendingLock`). A path that
+starts like a URL (`postgresql:/host/db`, a slash short) is refused, not taken for a file name.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import re
 import time
 import warnings
 from collections.abc import Callable
@@ -43,6 +45,9 @@ HEARTBEAT_SECONDS = 30  # RDB storages: a running trial proves it is alive this 
 GRACE_SECONDS = 120  # ... and is failed and re-queued after this long without a beat
 
 _RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "oracle", "mssql")
+# What follows "scheme://" in each backend's URL, for the sentence that refuses a wrong one.
+_URL_TAILS = {"sqlite": "/FILE", "redis": "host:6379", **{s: "user:pw@host/db" for s in _RDB_SCHEMES[1:]}}
+_LOOKS_LIKE_URL = re.compile(r"[A-Za-z][A-Za-z0-9.-]*(\+[A-Za-z0-9_.-]+)?:")  # scheme or scheme+driver, then ":"
 SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")  # a bare path ending so is a SQLite file
 
 
@@ -64,6 +69,12 @@ def storage_url(spec: str | None) -> str:
                 "mysql://..., redis://..., or a path to a journal file."
             )
         return spec
+    if _LOOKS_LIKE_URL.match(spec):
+        prefix = spec.split(":", 1)[0]
+        tail = _URL_TAILS.get(prefix.split("+", 1)[0].lower())
+        forms = f"{prefix}://{tail}" if tail else "sqlite:///FILE, postgresql://..., mysql://... or redis://..."
+        raise StorageError(f"the storage {spec!r} starts like a URL but is not one: write {forms} (a journal file "
+                           f"whose name starts so: ./{spec}).")
     if Path(spec).suffix in SQLITE_SUFFIXES:
         return f"sqlite:///{spec}"
     return spec  # a journal file path

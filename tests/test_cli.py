@@ -365,3 +365,166 @@ def test_confirm_and_reevaluate_refuse_a_study_of_runs_as_the_search_and_write_n
     assert code == 2 and err.count("\n") == 1 and words in err, err
     assert ("pass the search's name: --study-name search" if given != "baselines" else "pass a search's") in err
     assert store.read_bytes() == before  # nothing written, no study of runs of runs created
+
+
+def _no_workers(monkeypatch):
+    """Fail the test if a command gets as far as starting workers or reading MNIST."""
+    def started(*args, **kwargs):
+        raise AssertionError("a worker was started")
+
+    monkeypatch.setattr("search.study.run_search", started)
+    monkeypatch.setattr("search.confirm.supervise", started)
+    monkeypatch.setattr("search.study.ensure_mnist", lambda root, download=True: root)
+    monkeypatch.setattr("search.confirm.ensure_mnist", lambda root, download=True: root)
+
+
+@pytest.mark.parametrize("flags, sentence", [
+    # the rung is a run of its own: a Recipe, which refused 16 epochs in every worker
+    (["--rung-epochs", "16"], "--rung-epochs must be fewer than --epochs (15): the rung is the cheap first look, "
+     "got 16."),
+    (["--rung-epochs", "16", "--strategy", "full"], "--rung-epochs must be between 1 and 15, got 16."),
+    (["--rung-epochs", "3", "--epochs", "0"], "--epochs must be between 1 and 15, got 0."),  # the epochs first
+    (["--rung-epochs", "4", "--epochs", "4"],
+     "--rung-epochs must be fewer than --epochs (4): the rung is the cheap first look, got 4."),
+    # torch.manual_seed refused it in every trial
+    (["--seed", str(2**64)], f"--seed must be at most {2**64 - 1:,}, got {2**64:,}."),
+    # nothing started, and the search ended as if done
+    (["--timeout", "nan"], "--timeout must be a positive number of seconds, got nan."),
+    (["--goal-params", "20000", "--max-params", "5000"],
+     "--goal-params must be at most --max-params (5,000): larger candidates are never trained; got 20,000."),
+])
+def test_a_search_flag_the_workers_would_refuse_is_one_sentence_before_anything_is_written(
+        capsys, tmp_path, monkeypatch, flags, sentence):
+    _no_workers(monkeypatch)
+    store = tmp_path / "s.journal"
+    code, out, err = run(capsys, "run", "--trials", "2", *flags, "--storage", str(store))
+    assert (code, err) == (2, f"drill-search: error: {sentence}\n"), out + err
+    assert not store.exists() and not (tmp_path / "s-artifacts").exists()
+
+
+def test_a_rung_given_for_a_full_search_or_left_at_its_default_is_not_refused(capsys, tmp_path, monkeypatch):
+    # --epochs 2 leaves the default 3-epoch rung longer than the run: no rung, as before
+    from search.cli import build_parser, search_config
+
+    for flags in (["--epochs", "2"], ["--strategy", "full", "--rung-epochs", "15"]):
+        args = build_parser().parse_args(["run", "--trials", "2", "--workers", "1", *flags])
+        cfg = search_config(args, "cpu")
+        assert not cfg.promotes
+
+
+def test_a_seed_beyond_torchs_is_refused_by_every_command_that_trains(capsys, tmp_path, monkeypatch):
+    from search import identity
+    from search.config import ConfigError, ConfirmConfig, DataConfig, Recipe, SearchConfig
+
+    _no_workers(monkeypatch)
+    journal = tmp_path / "s.journal"
+    code, out, err = run(capsys, "run", "--baseline", "round3", "--seed", str(2**64), "--storage", str(journal))
+    assert (code, err) == (2, f"drill-search: error: --seed must be at most {2**64 - 1:,}, got {2**64:,}.\n")
+    assert not journal.exists()
+    cfg = SearchConfig(storage=str(journal), recipe=Recipe(epochs=2), data=DataConfig(root=tmp_path))
+    study = identity.open_search(cfg)
+    params = spaces.encode(ROUNDS["round3"].candidate)
+    study.add_trial(optuna.trial.create_trial(
+        params=params, distributions={k: spaces.SPACE[k] for k in params}, values=[99.0, 5760],
+        user_attrs={"seed": 1, "params": 5760}))
+    # seeds S, S + 1, S + 2: the last is past torch's largest
+    code, out, err = run(capsys, "confirm", "--seed", str(2**64 - 2), "--storage", str(journal))
+    assert code == 2 and err.count("\n") == 1 and f"--seed {2**64 - 2:,} and --seeds 3 reach a seed past " in err, err
+    names = [s.study_name for s in optuna.get_all_study_summaries(
+        optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal))))]
+    assert names == ["search"]
+    with pytest.raises(ConfigError):
+        ConfirmConfig(storage="s.journal", recipe=Recipe(), data=DataConfig(root="data"), first_seed=2**64 - 1,
+                      seeds=2)
+
+
+@pytest.mark.parametrize("field, value", [("sampler", "tpe2"), ("pruner", "mean"), ("rung_epochs", 16)])
+def test_the_search_config_refuses_at_construction_what_a_worker_would_refuse(field, value):
+    # one home for the rule: the frozen config, built in the parent before anything is written
+    from search.config import ConfigError, DataConfig, Recipe, SearchConfig
+
+    with pytest.raises(ConfigError) as e:
+        SearchConfig(storage="s.journal", recipe=Recipe(), data=DataConfig(root="data"), **{field: value})
+    assert e.value.field == field
+
+
+def _a_study(tmp_path) -> str:
+    journal = str(tmp_path / "s.journal")
+    optuna.create_study(study_name="search", directions=["maximize", "minimize"],
+                        storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(journal)))
+    return journal
+
+
+@pytest.fixture
+def no_serving(monkeypatch):
+    """The dashboard must refuse before it serves: serving fails the test (and never blocks it)."""
+    import optuna_dashboard
+
+    def serve(*args, **kwargs):
+        raise AssertionError("the dashboard started serving")
+
+    monkeypatch.setattr(optuna_dashboard, "run_server", serve)
+
+
+def test_a_dashboard_on_a_port_in_use_is_one_sentence_and_serves_nothing(tmp_path, capsys, no_serving):
+    import socket
+
+    journal = _a_study(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, out, err = run(capsys, "dashboard", "--storage", journal, "--port", str(port))
+    assert (code, out) == (2, ""), err
+    assert err == (f"drill-search: error: port {port} on 127.0.0.1 is in use by another program: pick another "
+                   "with --port.\n")
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--port", "70000"], "--port must be between 1 and 65535, got 70000."),
+    (["--port", "0"], "--port must be between 1 and 65535, got 0."),
+    (["--host", "no-such-host.invalid"], "--host 'no-such-host.invalid' is not a name or address this machine knows."),
+    (["--host", "192.0.2.1"], "cannot listen on 192.0.2.1:8080: Cannot assign requested address."),  # not ours
+])
+def test_a_dashboard_address_it_cannot_listen_on_is_one_sentence(tmp_path, capsys, no_serving, flags, words):
+    code, out, err = run(capsys, "dashboard", "--storage", _a_study(tmp_path), *flags)
+    assert (code, out, err) == (2, "", f"drill-search: error: {words}\n")
+
+
+@pytest.mark.parametrize("where", ["folder", "under a file"])
+def test_a_report_output_it_cannot_write_is_one_sentence(tmp_path, capsys, where):
+    journal = _a_study(tmp_path)
+    (tmp_path / "a-file").write_text("")
+    output = tmp_path if where == "folder" else tmp_path / "a-file" / "r.html"
+    code, out, err = run(capsys, "report", "--storage", journal, "--output", str(output))
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, out + err
+    if where == "folder":
+        assert err == (f"drill-search: error: --output {output} is a folder: name the HTML file, e.g. "
+                       f"{output}/report.html.\n")
+    else:
+        assert err.startswith(f"drill-search: error: cannot write the report to {output}: ")
+
+
+def test_reevaluate_with_no_leader_says_so_in_words_that_read_right(capsys, tmp_path):
+    from search import identity
+    from search.config import DataConfig, Recipe, SearchConfig
+
+    journal = str(tmp_path / "s.journal")
+    study = identity.open_search(SearchConfig(storage=journal, recipe=Recipe(epochs=2), data=DataConfig(root=tmp_path)))
+    code, _, err = run(capsys, "reevaluate", "--storage", journal)
+    assert (code, err) == (2, "drill-search: error: study 'search' has no complete trial yet.\n")
+    params = spaces.encode(ROUNDS["round3"].candidate)
+    study.add_trial(optuna.trial.create_trial(
+        params=params, distributions={k: spaces.SPACE[k] for k in params}, values=[99.0, 5760]))
+    code, _, err = run(capsys, "reevaluate", "--storage", journal, "--goal-params", "3000")
+    assert (code, err) == (2, "drill-search: error: study 'search' has no complete trial within the goal of 3,000 "
+                              "parameters yet.\n")
+
+
+@pytest.mark.parametrize("value", ["0", "nan"])
+def test_fail_stale_refuses_an_age_that_is_not_a_positive_number(capsys, tmp_path, value):
+    # NaN compares false with every age: it ended nothing and said so as if all were well
+    journal = _a_study(tmp_path)
+    code, out, err = run(capsys, "fail-stale", "--storage", journal, "--older-than", value)
+    assert (code, out) == (2, "") and err == (f"drill-search: error: --older-than must be a positive number of "
+                                              f"seconds, got {float(value):g}.\n")

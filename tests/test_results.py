@@ -565,3 +565,89 @@ def test_a_reevaluation_reads_the_recipe_of_a_study_made_by_an_older_version():
     study.set_user_attr("train_size", None)
     recipe, train_size = confirm.search_protocol(study, Recipe(seed=5))
     assert recipe == Recipe(epochs=15, batch_size=64, seed=5) and train_size is None
+
+
+def _store_runs(storage, search, check, choice, scores):
+    """Runs of `choice` as `confirm` (check TEST) or `reevaluate` (VALIDATION) store them,
+    one per seed, made by hand: nothing is trained."""
+    import spaces
+    from search.model import count_params
+
+    check = check.of(search)
+    recipe, train_size = confirm.search_protocol(search, Recipe()) if check.val_size else (Recipe(), None)
+    key = runs_module.run_key(runs_module.run_protocol(recipe, train_size, check), choice.candidate)
+    runs = runs_module.open_runs(storage, check.study_name(search.study_name), check)
+    params = spaces.encode(choice.candidate)
+    for seed, score in zip(check.seeds + (4,), scores):
+        attrs = {"label": choice.label, "confirm_seed": seed, "run_protocol": key, "test_acc": [score],
+                 "source_trial": choice.source_trial, "baseline": choice.baseline}
+        runs.add_trial(optuna.trial.create_trial(
+            params=params, distributions={k: spaces.SPACE[k] for k in params},
+            values=[score, count_params(choice.candidate.arch)],
+            user_attrs={k: v for k, v in attrs.items() if v is not None}))
+
+
+@pytest.mark.parametrize("case", ["confirmed on the front", "confirmed off the front", "not confirmed"])
+def test_a_round_that_leads_the_reevaluation_is_the_answer_with_its_own_confirmation(tmp_path, capsys, case):
+    # Without a goal the leaders are the front, so a round on it may lead the re-evaluation
+    # (and any re-evaluated trial may, with a goal or --trials). `confirm` confirms the
+    # rounds by default, by name, with no trial of the search when the round is off the
+    # front: the answer uses that confirmation, and without one it suggests a command that
+    # does train the round.
+    import spaces
+    from baselines import ROUNDS
+    from search import cli
+    from search.config import DataConfig, SearchConfig
+    from search.model import count_params
+
+    journal = str(tmp_path / "s.journal")
+    search = identity.open_search(SearchConfig(storage=journal, recipe=Recipe(), data=DataConfig(root=tmp_path)))
+    round3 = ROUNDS["round3"].candidate
+    smaller = spaces.decode({**spaces.encode(round3), "c1": 6, "c2": 12})
+    better = 99.35 if case == "confirmed off the front" else 99.25  # 99.35 > 99.30: round3 is dominated
+    for cand, score, attrs in ((round3, 99.30, {"baseline": "round3"}), (smaller, better, {})):
+        params = spaces.encode(cand)
+        search.add_trial(optuna.trial.create_trial(
+            params=params, distributions={k: spaces.SPACE[k] for k in params},
+            values=[score, count_params(cand.arch)], user_attrs={"seed": 99, **attrs}))
+    storage = open_storage(journal)
+    leaders = confirm.choose(search, [0, 1], 10_000, with_baselines=False)  # `reevaluate --trials 0,1`
+    _store_runs(storage, search, runs_module.VALIDATION, leaders[0], (99.40, 99.36))  # round3 leads
+    _store_runs(storage, search, runs_module.VALIDATION, leaders[1], (99.20, 99.22))
+    defaults = confirm.choose(search, None, 10_000)  # what `confirm` stores by default
+    assert next(c for c in defaults if c.baseline == "round3").source_trial == (None if "off" in case else 0)
+    for choice in defaults:
+        if choice.baseline != "round3" or case != "not confirmed":
+            _store_runs(storage, search, runs_module.TEST, choice, (99.41, 99.44, 99.47))
+
+    code = cli.main(["report", "--storage", journal, "--output", str(tmp_path / "r.html")])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    first = out.split("\n\nreport written")[0].split("\n\n")[-1].splitlines()[0]  # the answer's first line
+    if case != "not confirmed":
+        assert first.startswith("Network to use, at most 10,000 parameters: round3, 5,760 parameters"), first
+        assert "leader of the re-evaluation on validation (99.38% over 2 new seeds)" in first
+        assert "99.44% mean final-epoch test accuracy" in first and "not confirmed" not in first
+        assert first.endswith(f"drill-search export 0 --storage {journal}")
+    else:
+        assert first.startswith("Leader of the re-evaluation on validation, at most 10,000 parameters: round3"), first
+        # the command it suggests trains the round's three missing runs
+        suggested = first.split("not confirmed on test yet: drill-search ", 1)[1].split()
+        cfg = cli.confirm_config(cli.build_parser().parse_args(suggested), reevaluate=False)
+        plan = confirm.make_plan(cfg, search)
+        todo = confirm.missing(runs_module.open_runs(storage, plan.study_name), plan.choices, plan.seeds, plan.key)
+        assert [(c.candidate, seed) for c, seed in todo] == [(round3, 1), (round3, 2), (round3, 3)]
+
+
+def test_export_to_a_file_that_exists_is_one_sentence_and_leaves_it_as_it_was(searched, tmp_path, capsys):
+    from search.cli import main
+
+    cfg, study = searched
+    taken = tmp_path / "model"
+    taken.write_text("mine")
+    number = report.front(study)[0].number  # a trial with weights: export gets as far as writing
+    code = main(["export", str(number), "--storage", cfg.storage, "--output", str(taken)])
+    out, err = capsys.readouterr()
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, out + err
+    assert err == f"drill-search: error: the output {taken} is a file: name a folder to write the model into.\n"
+    assert taken.read_text() == "mine"

@@ -71,3 +71,41 @@ def test_a_journal_that_is_one_unfinished_line_is_refused_and_left_as_it_is(tmp_
         optuna.create_study(study_name="s", storage=storage)
     assert path.read_bytes() == b'{"op_code": 0, "worker_id": "a", "study_na'
     assert not list(tmp_path.glob("notes.txt.cut-*"))
+
+
+@pytest.mark.parametrize("spec, form", [
+    ("postgresql:/localhost/db", "postgresql://user:pw@host/db"),
+    ("postgresql:localhost/db", "postgresql://user:pw@host/db"),
+    ("mysql+pymysql:/host/db", "mysql+pymysql://user:pw@host/db"),
+    ("sqlite:/studies/x.db", "sqlite:///FILE"),
+    ("redis:/host:6379", "redis://host:6379"),
+    ("rdis:/host:6379", "redis://"),  # no known backend: the forms there are
+])
+def test_a_url_short_of_its_slashes_is_refused_not_taken_for_a_journal_file(spec, form):
+    from search.storage import StorageError
+
+    with pytest.raises(StorageError) as e:
+        storage_url(spec)
+    assert form in str(e.value) and f"./{spec}" in str(e.value)  # and how to name such a file
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("spec", ["studies/a:b.journal", "./postgresql:/localhost/db", "runs-2024.journal",
+                                  "sqlite:///studies/x.db", "postgresql+psycopg://u@h/db"])
+def test_paths_and_urls_are_still_read_as_before(spec):
+    assert storage_url(spec) == spec
+
+
+def test_a_search_on_a_storage_url_one_slash_short_is_one_sentence_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    from search.cli import main
+
+    def started(*args, **kwargs):
+        raise AssertionError("a worker was started")
+
+    monkeypatch.setattr("search.study.run_search", started)
+    monkeypatch.setattr("search.study.ensure_mnist", lambda root, download=True: root)
+    monkeypatch.chdir(tmp_path)
+    code = main(["run", "--trials", "2", "--storage", "postgresql:/localhost/db"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "postgresql://user:pw@host/db" in err, err
+    assert list(tmp_path.iterdir()) == []
