@@ -62,7 +62,7 @@ import spaces  # noqa: E402
 from search.config import Goal  # noqa: E402
 from search.promote import Promotion, RungResult  # noqa: E402
 from search.sampler import RUNG_SCORE, make_sampler  # noqa: E402
-from surrogate import FAMILIES, full_runs, params_of, replicates, rung_runs, seed_sd  # noqa: E402
+from surrogate import FAMILIES, full_runs, params_of, replicates, rung_runs, search_to_test, seed_sd  # noqa: E402
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -376,10 +376,16 @@ def main() -> None:
     totals = [float(x) for x in args.totals.split(",")]
     if args.predict:
         sampler, rung, total = args.predict.split("/")
+        offsets = np.array(search_to_test())
+        print(f"confirmed test mean minus search score, {len(offsets)} searched nets within 5,000 params: "
+              f"{offsets.mean():+.3f} (SD {offsets.std(ddof=1):.3f})")
         for family in args.families.split(","):
             p = predict(world_for(family), sampler, rung, float(total), args.reps)
+            test = np.add.outer(p["seen"], offsets).ravel()  # every search x every confirmed net's offset
             print(f"{family}: {args.predict}, {args.reps} searches: value handed over {quartiles(p['true'])}; "
-                  f"its search score {quartiles(p['seen'])}; trials finished {quartiles(p['trials'])}")
+                  f"its search score {quartiles(p['seen'])}; trials finished {quartiles(p['trials'])}; "
+                  f"test mean over seeds 1-3 it would confirm at {quartiles(test)}, "
+                  f"P(>= 99.40) {np.mean(test >= 99.395):.1%}")
         return
     rows = []
     if args.from_json:

@@ -153,6 +153,27 @@ def noise_ceiling() -> list[float]:
     return out
 
 
+
+def search_to_test(goal: int = 5000) -> list[float]:
+    """For every searched network of at most `goal` parameters confirmed on seeds 1-3: its
+    mean final-epoch test accuracy minus the search score it was chosen on (one seed,
+    validation). Turns a search score into the test mean a confirmation would report."""
+    out = []
+    for journal, study, confirm in STUDIES.values():
+        if confirm is None:
+            continue
+        searched = {t.number: t for t in _study(journal, study).get_trials(deepcopy=False)}
+        tests: dict[int, dict[int, float]] = {}
+        for t in _study(journal, confirm).get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            source, seed = t.user_attrs.get("source_trial"), t.user_attrs.get("confirm_seed")
+            if source is not None and seed in (1, 2, 3):
+                tests.setdefault(source, {})[seed] = t.values[0]
+        for number, by_seed in tests.items():
+            t = searched.get(number)
+            if len(by_seed) == 3 and t is not None and t.values and params_of(spaces.decode(t.params)) <= goal:
+                out.append(statistics.fmean(by_seed.values()) - t.values[0])
+    return out
+
 # -- features ------------------------------------------------------------------------------
 
 FEATURES = ("c1", "c2", "t", "c4", "c5", "block5", "c6", "c7", "dropout", "gap", "log lr", "onecycle",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 # Only light modules here: `drill-search --help` must answer without importing torch,
 # torchvision or optuna (each command imports what it needs).
-from .config import (DATA_ENV, MAX_EPOCHS, MNIST_TRAIN, PRUNERS, SAMPLERS, STRATEGIES, ConfigError, ConfirmConfig,
+from .config import (DATA_ENV, MAX_EPOCHS, MNIST_TRAIN, DEFAULT_SAMPLER, PRUNERS, SAMPLERS, STRATEGIES, ConfigError, ConfirmConfig,
                      DataConfig, Goal, Recipe, SearchConfig)
 
 EXIT_FAILED = 1
@@ -342,8 +342,8 @@ def add_run(sub) -> None:
     search.add_argument("--prune-warmup", type=int, default=None,
                         help=f"epochs before pruning may stop a trial (default {_default('prune_warmup')})")
     search.add_argument("--sampler", default=None, choices=SAMPLERS,
-                        help=f"Optuna sampler (default {_default('sampler')}: no guided sampler beat it on the strategy "
-                        "benchmark, studies/method.md; tpe: TPE aimed at the goal, as in v3; tpe-plain: Optuna's TPE "
+                        help=f"Optuna sampler (default: the study's own; {DEFAULT_SAMPLER} for a new study, as no guided "
+                        "sampler beat it on the strategy benchmark, studies/method.md; tpe: TPE aimed at the goal, as in v3; tpe-plain: Optuna's TPE "
                         "on the stored objectives, as in v1 and v2)")
     search.add_argument("--strategy", default=None, choices=STRATEGIES,
                         help=f"promote: a cheap complete schedule first, the full protocol only for the best "
@@ -406,7 +406,7 @@ class SearchPrinter:
             print(f"study {cfg.study_name!r} in {cfg.storage}: {event.done} of {cfg.trials} trials finished; "
                   f"{'starting ' + str(event.left) + ' more' if event.left else 'nothing to do'} on {cfg.device} with "
                   f"{cfg.workers} worker(s); {cfg.recipe.epochs} epochs at most, budget {cfg.max_params:,} "
-                  f"parameters, pruner {cfg.pruner}, sampler {cfg.sampler}, "
+                  f"parameters, pruner {cfg.pruner}, sampler {event.sampler}, "
                   + (f"promotion from a {cfg.rung_epochs}-epoch rung (best 1/{cfg.eta})" if cfg.promotes
                      else "every candidate the full protocol")
                   + f"; goal: {cfg.goal.describe()}")

@@ -16,6 +16,11 @@ PARAM_BUDGET = 10_000  # "under 10,000 parameters"
 TARGET_ACC = 99.4  # percent, on the MNIST test set
 MNIST_TRAIN = 60_000  # images in MNIST's training set
 SAMPLERS = ("tpe", "tpe-plain", "random", "nsga2")  # see search.sampler.make_sampler
+# A new study's sampler: no guided sampler beat random sampling on the strategy benchmark
+# (studies/method.md, "Strategies compared on a surrogate").
+DEFAULT_SAMPLER = "random"
+# The sampler of a study made before studies recorded theirs (v1-v3): TPE was the default.
+LEGACY_SAMPLER = "tpe"
 STRATEGIES = ("promote", "full")  # see SearchConfig.strategy
 PRUNERS = ("pareto", "median", "none")  # see search.prune.make_pruner
 DATA_ENV = "DRILL_SEARCH_DATA"  # environment variable naming the data root
@@ -173,9 +178,9 @@ class SearchConfig:
     max_params: int = PARAM_BUDGET  # larger candidates are rejected before training
     pruner: str = "pareto"  # see search.prune
     prune_warmup: int = 3  # epochs before the pruner may judge
-    # random: the default, on the strategy benchmark's evidence (no sampler beat random
-    # sampling there; studies/method.md, "Strategies compared on a surrogate")
-    sampler: str = "random"  # one of SAMPLERS
+    # one of SAMPLERS; None: the study's own (the one it last ran with), DEFAULT_SAMPLER
+    # for a new study. A resumed study keeps its sampler however the default moves.
+    sampler: str | None = None
     # promote: every candidate first trains a cheap complete schedule of `rung_epochs`
     # epochs; only those its rung ranks in the best 1/eta (search.promote) go on to the
     # full protocol. full: every candidate trains the full protocol (v1, v2).
@@ -199,7 +204,7 @@ class SearchConfig:
         # Checked here, in the parent: a worker would refuse them only after the study exists.
         _between("rung_epochs", self.rung_epochs, 1, MAX_EPOCHS)  # the rung is a Recipe of its own
         for name, known in (("strategy", STRATEGIES), ("sampler", SAMPLERS), ("pruner", PRUNERS)):
-            if getattr(self, name) not in known:
+            if getattr(self, name) not in known and not (name == "sampler" and self.sampler is None):
                 raise ConfigError(name, f"must be one of {', '.join(known)}, got {getattr(self, name)!r}.")
         if self.goal.max_params is not None and self.goal.max_params > self.max_params:
             raise ConfigError("goal_params", f"must be at most --max-params ({self.max_params:,}): larger candidates "

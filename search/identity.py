@@ -22,7 +22,7 @@ from optuna.trial import TrialState
 import spaces
 
 from . import __version__
-from .config import SCORE_EPOCHS, SearchConfig
+from .config import DEFAULT_SAMPLER, LEGACY_SAMPLER, SCORE_EPOCHS, SearchConfig
 from .storage import open_storage
 
 BASELINE_STUDY = "baselines"
@@ -223,4 +223,16 @@ def open_search(cfg: SearchConfig, sampler: optuna.samplers.BaseSampler | None =
         # the goal of the latest run (not identity: a study may be resumed with another
         # goal); `reevaluate` and the report read it
         study.set_user_attr("goal", cfg.goal.to_dict())
+    sampler = cfg.sampler or study_sampler(study)
+    if study.user_attrs.get("sampler") != sampler:  # the sampler of the latest run, as the goal
+        study.set_user_attr("sampler", sampler)
     return study
+
+
+def study_sampler(study: optuna.Study) -> str:
+    """The sampler a search study runs with when none is asked for: the one it last ran
+    with, the default for a new study, TPE for one made before studies recorded theirs."""
+    recorded = study.user_attrs.get("sampler")
+    if recorded is not None:
+        return recorded
+    return LEGACY_SAMPLER if study.get_trials(deepcopy=False) else DEFAULT_SAMPLER

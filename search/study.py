@@ -42,6 +42,7 @@ class Started:
     study: optuna.Study
     done: int
     left: int
+    sampler: str  # the study's (search.identity.study_sampler)
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def search(cfg: SearchConfig, on_event: Callable[[Event], None] = lambda e: None
     ensure_mnist(cfg.data.root, download=cfg.data.download)
     study = open_search(cfg)
     c = counts(study)
-    on_event(Started(study, c["complete"] + c["pruned"], todo(study, cfg.trials)))
+    on_event(Started(study, c["complete"] + c["pruned"], todo(study, cfg.trials), study.user_attrs["sampler"]))
     interrupted = False
     try:
         study = run_search(cfg, on_event=on_event)

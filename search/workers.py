@@ -85,7 +85,7 @@ def run_worker(
     study = open_search(cfg, on_stale=requeue)
     if todo(study, cfg.trials) == 0:
         return
-    sampler = make_sampler(cfg.sampler, sampler_seed(cfg.seed, index, study.get_trials(deepcopy=False)),
+    sampler = make_sampler(study.user_attrs["sampler"], sampler_seed(cfg.seed, index, study.get_trials(deepcopy=False)),
                            cfg.workers, cfg.goal)
     study.sampler = WithinTotal(sampler, cfg.trials)
     data = data or load_search_data(cfg, device)

@@ -76,3 +76,24 @@ def test_tpe_through_the_view_spends_its_budget_at_the_parameter_goal():
     late = [t.params["x"] for t in study.trials[20:]]
     # the goal's best is x = 4/9 (5,000 params); random sampling would put half above 0.5
     assert 0.3 < statistics.median(late) <= 4 / 9 + 0.02
+
+
+def test_a_resumed_study_keeps_its_sampler_however_the_default_moves(tmp_path):
+    # v1-v3 were TPE studies made before studies recorded their sampler; resuming one
+    # without --sampler must not switch it to the new default.
+    from search import identity
+    from search.config import DEFAULT_SAMPLER, LEGACY_SAMPLER, DataConfig, Recipe, SearchConfig
+
+    def opened(storage, sampler=None) -> str:
+        cfg = SearchConfig(storage=str(storage), recipe=Recipe(epochs=2), data=DataConfig(root=tmp_path),
+                           sampler=sampler)
+        return identity.open_search(cfg).user_attrs["sampler"]
+
+    new = tmp_path / "new.journal"
+    assert opened(new) == DEFAULT_SAMPLER == "random"
+    assert opened(new, "tpe") == "tpe" and opened(new) == "tpe"  # asked for once, kept on resume
+    old = tmp_path / "old.journal"
+    study = identity.open_search(SearchConfig(storage=str(old), recipe=Recipe(epochs=2), data=DataConfig(root=tmp_path)))
+    study.add_trial(create_trial(params={"x": 0.5}, distributions=X, values=[95.0, 5500]))
+    study.set_user_attr("sampler", None)  # as a study written before the record existed
+    assert opened(old) == LEGACY_SAMPLER == "tpe"
