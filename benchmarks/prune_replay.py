@@ -51,11 +51,11 @@ import statistics
 
 import optuna
 
-from search.objective import score
 from baselines import ROUNDS
-from search.prune import AnyOf, Dominated, Gate, Hopeless, Median, NoPruner, Outpaced, Peer, noise, pareto
-from search.replay import front, recorded, replay
-from search.storage import open_storage, storage_url
+from search.config import score
+from search.execution.storage import open_storage, storage_url
+from search.strategy.prune import AnyOf, Dominated, Gate, Hopeless, Median, NoPruner, Outpaced, Peer, noise, pareto
+from search.strategy.replay import front, recorded, replay
 
 
 def rules(epochs: int, n_val: int) -> dict:

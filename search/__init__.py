@@ -1,3 +1,14 @@
-"""drill-search: automated drill-down for tiny MNIST CNNs with Optuna."""
+"""drill-search: automated drill-down for tiny MNIST CNNs with Optuna.
+
+Which folder to open for what (imports run down this list, never up; tests/test_layout.py):
+
+    cli.py, progress.py   the commands: parse flags, build a frozen config, call a use case, print its events
+    study.py, confirm.py  the use cases: run a search; confirm or re-evaluate its winners
+    results/              what a person reads: selection rules, report, confirmation tables, export
+    execution/            trials run and recorded, worker processes, hardware, storage and study identity
+    strategy/             which candidates run and how far: samplers, pruning, promotion, shared statistics
+    engine/               MNIST, the network, the training loop (no Optuna)
+    config.py             the frozen configurations and the protocol's constants, shared by all
+"""
 
 __version__ = "0.1.0"

@@ -150,10 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    from .data import DataError
-    from .export import ExportError
-    from .identity import SearchFailed, StudyError
-    from .storage import StorageError
+    from .engine.data import DataError
+    from .execution.identity import SearchFailed, StudyError
+    from .execution.storage import StorageError
+    from .results.export import ExportError
 
     _quiet_libraries()
     try:
@@ -199,7 +199,7 @@ def data_config(args: argparse.Namespace) -> DataConfig:
 
 
 def device_from(args: argparse.Namespace):
-    from .workers import resolve_device
+    from .execution.workers import resolve_device
 
     return resolve_device(args.device)
 
@@ -217,14 +217,14 @@ def recipe_from(args: argparse.Namespace) -> Recipe:
 
 
 def workers_from(args: argparse.Namespace, device, url: str) -> int:
-    from .workers import default_workers
+    from .execution.workers import default_workers
 
     return default_workers(device, url) if args.workers is None else args.workers
 
 
 def search_config(args: argparse.Namespace, device, started: float | None = None) -> SearchConfig:
     """The search's configuration; --timeout counts from `started`, the command's start."""
-    from .storage import storage_url
+    from .execution.storage import storage_url
 
     given = {k: getattr(args, k) for k in SEARCH_ONLY if getattr(args, k) is not None}
     timeout = given.get("timeout")
@@ -256,7 +256,7 @@ def search_config(args: argparse.Namespace, device, started: float | None = None
 
 
 def confirm_config(args: argparse.Namespace, reevaluate: bool) -> ConfirmConfig:
-    from .storage import storage_url
+    from .execution.storage import storage_url
 
     device = device_from(args)
     url = storage_url(args.storage)
@@ -305,7 +305,7 @@ def add_baselines(sub) -> None:
 def cmd_baselines(args: argparse.Namespace) -> int:
     from baselines import ROUNDS
 
-    from .model import count_params
+    from .engine.model import count_params
 
     print(f"{'name':<8} {'params':>7}  {'lr':>5}  {'architecture':<28} {'test@1':>7} {'test@15':>8} {'best (epoch)':>13}")
     for b in ROUNDS.values():
@@ -338,7 +338,7 @@ def add_run(sub) -> None:
     search.add_argument("--max-params", type=int, default=None,
                         help=f"parameter budget; larger candidates are rejected untrained (default {_default('max_params'):,})")
     search.add_argument("--pruner", default=None, choices=PRUNERS,
-                        help=f"the early-epoch rule, see search/prune.py (default {_default('pruner')})")
+                        help=f"the early-epoch rule, see search/strategy/prune.py (default {_default('pruner')})")
     search.add_argument("--prune-warmup", type=int, default=None,
                         help=f"epochs before pruning may stop a trial (default {_default('prune_warmup')})")
     search.add_argument("--sampler", default=None, choices=SAMPLERS,
@@ -398,8 +398,9 @@ class SearchPrinter:
         self.cfg, self.quiet, self.progress = cfg, quiet, None
 
     def __call__(self, event) -> None:
-        from . import report, study as studies
+        from . import study as studies
         from .progress import Progress, search_status
+        from .results import report
 
         cfg = self.cfg
         if isinstance(event, studies.Started):
@@ -437,7 +438,7 @@ class SearchPrinter:
 def run_search(args: argparse.Namespace) -> int:
     started = time.time()  # --timeout counts from here, before torch is imported
     from . import study as studies
-    from .storage import dashboard_command
+    from .execution.storage import dashboard_command
 
     cfg = search_config(args, device_from(args), started)
     printer = SearchPrinter(cfg, args.quiet)
@@ -458,7 +459,7 @@ def _sigterm_as_interrupt() -> None:
     """SIGTERM stops like Ctrl-C (`supervisor.interrupt_once`)."""
     import signal
 
-    from .supervisor import interrupt_once
+    from .execution.supervisor import interrupt_once
 
     interrupt_once(signal.SIGTERM)
 
@@ -466,12 +467,13 @@ def _sigterm_as_interrupt() -> None:
 def run_baseline(args: argparse.Namespace) -> int:
     import baselines
 
-    from . import report, study as studies
-    from .data import load_mnist
-    from .identity import BASELINE_STUDY, open_baselines
-    from .model import build_model, count_params, layer_table
-    from .storage import artifact_store, open_storage, storage_url
-    from .train import EpochResult
+    from . import study as studies
+    from .engine.data import load_mnist
+    from .engine.model import build_model, count_params, layer_table
+    from .engine.train import EpochResult
+    from .execution.identity import BASELINE_STUDY, open_baselines
+    from .execution.storage import artifact_store, open_storage, storage_url
+    from .results import report
 
     try:
         baseline = baselines.get(args.baseline)
@@ -524,8 +526,8 @@ def _load_study(args: argparse.Namespace, on_stale=None, shipped: bool = False):
     With `shipped`, a reading command given no --storage on a checkout with no study of
     its own opens the reference study shipped in studies/ (so report and dashboard work
     on a fresh clone, with no training)."""
-    from .identity import load
-    from .storage import open_existing, reading_url, storage_url
+    from .execution.identity import load
+    from .execution.storage import open_existing, reading_url, storage_url
 
     url = reading_url(args.storage) if shipped else storage_url(args.storage)
     if url != storage_url(args.storage):
@@ -536,7 +538,7 @@ def _load_study(args: argparse.Namespace, on_stale=None, shipped: bool = False):
 
 
 def _warn_if_cut(url: str) -> None:
-    from .storage import cut_short
+    from .execution.storage import cut_short
 
     if cut_short(url):
         print(f"warning: {url} ends in the middle of a line (a copy taken while it was written, or a write cut "
@@ -559,8 +561,9 @@ def add_report(sub) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from . import confirm, report
-    from .storage import open_storage, report_path
+    from . import confirm
+    from .execution.storage import open_storage, report_path
+    from .results import report
 
     study, url = _load_study(args, shipped=True)
     flag = "" if args.storage is None else f" --storage {args.storage}"
@@ -606,7 +609,7 @@ def add_dashboard(sub) -> None:
 def cmd_dashboard(args: argparse.Namespace) -> int:
     import optuna_dashboard
 
-    from .storage import artifact_store
+    from .execution.storage import artifact_store
 
     study, url = _load_study(args, shipped=True)
     _check_listen(args.host, args.port)
@@ -759,8 +762,8 @@ def add_export(sub) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from . import export
-    from .storage import artifact_store
+    from .execution.storage import artifact_store
+    from .results import export
 
     study, url = _load_study(args, shipped=True)
     out = args.output or Path("exports") / f"{study.study_name}-trial-{args.trial}"
@@ -786,7 +789,7 @@ def add_fail_stale(sub) -> None:
 
 
 def cmd_fail_stale(args: argparse.Namespace) -> int:
-    from . import liveness
+    from .execution import liveness
 
     if args.older_than is not None and not args.older_than > 0:  # NaN too
         raise UsageError(f"--older-than must be a positive number of seconds, got {args.older_than:g}.")

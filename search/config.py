@@ -15,14 +15,14 @@ MAX_EPOCHS = SCHEDULE_EPOCHS  # the exercise's limit
 PARAM_BUDGET = 10_000  # "under 10,000 parameters"
 TARGET_ACC = 99.4  # percent, on the MNIST test set
 MNIST_TRAIN = 60_000  # images in MNIST's training set
-SAMPLERS = ("tpe", "tpe-plain", "random", "nsga2")  # see search.sampler.make_sampler
+SAMPLERS = ("tpe", "tpe-plain", "random", "nsga2")  # see search.strategy.sampler.make_sampler
 # A new study's sampler: no guided sampler beat random sampling on the strategy benchmark
 # (studies/method.md, "Strategies compared on a surrogate").
 DEFAULT_SAMPLER = "random"
 # The sampler of a study made before studies recorded theirs (v1-v3): TPE was the default.
 LEGACY_SAMPLER = "tpe"
 STRATEGIES = ("promote", "full")  # see SearchConfig.strategy
-PRUNERS = ("pareto", "median", "none")  # see search.prune.make_pruner
+PRUNERS = ("pareto", "median", "none")  # see search.strategy.prune.make_pruner
 DATA_ENV = "DRILL_SEARCH_DATA"  # environment variable naming the data root
 MAX_RETRY = 2  # a failed trial (worker died, interrupted, error, out of memory) runs again at most this often
 MAX_SEED = 2**64 - 1  # torch.manual_seed's largest
@@ -176,13 +176,13 @@ class SearchConfig:
     study_name: str = "search"
     trials: int = 50  # total finished trials wanted in the study (complete + pruned)
     max_params: int = PARAM_BUDGET  # larger candidates are rejected before training
-    pruner: str = "pareto"  # see search.prune
+    pruner: str = "pareto"  # see search.strategy.prune
     prune_warmup: int = 3  # epochs before the pruner may judge
     # one of SAMPLERS; None: the study's own (the one it last ran with), DEFAULT_SAMPLER
     # for a new study. A resumed study keeps its sampler however the default moves.
     sampler: str | None = None
     # promote: every candidate first trains a cheap complete schedule of `rung_epochs`
-    # epochs; only those its rung ranks in the best 1/eta (search.promote) go on to the
+    # epochs; only those its rung ranks in the best 1/eta (search.strategy.promote) go on to the
     # full protocol. full: every candidate trains the full protocol (v1, v2).
     strategy: str = "promote"
     rung_epochs: int = 3

@@ -5,8 +5,8 @@ validation, before anything is confirmed on test.
 `run(cfg, on_event)` is both commands (`drill-search confirm`, `drill-search
 reevaluate`): it chooses what to train (`choose`, `leaders`), plans the runs once
 (`make_plan`: the choices x the seeds, under one protocol), hands each worker its part of
-the missing runs (`search.workers.confirm_worker`), and judges what is stored
-(`verdicts`). Each run is a trial of a companion study (`search.runs`), so results
+the missing runs (`search.execution.workers.confirm_worker`), and judges what is stored
+(`verdicts`). Each run is a trial of a companion study (`search.execution.runs`), so results
 survive interruption and a second command only trains what is missing.
 
 `TEST` retrains the chosen architectures (by default the search's Pareto front under the
@@ -31,17 +31,17 @@ from optuna.trial import FrozenTrial, TrialState
 import spaces
 from baselines import ROUNDS
 
-from . import report
 from .config import PARAM_BUDGET, TARGET_ACC, ConfirmConfig, Goal, Recipe
-from .data import ensure_mnist
-from .identity import SearchFailed, StudyError, load
-from .liveness import fail_dead_workers
-from .model import count_params
-from .prune import noise
-from .runs import CHECKS, TEST, VALIDATION, Check, Choice, Run, complete_runs, is_run, open_runs, run_protocol, stored
-from .storage import open_existing
-from .supervisor import GO_ON, Supervisor, TrialFinished, Worker
-from .workers import ConfirmJob, check_workers, confirm_worker, gpus, worker_device
+from .engine.data import ensure_mnist
+from .engine.model import count_params
+from .execution.identity import SearchFailed, StudyError, load
+from .execution.liveness import fail_dead_workers
+from .execution.runs import CHECKS, TEST, VALIDATION, Check, Choice, Run, complete_runs, is_run, open_runs, run_protocol, stored
+from .execution.storage import open_existing
+from .execution.supervisor import GO_ON, Supervisor, TrialFinished, Worker
+from .execution.workers import ConfirmJob, check_workers, confirm_worker, gpus, worker_device
+from .results import report
+from .strategy.prune import noise
 
 
 @dataclass(frozen=True)

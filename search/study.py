@@ -23,16 +23,16 @@ from optuna.trial import FrozenTrial, TrialState
 import spaces
 from baselines import ROUNDS, Baseline
 
-from . import report
 from .config import Recipe, SearchConfig
-from .data import Mnist, ensure_mnist
-from .identity import FINISHED, SearchFailed, StudyError, counts, open_search
-from .liveness import awaits_claim, fail_dead_workers, fail_trial, requeue
-from .model import count_params
-from .runs import record_run
-from .supervisor import GO_ON, STOP, Supervisor, TrialFinished, Worker
-from .train import EpochResult, TrainResult
-from .workers import EXIT_GAVE_UP, check_workers, gpus, search_worker, todo, worker_device
+from .engine.data import Mnist, ensure_mnist
+from .engine.model import count_params
+from .engine.train import EpochResult, TrainResult
+from .execution.identity import FINISHED, SearchFailed, StudyError, counts, open_search
+from .execution.liveness import awaits_claim, fail_dead_workers, fail_trial, requeue
+from .execution.runs import record_run
+from .execution.supervisor import GO_ON, STOP, Supervisor, TrialFinished, Worker
+from .execution.workers import EXIT_GAVE_UP, check_workers, gpus, search_worker, todo, worker_device
+from .results import report
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class Started:
     study: optuna.Study
     done: int
     left: int
-    sampler: str  # the study's (search.identity.study_sampler)
+    sampler: str  # the study's (search.execution.identity.study_sampler)
 
 
 @dataclass(frozen=True)

@@ -194,7 +194,7 @@ def test_reading_commands_open_the_shipped_study_when_there_is_none_of_your_own(
 
 
 def test_a_search_that_keeps_failing_is_one_sentence_and_exit_1(capsys, tmp_path, monkeypatch):
-    from search.identity import SearchFailed
+    from search.execution.identity import SearchFailed
 
     def failing(cfg, **kw):
         raise SearchFailed("training kept failing with errors (4 failed trials, the last: error: RuntimeError: x); "
@@ -234,7 +234,7 @@ def test_the_dependency_floors_are_versions_the_tests_ran_on():
 
 
 def test_a_checkout_with_only_the_old_default_sqlite_file_keeps_using_it(tmp_path, monkeypatch):
-    from search.storage import DEFAULT_STORAGE, LEGACY_STORAGE, reading_url, storage_url
+    from search.execution.storage import DEFAULT_STORAGE, LEGACY_STORAGE, reading_url, storage_url
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "studies").mkdir()
@@ -315,8 +315,8 @@ def test_a_journal_cut_mid_line_warns_and_a_damaged_one_is_one_sentence(tmp_path
 
 
 def test_reevaluate_refuses_a_recipe_of_its_own_and_the_search_runs_seed(capsys, tmp_path):
-    from search import identity
     from search.config import DataConfig, Recipe, SearchConfig
+    from search.execution import identity
 
     cfg = SearchConfig(storage=str(tmp_path / "s.journal"), recipe=Recipe(epochs=2), data=DataConfig(root=tmp_path))
     study = identity.open_search(cfg)
@@ -340,9 +340,9 @@ def test_reevaluate_refuses_a_recipe_of_its_own_and_the_search_runs_seed(capsys,
 ])
 def test_confirm_and_reevaluate_refuse_a_study_of_runs_as_the_search_and_write_nothing(
         capsys, tmp_path, command, given, words):
-    from search import identity, runs
     from search.config import DataConfig, Recipe, SearchConfig
-    from search.storage import open_storage
+    from search.execution import identity, runs
+    from search.execution.storage import open_storage
 
     store = tmp_path / "s.journal"
     search = identity.open_search(SearchConfig(storage=str(store), recipe=Recipe(epochs=2),
@@ -413,8 +413,8 @@ def test_a_rung_given_for_a_full_search_or_left_at_its_default_is_not_refused(ca
 
 
 def test_a_seed_beyond_torchs_is_refused_by_every_command_that_trains(capsys, tmp_path, monkeypatch):
-    from search import identity
     from search.config import ConfigError, ConfirmConfig, DataConfig, Recipe, SearchConfig
+    from search.execution import identity
 
     _no_workers(monkeypatch)
     journal = tmp_path / "s.journal"
@@ -506,8 +506,8 @@ def test_a_report_output_it_cannot_write_is_one_sentence(tmp_path, capsys, where
 
 
 def test_reevaluate_with_no_leader_says_so_in_words_that_read_right(capsys, tmp_path):
-    from search import identity
     from search.config import DataConfig, Recipe, SearchConfig
+    from search.execution import identity
 
     journal = str(tmp_path / "s.journal")
     study = identity.open_search(SearchConfig(storage=journal, recipe=Recipe(epochs=2), data=DataConfig(root=tmp_path)))

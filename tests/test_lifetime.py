@@ -14,9 +14,11 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-from search import cli, identity, liveness, report, supervisor, workers
+from search import cli
 from search import study as studies
-from search.storage import open_storage
+from search.execution import identity, liveness, supervisor, workers
+from search.execution.storage import open_storage
+from search.results import report
 from tests.test_faults import ROOT, SEARCH, cli as command, finished, run_cli, wait_for_running_epoch
 from tests.test_search import config, synthetic_data
 
@@ -43,7 +45,7 @@ def kill_all(ids: list[str]) -> None:
 # A supervisor with two workers that would sleep ten minutes, in a process of its own.
 SUPERVISOR = """
 import time, optuna
-from search import supervisor
+from search.execution import supervisor
 sup = supervisor.Supervisor(optuna.create_study(), time.sleep, lambda trials: None, poll_seconds=0.1)
 def start():
     for i in range(2):

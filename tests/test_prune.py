@@ -4,10 +4,10 @@ import math
 
 import pytest
 
-from search.objective import score
-from search.prune import (AnyOf, Dominated, Gate, Hopeless, Median, NoPruner, Outpaced, Peer, make_pruner,
+from search.config import score
+from search.strategy.prune import (AnyOf, Dominated, Gate, Hopeless, Median, NoPruner, Outpaced, Peer, make_pruner,
                           noise, pareto)
-from search.replay import Recorded, front, replay
+from search.strategy.replay import Recorded, front, replay
 from spaces import Arch, Candidate
 
 ARCH = Arch(8, 16, 8, 12, None, 14, 14, 0.01)

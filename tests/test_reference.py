@@ -8,9 +8,9 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from search import report
-from search import identity
-from search.objective import score
+from search.config import score
+from search.execution import identity
+from search.results import report
 
 ROOT = Path(__file__).resolve().parents[1]
 JOURNAL = ROOT / "studies" / "reference.journal"
@@ -94,7 +94,7 @@ SAMPLE_TRAINED = 33  # complete trials in the shipped sample (issue 15 asks for 
 
 def test_the_unpruned_sample_is_random_full_length_and_under_the_search_protocol():
     import spaces
-    from search.model import count_params
+    from search.engine.model import count_params
 
     study = optuna.load_study(study_name="unpruned", storage=JournalStorage(JournalFileBackend(str(SAMPLE))))
     a = study.user_attrs

@@ -13,10 +13,12 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-from search import confirm, export, identity, report, runs as runs_module, study as studies, workers
+from search import confirm, study as studies
 from search.config import Recipe
-from search.data import Mnist, normalize
-from search.storage import artifact_store, open_storage
+from search.engine.data import Mnist, normalize
+from search.execution import identity, runs as runs_module, workers
+from search.execution.storage import artifact_store, open_storage
+from search.results import export, report
 from tests.conftest import synthetic_split
 from tests.test_search import config, synthetic_data
 
@@ -179,7 +181,7 @@ def test_export_of_a_study_copied_without_its_weights_is_one_sentence_and_exit_2
     import shutil
 
     from search.cli import main
-    from search.storage import storage_file
+    from search.execution.storage import storage_file
 
     cfg, study = searched
     copy = tmp_path / "copied.db"  # the study file alone, not its -artifacts/ folder beside it
@@ -413,7 +415,7 @@ def test_a_recorded_run_holds_its_own_candidate_even_with_a_trial_waiting(tmp_pa
     # run must train and record exactly the candidate it was given, and leave the other.
     import spaces
     from baselines import ROUNDS
-    from search.runs import record_run
+    from search.execution.runs import record_run
 
     storage = open_storage(f"sqlite:///{tmp_path}/b.db")
     study = identity.open_baselines(storage)
@@ -531,7 +533,7 @@ def test_a_study_shorter_than_the_protocol_is_labelled_a_quick_look(tmp_path):
 
 
 def test_a_retry_that_inherits_a_decided_rung_does_not_count_it_again():
-    from search.record import epochs_trained
+    from search.execution.record import epochs_trained
 
     dist = {"x": optuna.distributions.IntDistribution(0, 9)}
     rung = {"promoted": True, "rung_val_acc": [97.0] * 3, "rung_epoch_seconds": [41.0, 40.0, 42.0]}
@@ -571,7 +573,7 @@ def _store_runs(storage, search, check, choice, scores):
     """Runs of `choice` as `confirm` (check TEST) or `reevaluate` (VALIDATION) store them,
     one per seed, made by hand: nothing is trained."""
     import spaces
-    from search.model import count_params
+    from search.engine.model import count_params
 
     check = check.of(search)
     recipe, train_size = confirm.search_protocol(search, Recipe()) if check.val_size else (Recipe(), None)
@@ -598,7 +600,7 @@ def test_a_round_that_leads_the_reevaluation_is_the_answer_with_its_own_confirma
     from baselines import ROUNDS
     from search import cli
     from search.config import DataConfig, SearchConfig
-    from search.model import count_params
+    from search.engine.model import count_params
 
     journal = str(tmp_path / "s.journal")
     search = identity.open_search(SearchConfig(storage=journal, recipe=Recipe(), data=DataConfig(root=tmp_path)))

@@ -16,12 +16,13 @@ from optuna.trial import TrialState
 
 import spaces
 from baselines import ROUNDS
-from search import liveness, record, workers
-from search import identity
-from search import report, study as studies
+from search import study as studies
 from search.config import DataConfig, Recipe, SearchConfig
-from search.data import Split
-from search.objective import SearchData
+from search.engine.data import Split
+from search.execution import liveness, record, workers
+from search.execution import identity
+from search.execution.objective import SearchData
+from search.results import report
 from tests.conftest import synthetic_split
 
 
@@ -294,8 +295,8 @@ def test_a_killed_worker_trial_ends_failed_and_runs_again(tmp_path, data_root):
 def test_rdb_heartbeat_fails_and_requeues_a_silent_trial(tmp_path, monkeypatch):
     # A trial whose worker stopped beating (killed on another machine, say) is failed by
     # Optuna's heartbeat check and re-queued by drill-search's callback.
-    monkeypatch.setattr("search.storage.HEARTBEAT_SECONDS", 1)
-    monkeypatch.setattr("search.storage.GRACE_SECONDS", 1)
+    monkeypatch.setattr("search.execution.storage.HEARTBEAT_SECONDS", 1)
+    monkeypatch.setattr("search.execution.storage.GRACE_SECONDS", 1)
     cfg = config(tmp_path)
     study = identity.open_search(cfg, on_stale=liveness.requeue)
     study.enqueue_trial(spaces.encode(ROUNDS["round2"].candidate), user_attrs={"baseline": "round2"})
@@ -321,7 +322,7 @@ def test_rdb_heartbeat_fails_and_requeues_a_silent_trial(tmp_path, monkeypatch):
 def test_a_trial_trained_beside_another_worker_equals_the_candidate_trained_alone(tmp_path, data_root):
     # Worker processes share nothing but the storage: a candidate's curve must not depend
     # on what the other worker trains at the same time.
-    from search.train import train
+    from search.engine.train import train
 
     cfg = real_config(tmp_path, data_root, trials=3, workers=2, with_baselines=True,
                       recipe=Recipe(epochs=2, batch_size=64))

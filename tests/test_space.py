@@ -3,7 +3,7 @@ import pytest
 
 import spaces
 from baselines import ROUNDS
-from search.model import count_params
+from search.engine.model import count_params
 from spaces import Arch, Candidate
 
 

@@ -7,7 +7,7 @@ fails (its worker died, it was interrupted, training raised) is re-queued at mos
 MAX_RETRY times and never counts as finished.
 
 A confirmation worker (`confirm_worker`) trains the runs it is handed
-(`search.runs.train`); `search.confirm` plans them and starts the workers.
+(`search.execution.runs.train`); `search.confirm` plans them and starts the workers.
 
 The hardware policy lives here too: how many workers, on which device, with how many
 threads each.
@@ -26,15 +26,15 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
-from .config import MAX_RETRY, ConfigError, Recipe, SearchConfig
-from .data import load_mnist, split_validation
+from ..config import MAX_RETRY, ConfigError, Recipe, SearchConfig
+from ..engine.data import load_mnist, split_validation
+from ..strategy.promote import Promotion
+from ..strategy.prune import make_pruner
+from ..strategy.sampler import make_sampler
 from .identity import FINISHED, StudyError, counts, open_search
 from .liveness import requeue, worker_id
 from .objective import Objective, SearchData, TrialError
-from .promote import Promotion
-from .prune import make_pruner
 from .runs import TEST, Check, Run, train as train_runs
-from .sampler import make_sampler
 from .storage import artifact_store, is_sqlite, open_storage
 from .supervisor import EXIT_INTERRUPTED, interrupt_once
 

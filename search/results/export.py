@@ -3,7 +3,7 @@
     exports/<study>-trial-<n>/
       model.pt2     torch.export program: torch.export.load(path).module() runs it with
                     nothing but PyTorch (eval mode; input normalized MNIST, N x 1 x 28 x 28)
-      weights.pt    the state dict, for search.model.build_model(arch)
+      weights.pt    the state dict, for search.engine.model.build_model(arch)
       arch.json     architecture, schedule, batch size, rotation, the recipe that trained it,
                     parameter count, recorded accuracies, provenance
       layers.txt    the layer table
@@ -21,9 +21,9 @@ from optuna.trial import TrialState
 
 import spaces
 
-from . import record
-from .data import MEAN, STD
-from .model import build_model, count_params, layer_table
+from ..engine.data import MEAN, STD
+from ..engine.model import build_model, count_params, layer_table
+from ..execution import record
 
 
 class ExportError(Exception):

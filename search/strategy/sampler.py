@@ -19,7 +19,7 @@ values it ranks, so `GoalSampler` hands it the same trials with other values
 - `Goal(min_score=S)`: one objective, the parameters, minimised; a trial whose score is
   below S, or that never reached the full protocol, is infeasible.
 
-Trials that stopped at the cheap rung (`search.promote`) carry their rung score as an
+Trials that stopped at the cheap rung (`search.strategy.promote`) carry their rung score as an
 intermediate value in the view, which single-objective TPE ranks among pruned trials.
 The stored study is never changed: the dashboard and the report read the real values.
 """
@@ -35,7 +35,7 @@ from optuna.distributions import BaseDistribution
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from .config import SAMPLERS, Goal
+from ..config import SAMPLERS, Goal
 
 RUNG_SCORE = "rung_val_acc"  # user attribute: the rung's validation accuracy per epoch
 

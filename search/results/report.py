@@ -13,7 +13,7 @@ import statistics
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from .config import MAX_EPOCHS, PARAM_BUDGET, TARGET_ACC
+from ..config import MAX_EPOCHS, PARAM_BUDGET, TARGET_ACC
 
 
 def outcome(t: FrozenTrial) -> str:
@@ -113,7 +113,7 @@ def cost_line(study: optuna.Study) -> str:
     included) in full-run equivalents against an unpruned search of the same finished
     trials; worker-hours as the sum of trial durations (everything a worker spent on the
     trial); wall time."""
-    from .record import epochs_trained
+    from ..execution.record import epochs_trained
 
     trials = study.get_trials(deepcopy=False)
     finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
@@ -176,7 +176,7 @@ def running_text(trials: list[FrozenTrial], storage: str, study_name: str) -> st
     commands', sharing the study): where each runs (host:pid), and in one line those that
     no one will finish (their worker on this machine is gone) with the command that
     re-queues them. Empty when nothing is running."""
-    from .liveness import gone, where
+    from ..execution.liveness import gone, where
 
     running = [t for t in trials if t.state == TrialState.RUNNING]
     lost = {t.number: why for t in running if (why := gone(t)) is not None}

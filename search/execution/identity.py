@@ -6,7 +6,7 @@ schema, space fingerprint, the recipe's values, ...) and refuses runs made under
 one. The kinds: a search ("search" by default; objective 0 is the mean validation
 accuracy of the last epochs, test accuracy only recorded), "baselines" (the rounds
 reproduced with their own recipe) and a search's companion studies of runs
-(`search.runs`: `<search>-confirm`, `<search>-reeval`).
+(`search.execution.runs`: `<search>-confirm`, `<search>-reeval`).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from optuna.trial import TrialState
 
 import spaces
 
-from . import __version__
-from .config import DEFAULT_SAMPLER, LEGACY_SAMPLER, SCORE_EPOCHS, SearchConfig
+from .. import __version__
+from ..config import DEFAULT_SAMPLER, LEGACY_SAMPLER, SCORE_EPOCHS, SearchConfig
 from .storage import open_storage
 
 BASELINE_STUDY = "baselines"

@@ -22,7 +22,7 @@ import time
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from .config import MAX_RETRY
+from ..config import MAX_RETRY
 from .storage import GRACE_SECONDS
 
 
@@ -60,7 +60,7 @@ def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
     if retries > MAX_RETRY or not params:
         return
     # The baseline name, and a promotion decided already with the rung it was decided on
-    # (search.promote: a candidate is promoted once; its retry does not train the rung again).
+    # (search.strategy.promote: a candidate is promoted once; its retry does not train the rung again).
     keep = {k: v for k, v in trial.user_attrs.items()
             if k in ("baseline", "promoted", "promotion") or (k.startswith("rung_") and "promoted" in trial.user_attrs)}
     if "promoted" in trial.user_attrs:

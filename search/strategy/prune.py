@@ -45,7 +45,7 @@ The rules:
                trial 34 stood at 95.5% after epoch 3 and ended at 99.04%).
 
 `make_pruner` builds the named rules of the CLI; `benchmarks/prune_replay.py` measures
-them on the unpruned sample (`search/replay.py`).
+them on the unpruned sample (`search/strategy/replay.py`).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ from typing import Protocol
 
 from spaces.arch import ONECYCLE_WARMUP
 
-from .config import PRUNERS
+from ..config import PRUNERS
 
 
 

@@ -21,12 +21,12 @@ from optuna.trial import TrialState
 
 import spaces
 
+from ..config import Recipe, score as search_score
+from ..engine.data import Mnist, Split, split_validation
+from ..engine.model import count_params
+from ..engine.train import EpochResult, TrainResult, train as train_candidate
 from . import record
-from .config import Recipe, score as search_score
-from .data import Mnist, Split, split_validation
 from .identity import open_study, same_protocol
-from .model import count_params
-from .train import EpochResult, TrainResult, train as train_candidate
 
 
 def final_test_acc(history: list[EpochResult]) -> float:
