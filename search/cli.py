@@ -199,7 +199,7 @@ def data_config(args: argparse.Namespace) -> DataConfig:
 
 
 def device_from(args: argparse.Namespace):
-    from .execution.workers import resolve_device
+    from .execution.hardware import resolve_device
 
     return resolve_device(args.device)
 
@@ -217,7 +217,7 @@ def recipe_from(args: argparse.Namespace) -> Recipe:
 
 
 def workers_from(args: argparse.Namespace, device, url: str) -> int:
-    from .execution.workers import default_workers
+    from .execution.hardware import default_workers
 
     return default_workers(device, url) if args.workers is None else args.workers
 

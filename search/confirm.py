@@ -39,7 +39,8 @@ from .execution.liveness import fail_dead_workers
 from .execution.runs import CHECKS, TEST, VALIDATION, Check, Choice, Run, complete_runs, is_run, open_runs, run_protocol, stored
 from .execution.storage import open_existing
 from .execution.supervisor import GO_ON, Supervisor, TrialFinished, Worker
-from .execution.workers import ConfirmJob, check_workers, confirm_worker, gpus, worker_device
+from .execution.hardware import check_workers, gpus, worker_device
+from .execution.workers import ConfirmJob, confirm_worker
 from .results import report
 from .strategy.prune import noise
 

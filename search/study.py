@@ -31,7 +31,8 @@ from .execution.identity import FINISHED, SearchFailed, StudyError, counts, open
 from .execution.liveness import awaits_claim, fail_dead_workers, fail_trial, requeue
 from .execution.runs import record_run
 from .execution.supervisor import GO_ON, STOP, Supervisor, TrialFinished, Worker
-from .execution.workers import EXIT_GAVE_UP, check_workers, gpus, search_worker, todo, worker_device
+from .execution.hardware import check_workers, gpus, worker_device
+from .execution.workers import EXIT_GAVE_UP, search_worker, todo
 from .results import report
 
 

@@ -19,8 +19,7 @@ from baselines import ROUNDS
 from search import study as studies
 from search.config import DataConfig, Recipe, SearchConfig
 from search.engine.data import Split
-from search.execution import liveness, record, workers
-from search.execution import identity
+from search.execution import hardware, identity, liveness, record, workers
 from search.execution.objective import SearchData
 from search.results import report
 from tests.conftest import synthetic_split
@@ -329,7 +328,7 @@ def test_a_trial_trained_beside_another_worker_equals_the_candidate_trained_alon
     studies.run_search(cfg, poll_seconds=0.2)
     searched = {t.user_attrs["baseline"]: t.user_attrs["val_acc"] for t in load(cfg).trials}
     threads = torch.get_num_threads()
-    workers.use_cores(torch.device("cpu"), cfg.workers)  # the threads each worker used
+    hardware.use_cores(torch.device("cpu"), cfg.workers)  # the threads each worker used
     try:
         data = workers.load_search_data(cfg, torch.device("cpu"))
         for name in ("round2", "round3"):
@@ -343,7 +342,7 @@ def test_a_trial_trained_beside_another_worker_equals_the_candidate_trained_alon
 def test_by_default_a_search_uses_every_core_on_a_journal_and_one_worker_on_sqlite(monkeypatch, tmp_path):
     from search import cli
 
-    monkeypatch.setattr(workers, "usable_cores", lambda: 2)  # a 2-core machine
+    monkeypatch.setattr(hardware, "usable_cores", lambda: 2)  # a 2-core machine
     args = cli.build_parser().parse_args(["run", "--trials", "2", "--device", "cpu"])
     cfg = cli.search_config(args, torch.device("cpu"))
     assert cfg.workers == 2 and cfg.storage == "studies/drill-search.journal"
@@ -355,11 +354,11 @@ def test_by_default_a_search_uses_every_core_on_a_journal_and_one_worker_on_sqli
 
 def test_cuda_workers_spread_over_the_visible_gpus(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    assert [workers.worker_device("cuda", i, workers.gpus("cuda")) for i in range(4)] == \
+    assert [hardware.worker_device("cuda", i, hardware.gpus("cuda")) for i in range(4)] == \
         ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
-    assert workers.worker_device("cuda:1", 0, 2) == "cuda:1"  # a named GPU is every worker's
-    assert workers.worker_device("cpu", 3, 0) == "cpu" and workers.worker_device("cuda", 1, 1) == "cuda"
-    assert workers.default_workers(torch.device("cuda")) == 2
+    assert hardware.worker_device("cuda:1", 0, 2) == "cuda:1"  # a named GPU is every worker's
+    assert hardware.worker_device("cpu", 3, 0) == "cpu" and hardware.worker_device("cuda", 1, 1) == "cuda"
+    assert hardware.default_workers(torch.device("cuda")) == 2
 
 
 def test_a_command_joining_a_running_search_draws_its_own_candidates(tmp_path):

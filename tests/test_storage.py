@@ -5,7 +5,7 @@ import pytest
 
 from search.execution.identity import StudyError
 from search.execution.storage import is_sqlite, storage_url
-from search.execution.workers import check_workers
+from search.execution.hardware import check_workers
 
 
 @pytest.mark.parametrize(

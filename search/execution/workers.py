@@ -8,15 +8,12 @@ MAX_RETRY times and never counts as finished.
 
 A confirmation worker (`confirm_worker`) trains the runs it is handed
 (`search.execution.runs.train`); `search.confirm` plans them and starts the workers.
-
-The hardware policy lives here too: how many workers, on which device, with how many
-threads each.
+How many workers, on which device, with how many threads: `hardware`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import signal
 import sys
 import time
@@ -26,16 +23,17 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
-from ..config import MAX_RETRY, ConfigError, Recipe, SearchConfig
+from ..config import MAX_RETRY, Recipe, SearchConfig
 from ..engine.data import load_mnist, split_validation
 from ..strategy.promote import Promotion
 from ..strategy.prune import make_pruner
 from ..strategy.sampler import make_sampler
-from .identity import FINISHED, StudyError, counts, open_search
+from .hardware import use_cores
+from .identity import FINISHED, counts, open_search
 from .liveness import requeue, worker_id
 from .objective import Objective, SearchData, TrialError
 from .runs import TEST, Check, Run, train as train_runs
-from .storage import artifact_store, is_sqlite, open_storage
+from .storage import artifact_store, open_storage
 from .supervisor import EXIT_INTERRUPTED, interrupt_once
 
 MAX_ERRORS_IN_A_ROW = MAX_RETRY + 2  # a worker whose trials keep raising stops the search
@@ -232,73 +230,6 @@ class ErrorCallback:
 EXIT_GAVE_UP = 3  # a worker's trials kept failing with errors
 
 
-def usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def default_workers(device: torch.device, storage: str | None = None) -> int:
-    """Worker processes when --workers is not given: one on SQLite (`storage`), which takes
-    one writer; else one per usable core on the CPU (two single-threaded workers get about
-    1.3x more out of 2 cores than one with two threads, benchmarks/README.md), one per
-    visible GPU on CUDA (a GPU with room for more is not measured: give --workers; with a
-    named GPU, --device cuda:1, they all share it), one elsewhere."""
-    if storage is not None and is_sqlite(storage):
-        return 1
-    if device.type == "cpu":
-        return usable_cores()
-    if device.type == "cuda":
-        return max(1, torch.cuda.device_count())
-    return 1
-
-
-def resolve_device(name: str) -> torch.device:
-    """The device `name` asks for ("auto": the GPU when there is one), refused with one
-    sentence (ConfigError) when this machine does not have it."""
-    name = name.strip().lower()
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError("device", f"{name!r} is an unknown device; use auto, cpu, cuda, cuda:N or mps.") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError("device", f"{name} was asked for, but this PyTorch sees no CUDA GPU; use --device cpu.")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError("device", f"{name}: there is no such GPU, this machine has "
-                              f"{torch.cuda.device_count()} CUDA device(s).")
-    elif device.type == "mps":
-        if getattr(torch.backends, "mps", None) is None or not torch.backends.mps.is_available():
-            raise ConfigError("device", f"{name} was asked for, but MPS is not available here; use --device cpu.")
-    elif device.type != "cpu":
-        raise ConfigError("device", f"{name!r} is an unsupported device; use auto, cpu, cuda, cuda:N or mps.")
-    return device
-
-
-def worker_device(device: str, index: int, gpus: int) -> str:
-    """The device of worker `index`: plain "cuda" spreads workers round-robin over the
-    `gpus` visible GPUs; a named device ("cuda:1", "cpu") is every worker's."""
-    if device == "cuda" and gpus > 1:
-        return f"cuda:{index % gpus}"
-    return device
-
-
-def gpus(device: str) -> int:
-    """GPUs a worker on `device` may be spread over (none off CUDA)."""
-    return torch.cuda.device_count() if device.startswith("cuda") else 0
-
-
-def use_cores(device: torch.device, workers: int) -> None:
-    """Share the cores this process may use among `workers` processes training on the
-    CPU, unless OMP_NUM_THREADS says how many threads to use."""
-    if device.type == "cpu" and not os.environ.get("OMP_NUM_THREADS"):
-        torch.set_num_threads(max(1, usable_cores() // workers))
-
-
 def search_worker(cfg: SearchConfig, index: int) -> None:
     """Entry point of a search worker process: SIGINT/SIGTERM close the running trial once."""
     interrupt_once(signal.SIGINT, signal.SIGTERM)
@@ -308,16 +239,6 @@ def search_worker(cfg: SearchConfig, index: int) -> None:
         raise SystemExit(EXIT_INTERRUPTED) from None
     except TrialError:  # the supervisor says why, from the failed trials in storage
         raise SystemExit(EXIT_GAVE_UP) from None
-
-
-def check_workers(storage: str, workers: int) -> None:
-    """Refuse several writers on SQLite ("database is locked", no row locks)."""
-    if workers > 1 and is_sqlite(storage):
-        raise StudyError(
-            f"SQLite is not safe for {workers} concurrent workers (\"database is locked\", no row "
-            "locks): use a journal file (--storage studies/search.journal) on one machine, a postgresql:// "
-            "URL, or --workers 1."
-        )
 
 
 # --- confirmation workers ---------------------------------------------------------------
