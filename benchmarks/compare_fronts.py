@@ -34,7 +34,7 @@ from search.config import Recipe
 from search.confirm import PROTOCOL_SEEDS, Verdict, stored_verdicts
 from search.execution.record import epochs_trained
 from search.execution.storage import open_storage, storage_url
-from search.strategy.prune import noise
+from search.strategy.stats import noise
 from search.strategy.replay import front
 
 REF_ACC, REF_PARAMS = 98.0, 10_000  # the hypervolume's reference point

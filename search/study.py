@@ -27,11 +27,11 @@ from .config import Recipe, SearchConfig
 from .engine.data import Mnist, ensure_mnist
 from .engine.model import count_params
 from .engine.train import EpochResult, TrainResult
+from .execution.hardware import check_workers, gpus, worker_device
 from .execution.identity import FINISHED, SearchFailed, StudyError, counts, open_search
 from .execution.liveness import awaits_claim, fail_dead_workers, fail_trial, requeue
 from .execution.runs import record_run
 from .execution.supervisor import GO_ON, STOP, Supervisor, TrialFinished, Worker
-from .execution.hardware import check_workers, gpus, worker_device
 from .execution.workers import EXIT_GAVE_UP, search_worker, todo
 from .results import report
 

@@ -10,7 +10,7 @@ from optuna.trial import TrialState
 
 from search.config import score
 from search.execution import identity
-from search.results import report
+from search.results import selection
 
 ROOT = Path(__file__).resolve().parents[1]
 JOURNAL = ROOT / "studies" / "reference.journal"
@@ -83,7 +83,7 @@ def confirmed_seeds(confirm: optuna.Study) -> dict[str, set[int]]:
 def test_every_front_net_and_round_is_confirmed_on_three_seeds():
     study = load()
     seeds = confirmed_seeds(load("search-confirm"))
-    wanted = [f"trial {t.number}" for t in report.front(study)] + ["round1", "round2", "round3"]
+    wanted = [f"trial {t.number}" for t in selection.front(study)] + ["round1", "round2", "round3"]
     assert {label: seeds.get(label, set()) & {1, 2, 3} for label in wanted} == {label: {1, 2, 3} for label in wanted}
     assert seeds["trial 13"] == seeds["round3"] == {1, 2, 3, 4, 5, 6}  # README's six-seed comparison
 
@@ -164,7 +164,7 @@ def test_v2s_front_from_2000_params_and_the_rounds_are_confirmed_on_three_seeds(
     study, confirm = load(journal=V2), load("search-confirm", V2)
     seeds = confirmed_seeds(confirm)
     # README's table: front points from 2,000 params (the 9 below, search test 96.8-98.9, are left out), the rounds
-    wanted = {t.user_attrs.get("baseline", f"trial {t.number}") for t in report.front(study) if t.values[1] >= 2000}
+    wanted = {t.user_attrs.get("baseline", f"trial {t.number}") for t in selection.front(study) if t.values[1] >= 2000}
     wanted |= {"round1", "round2", "round3"}
     assert len(wanted) == 12
     assert {label: seeds.get(label, set()) & {1, 2, 3} for label in wanted} == {label: {1, 2, 3} for label in wanted}
@@ -190,7 +190,7 @@ def test_readmes_picture_shows_both_fronts_and_every_network_confirmed_on_three_
     spec.loader.exec_module(compare_fronts)
     storages = {name: JournalStorage(JournalFileBackend(str(path))) for name, path in (("v1", JOURNAL), ("v2", V2))}
     studies = {k: optuna.load_study(study_name="search", storage=s) for k, s in storages.items()}
-    fronts = {k: [tuple(t.values) for t in report.front(s)] for k, s in studies.items()}
+    fronts = {k: [tuple(t.values) for t in selection.front(s)] for k, s in studies.items()}
     fig = compare_fronts.figure(studies, storages, fronts)
     points = {tr.name: len(tr.x) for tr in fig.data}
     assert points == {"v1": 9, "v2": 19, "v1 confirmed": 9, "v2 confirmed": 9, "rounds confirmed": 3}

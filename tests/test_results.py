@@ -18,7 +18,7 @@ from search.config import Recipe
 from search.engine.data import Mnist, normalize
 from search.execution import identity, runs as runs_module, workers
 from search.execution.storage import artifact_store, open_storage
-from search.results import export, report
+from search.results import export, report, selection
 from tests.conftest import synthetic_split
 from tests.test_search import config, synthetic_data
 
@@ -53,13 +53,13 @@ def test_report_has_the_front_labels_budget_and_target(searched, tmp_path):
         assert name in html
     assert "budget 10,000" in html and "99.4% target" in html
     assert "Plotly.newPlot" in html and '<script src="http' not in html  # self-contained
-    for t in report.front(study):
+    for t in selection.front(study):
         assert f"<td>{t.number}</td>" in html
 
 
 def test_front_holds_only_complete_trials_within_budget_that_nothing_beats(searched):
     _, study = searched
-    front = report.front(study)
+    front = selection.front(study)
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE and all(v <= 0 for v in t.constraints.values())]
     assert front and all(t in complete for t in front)
     for t in front:
@@ -142,7 +142,7 @@ def test_the_report_stores_figures_only_when_they_changed(searched, tmp_path):
 def test_export_loads_in_plain_torch_with_the_same_predictions(searched, tmp_path):
     cfg, study = searched
     store = artifact_store(cfg.storage)
-    number = report.front(study)[0].number
+    number = selection.front(study)[0].number
     model, _ = export.trained_model(study, number, store)
     out = export.export(study, number, store, tmp_path / "exp")
     loaded = torch.export.load(str(out / "model.pt2")).module()
@@ -158,7 +158,7 @@ def test_exported_arch_json_holds_the_schedule_batch_and_rotation(searched, tmp_
     import spaces
 
     cfg, study = searched
-    number = report.front(study)[0].number
+    number = selection.front(study)[0].number
     out = export.export(study, number, artifact_store(cfg.storage), tmp_path / "exp")
     meta = json.loads((out / "arch.json").read_text())
     c = spaces.decode(study.trials[number].params)
@@ -186,7 +186,7 @@ def test_export_of_a_study_copied_without_its_weights_is_one_sentence_and_exit_2
     cfg, study = searched
     copy = tmp_path / "copied.db"  # the study file alone, not its -artifacts/ folder beside it
     shutil.copy(storage_file(cfg.storage), copy)
-    number = report.front(study)[0].number
+    number = selection.front(study)[0].number
     code = main(["export", str(number), "--storage", str(copy), "--output", str(tmp_path / "e")])
     out, err = capsys.readouterr()
     assert code == 2, out + err
@@ -199,7 +199,7 @@ def test_confirm_stores_per_seed_results_and_resumes(searched, tmp_path):
     cfg, study = searched
     storage = open_storage(cfg.storage)
     data = Mnist(train=synthetic_split(256, 1), test=synthetic_split(128, 4))
-    choices = confirm.choose(study, [report.front(study)[0].number], cfg.max_params, with_baselines=False)
+    choices = selection.choose(study, [selection.front(study)[0].number], cfg.max_params, with_baselines=False)
     runs = []
     verdicts = train_and_judge(choices, [1, 2], Recipe(epochs=1), data, storage,
                                "confirm-test", on_run=lambda c, s, h: runs.append((c.label, s, h is None)))
@@ -220,8 +220,8 @@ def test_reevaluation_trains_on_the_search_split_scores_validation_and_averages_
     storage = open_storage(f"sqlite:///{tmp_path}/reeval.db")
     data = Mnist(train=synthetic_split(300, 1), test=synthetic_split(128, 4))
     check = runs_module.Check("reeval", "val_acc_last3", (1, 2), "test", val_size=100, val_seed=0)
-    trial = report.front(study)[0]
-    choices = confirm.choose(study, [trial.number], cfg.max_params, with_baselines=False)
+    trial = selection.front(study)[0]
+    choices = selection.choose(study, [trial.number], cfg.max_params, with_baselines=False)
     (v,) = train_and_judge(choices, [1, 2], Recipe(epochs=2), data, storage, "r", check=check)
     runs = runs_module.open_runs(storage, "r", check).trials
     assert len(runs) == 2 and all(len(t.user_attrs["val_acc"]) == 2 for t in runs)
@@ -247,11 +247,11 @@ def test_leaders_are_the_best_within_the_goal_that_one_run_cannot_tell_apart():
     for score, params in ((99.20, 4_000), (99.05, 4_500), (98.50, 3_000), (99.60, 8_000), (99.18, 4_900)):
         study.add_trial(optuna.trial.create_trial(params={"x": 0.0}, distributions={"x": FloatDistribution(0, 1)},
                                                   values=[score, params]))
-    leaders = confirm.leaders(study, Goal(max_params=5_000), most=4, z=2.0)
+    leaders = selection.leaders(study, Goal(max_params=5_000), most=4, z=2.0)
     # the 8,000-parameter net is outside the goal; 98.50 is 0.7 points behind (about 3 SE)
     assert [t.values[0] for t in leaders] == [99.20, 99.18, 99.05]
-    assert [t.values[0] for t in confirm.leaders(study, Goal(max_params=5_000), most=2)] == [99.20, 99.18]
-    assert [t.values[0] for t in confirm.leaders(study, Goal())][0] == 99.60  # no goal: the front
+    assert [t.values[0] for t in selection.leaders(study, Goal(max_params=5_000), most=2)] == [99.20, 99.18]
+    assert [t.values[0] for t in selection.leaders(study, Goal())][0] == 99.60  # no goal: the front
 
 
 def test_the_reevaluation_table_calls_a_noise_level_lead_a_tie():
@@ -272,7 +272,7 @@ def test_a_waiting_trial_without_parameters_is_not_a_planned_run(searched, tmp_p
     storage = open_storage(f"sqlite:///{tmp_path}/w.db")
     runs = runs_module.open_runs(storage, "c")
     runs.enqueue_trial({})
-    choices = confirm.choose(study, [report.front(study)[0].number], cfg.max_params, with_baselines=False)
+    choices = selection.choose(study, [selection.front(study)[0].number], cfg.max_params, with_baselines=False)
     assert confirm.planned_runs(runs.trials, choices, [1], runs_module.run_protocol(Recipe(epochs=1), None)) == []
 
 
@@ -281,7 +281,7 @@ def test_a_run_stored_twice_counts_once(searched, tmp_path):
     cfg, study = searched
     storage = open_storage(f"sqlite:///{tmp_path}/twice.db")
     data = Mnist(synthetic_split(256, seed=1), synthetic_split(128, seed=2))
-    choices = confirm.choose(study, [report.front(study)[0].number], cfg.max_params, with_baselines=False)
+    choices = selection.choose(study, [selection.front(study)[0].number], cfg.max_params, with_baselines=False)
     train_and_judge(choices, [1, 2], Recipe(epochs=1), data, storage, "c")
     runs = runs_module.open_runs(storage, "c")
     key = runs_module.run_protocol(Recipe(epochs=1), None)
@@ -299,14 +299,14 @@ def test_runs_are_judged_in_seed_order_whichever_was_stored_first():
     from types import SimpleNamespace
 
     runs = [SimpleNamespace(number=n, user_attrs={"confirm_seed": seed}) for n, seed in ((0, 2), (1, 1), (2, 2))]
-    assert [(t.number, t.user_attrs["confirm_seed"]) for t in confirm.one_per_seed(runs)] == [(1, 1), (0, 2)]
+    assert [(t.number, t.user_attrs["confirm_seed"]) for t in selection.one_per_seed(runs)] == [(1, 1), (0, 2)]
 
 
 def test_confirm_workers_split_the_missing_runs_each_run_once(searched, tmp_path):
     cfg, study = searched
     storage = open_storage(f"sqlite:///{tmp_path}/c.db")
     data = Mnist(synthetic_split(256, seed=1), synthetic_split(128, seed=2))
-    choices = confirm.choose(study, [t.number for t in report.front(study)[:2]], cfg.max_params,
+    choices = selection.choose(study, [t.number for t in selection.front(study)[:2]], cfg.max_params,
                              with_baselines=False)
     key = runs_module.run_protocol(Recipe(epochs=1), None)
     train_and_judge(choices, [1], Recipe(epochs=1), data, storage, "c")  # seed 1 is stored
@@ -325,7 +325,7 @@ def test_confirm_workers_split_the_missing_runs_each_run_once(searched, tmp_path
 
 def test_a_confirm_worker_that_fails_is_one_sentence_and_its_reason(searched, tmp_path, capfd):
     cfg, study = searched
-    choices = confirm.choose(study, [report.front(study)[0].number], cfg.max_params, with_baselines=False)
+    choices = selection.choose(study, [selection.front(study)[0].number], cfg.max_params, with_baselines=False)
     not_a_folder = tmp_path / "file"  # no MNIST, and no download can land there, online or not
     not_a_folder.write_text("")
     url = f"sqlite:///{tmp_path}/c.db"
@@ -364,16 +364,16 @@ def test_confirm_progress_counts_stored_runs_and_shows_only_its_own_workers():
 
 def test_confirm_default_choice_is_the_front_plus_rounds_under_budget(searched):
     _, study = searched
-    labels = [c.label for c in confirm.choose(study, None, 10_000)]
+    labels = [c.label for c in selection.choose(study, None, 10_000)]
     assert {"round1", "round2", "round3"} <= set(labels) and "round0" not in labels
-    assert len(labels) == len({c.candidate for c in confirm.choose(study, None, 10_000)})
+    assert len(labels) == len({c.candidate for c in selection.choose(study, None, 10_000)})
 
 
 def test_confirm_never_mixes_runs_made_under_another_recipe(searched):
     cfg, study = searched
     storage = open_storage(cfg.storage)
     data = Mnist(train=synthetic_split(256, 1), test=synthetic_split(128, 4))
-    choices = confirm.choose(study, [report.front(study)[0].number], cfg.max_params, with_baselines=False)
+    choices = selection.choose(study, [selection.front(study)[0].number], cfg.max_params, with_baselines=False)
     runs = []
 
     def go(recipe):
@@ -395,14 +395,14 @@ def test_the_report_shows_what_the_confirmation_study_holds_under_its_recipe(sea
     storage = open_storage(cfg.storage)
     assert confirm.stored_table(study, storage, Recipe(epochs=1)) is None  # nothing confirmed yet
     data = Mnist(train=synthetic_split(256, 1), test=synthetic_split(128, 4))
-    first = confirm.choose(study, [report.front(study)[0].number], cfg.max_params, with_baselines=False)
+    first = selection.choose(study, [selection.front(study)[0].number], cfg.max_params, with_baselines=False)
     train_and_judge(first, [1, 2, 7], Recipe(epochs=1), data, storage,
                     runs_module.TEST.study_name(study.study_name))
     text = confirm.stored_table(study, storage, Recipe(epochs=1))
     row = next(line for line in text.splitlines() if line.startswith(first[0].label + " "))
     assert row[len(first[0].label):].split()[1] == "2"  # params, then seeds: 1 and 2, not the extra seed 7
     assert "\n2 runs took " in text and " process-hours, " in text  # what the runs shown cost
-    others = [c.label for c in confirm.choose(study, None, cfg.max_params) if c.label != first[0].label]
+    others = [c.label for c in selection.choose(study, None, cfg.max_params) if c.label != first[0].label]
     assert text.splitlines()[-1] == "not confirmed yet: " + ", ".join(others)
     assert confirm.stored_table(study, storage, Recipe(epochs=1, batch_size=128)) is None  # another recipe's runs
     path = tmp_path / "r.html"
@@ -613,10 +613,10 @@ def test_a_round_that_leads_the_reevaluation_is_the_answer_with_its_own_confirma
             params=params, distributions={k: spaces.SPACE[k] for k in params},
             values=[score, count_params(cand.arch)], user_attrs={"seed": 99, **attrs}))
     storage = open_storage(journal)
-    leaders = confirm.choose(search, [0, 1], 10_000, with_baselines=False)  # `reevaluate --trials 0,1`
+    leaders = selection.choose(search, [0, 1], 10_000, with_baselines=False)  # `reevaluate --trials 0,1`
     _store_runs(storage, search, runs_module.VALIDATION, leaders[0], (99.40, 99.36))  # round3 leads
     _store_runs(storage, search, runs_module.VALIDATION, leaders[1], (99.20, 99.22))
-    defaults = confirm.choose(search, None, 10_000)  # what `confirm` stores by default
+    defaults = selection.choose(search, None, 10_000)  # what `confirm` stores by default
     assert next(c for c in defaults if c.baseline == "round3").source_trial == (None if "off" in case else 0)
     for choice in defaults:
         if choice.baseline != "round3" or case != "not confirmed":
@@ -647,7 +647,7 @@ def test_export_to_a_file_that_exists_is_one_sentence_and_leaves_it_as_it_was(se
     cfg, study = searched
     taken = tmp_path / "model"
     taken.write_text("mine")
-    number = report.front(study)[0].number  # a trial with weights: export gets as far as writing
+    number = selection.front(study)[0].number  # a trial with weights: export gets as far as writing
     code = main(["export", str(number), "--storage", cfg.storage, "--output", str(taken)])
     out, err = capsys.readouterr()
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, out + err

@@ -14,6 +14,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ..config import MAX_EPOCHS, PARAM_BUDGET, TARGET_ACC
+from .selection import front
 
 
 def outcome(t: FrozenTrial) -> str:
@@ -52,12 +53,6 @@ def trial_line(t: FrozenTrial) -> str:
         tail = f"{what}: {reason}" if reason else what
     secs = f"  {a['seconds']:.0f} s" if "seconds" in a else ""
     return f"trial {t.number:>3}{name}  {size}{curve}  {tail}{secs}"
-
-
-def front(study: optuna.Study) -> list[FrozenTrial]:
-    """Complete, within-budget trials that no other such trial beats on both objectives
-    (validation accuracy, parameters), fewest parameters first."""
-    return sorted(study.best_trials, key=lambda t: (t.values[1], -t.values[0]))
 
 
 def objective_name(study: optuna.Study) -> str:

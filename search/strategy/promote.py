@@ -12,7 +12,7 @@ worker inherits its decision, see `search.execution.liveness.requeue`).
 The rule: a candidate is promoted unless at least ceil(n / eta) of the n rung results
 (its own included) are ahead of it by more than `z` standard errors of the difference,
 one accuracy on `val_size` images having a standard error of sqrt(p(1 - p) / n_images)
-(`search.strategy.prune.noise`). So the best 1/eta move on, and a difference within noise of the
+(`search.strategy.stats`). So the best 1/eta move on, and a difference within noise of the
 best is never what keeps a candidate back. Whom it is compared with depends on the goal
 (`peers_for`): with a parameter goal, every rung result within it (the best under the
 goal is wanted, whatever its size); otherwise only networks with no more parameters
@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..config import Goal
-from .prune import noise
+from .stats import difference_se
 
 
 @dataclass(frozen=True)
@@ -48,8 +48,7 @@ class Promotion:
     val_size: int = 5_000
 
     def ahead(self, peer: RungResult, me: RungResult) -> bool:
-        se = math.hypot(noise(peer.score, self.val_size), noise(me.score, self.val_size))
-        return peer.score - me.score > self.z * se
+        return peer.score - me.score > self.z * difference_se(peer.score, me.score, self.val_size)
 
     def decide(self, me: RungResult, peers: Sequence[RungResult]) -> str | None:
         """None to promote `me`; otherwise why not, in words."""

@@ -59,13 +59,8 @@ from typing import Protocol
 from spaces.arch import ONECYCLE_WARMUP
 
 from ..config import PRUNERS
+from .stats import difference_se
 
-
-
-def noise(acc: float, n: int) -> float:
-    """Standard error, in points, of an accuracy of `acc` percent measured on `n` images."""
-    p = min(max(acc / 100.0, 0.0), 1.0)
-    return 100.0 * math.sqrt(max(p * (1 - p), 1.0 / n) / n)  # never 0: one image either way
 
 
 @dataclass(frozen=True)
@@ -174,7 +169,7 @@ class Dominated:
 
     def needed(self, mine: float, theirs: float) -> float:
         """How far ahead a peer must be, in points."""
-        return self.margin + self.z * math.hypot(noise(mine, self.n_val), noise(theirs, self.n_val))
+        return self.margin + self.z * difference_se(mine, theirs, self.n_val)
 
 
 @dataclass(frozen=True)
@@ -196,7 +191,7 @@ class Outpaced:
         gain = max(0.0, max(gains))  # curves that all fell from here: still hope for no loss
         hope = mine + gain
         ahead = [p for p in peers if p.final is not None and p.params <= me.params
-                 and p.final >= hope + self.z * math.hypot(noise(hope, self.n_val), noise(p.final, self.n_val))]
+                 and p.final >= hope + self.z * difference_se(hope, p.final, self.n_val)]
         if len(ahead) < self.dominators:
             return None
         best = max(ahead, key=lambda p: p.final)
