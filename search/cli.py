@@ -15,12 +15,11 @@ from pathlib import Path
 
 # Only light modules here: `drill-search --help` must answer without importing torch,
 # torchvision or optuna (each command imports what it needs).
-from .config import (DATA_ENV, MAX_EPOCHS, MNIST_TRAIN, DEFAULT_SAMPLER, PRUNERS, SAMPLERS, STRATEGIES, ConfigError, ConfirmConfig,
+from .config import (DATA_ENV, EXIT_INTERRUPTED, MAX_EPOCHS, MNIST_TRAIN, DEFAULT_SAMPLER, PRUNERS, SAMPLERS, STRATEGIES, ConfigError, ConfirmConfig,
                      DataConfig, Goal, Recipe, SearchConfig)
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 
 MAIN_EXAMPLES = """\
 examples:
@@ -386,7 +385,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         given = [f"--{k.replace('_', '-')}" for k in SEARCH_ONLY if getattr(args, k) is not None]
         if given:
             raise UsageError(f"{', '.join(given)} belong to a search: a --baseline run trains the round with its "
-                             "own recipe on all 60,000 training images.")
+                             f"own recipe on all {MNIST_TRAIN:,} training images.")
         return run_baseline(args)
     return run_search(args)
 
@@ -649,7 +648,7 @@ def add_confirm(sub) -> None:
     conf = _command(
         sub, "confirm", cmd_confirm, help="retrain winners with several seeds on all training images",
         description="Retrain chosen trials (default: the Pareto front under the budget, plus the "
-        "rounds under it) on all 60,000 training images with several seeds, and report "
+        f"rounds under it) on all {MNIST_TRAIN:,} training images with several seeds, and report "
         "final-epoch test accuracy: mean, standard deviation, minimum, and whether 99.4% is "
         "reached on every seed. Results are stored in the study <name>-confirm.",
         examples=["drill-search confirm",
@@ -711,7 +710,7 @@ class ConfirmPrinter:
 
         if isinstance(event, confirm.Planned):
             p = self.plan = event.plan
-            images = "all 60,000" if p.check.val_size is None else "the search's"
+            images = f"all {MNIST_TRAIN:,}" if p.check.val_size is None else "the search's"
             print(f"{'re-evaluating' if self.cfg.reevaluate else 'confirming'} {len(p.choices)} architecture(s) x "
                   f"{len(p.seeds)} seeds, {p.recipe.epochs} epochs each, on "
                   f"{images if p.train_size is None else f'{p.train_size:,}'} training images, device "

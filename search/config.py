@@ -15,6 +15,7 @@ MAX_EPOCHS = SCHEDULE_EPOCHS  # the exercise's limit
 PARAM_BUDGET = 10_000  # "under 10,000 parameters"
 TARGET_ACC = 99.4  # percent, on the MNIST test set
 MNIST_TRAIN = 60_000  # images in MNIST's training set
+VAL_SIZE = 5_000  # held out of the training images for search selection, by default
 SAMPLERS = ("tpe", "tpe-plain", "random", "nsga2")  # see search.strategy.sampler.make_sampler
 # A new study's sampler: no guided sampler beat random sampling on the strategy benchmark
 # (studies/method.md, "Strategies compared on a surrogate").
@@ -26,6 +27,7 @@ PRUNERS = ("pareto", "median", "none")  # see search.strategy.prune.make_pruner
 DATA_ENV = "DRILL_SEARCH_DATA"  # environment variable naming the data root
 MAX_RETRY = 2  # a failed trial (worker died, interrupted, error, out of memory) runs again at most this often
 MAX_SEED = 2**64 - 1  # torch.manual_seed's largest
+EXIT_INTERRUPTED = 130  # a command or worker stopped by SIGINT/SIGTERM (128 + SIGINT)
 
 
 SCORE_EPOCHS = 3  # the search's objective averages validation accuracy over this many last epochs
@@ -127,7 +129,7 @@ class Recipe:
 class DataConfig:
     root: Path  # holds MNIST/raw/ in torchvision's layout
     download: bool = True  # try torchvision's download when files are missing
-    val_size: int = 5_000  # held out of the 60,000 training images for search selection
+    val_size: int = VAL_SIZE  # held out of the training images for search selection
     val_seed: int = 0  # fixes which images are held out; the same for every trial
     train_size: int | None = None  # train on only this many of the rest (quick looks, tests)
 

@@ -30,10 +30,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 import spaces
 
-from .config import PARAM_BUDGET, TARGET_ACC, ConfirmConfig, Goal, Recipe
+from .config import MNIST_TRAIN, PARAM_BUDGET, TARGET_ACC, ConfirmConfig, Goal, Recipe
 from .engine.data import ensure_mnist
 from .execution.hardware import check_workers, gpus, worker_device
-from .execution.identity import SearchFailed, StudyError, load
+from .execution.identity import SearchFailed, StudyError, budget, load
 from .execution.liveness import fail_dead_workers
 from .execution.runs import CHECKS, TEST, VALIDATION, Check, Choice, Run, complete_runs, is_run, open_runs, run_protocol, stored
 from .execution.storage import open_existing
@@ -121,7 +121,7 @@ def make_plan(cfg: ConfirmConfig, search: optuna.Study) -> Plan:
     check = (VALIDATION if cfg.reevaluate else TEST).of(search)
     first = check.seeds[0] if cfg.first_seed is None else cfg.first_seed
     seeds = list(range(first, first + (cfg.seeds or len(check.seeds))))
-    max_params = search.user_attrs.get("max_params", PARAM_BUDGET)
+    max_params = budget(search)
     numbers = list(cfg.trials) if cfg.trials else None
     if cfg.reevaluate and numbers is None:
         goal = Goal(max_params=cfg.goal_params if cfg.goal_params is not None
@@ -367,7 +367,7 @@ def stored_verdicts(search: optuna.Study, storage, recipe: Recipe, check: Check 
     except KeyError:
         return [], []
     if check.val_size is None:
-        choices = choose(search, None, search.user_attrs.get("max_params", PARAM_BUDGET))
+        choices = choose(search, None, budget(search))
         key = run_protocol(recipe, None)
     else:
         choices = []
@@ -421,7 +421,7 @@ def answer(confirmed: list[Verdict], reevaluated: list[Verdict], max_params: int
         lines.append(
             f"Network to use, at most {max_params:,} parameters: {chosen.label}, {best.params:,} parameters "
             f"({chosen.candidate.describe()}), {how}: {best.mean:.2f}% mean final-epoch test accuracy over "
-            f"seeds {seeds} (min {min(best.final):.2f}), retrained on all 60,000 training images. Its search run's "
+            f"seeds {seeds} (min {min(best.final):.2f}), retrained on all {MNIST_TRAIN:,} training images. Its search run's "
             f"weights: drill-search export {chosen.source_trial}{storage_flag}")
     else:
         lines.append(f"No searched network of at most {max_params:,} parameters is confirmed on seeds {seeds} yet "
@@ -461,7 +461,7 @@ def summary(search: optuna.Study, storage, recipe: Recipe, storage_flag: str = "
     confirmed, _ = stored_verdicts(search, storage, recipe)
     reevaluated, _ = stored_verdicts(search, storage, recipe, VALIDATION)
     goal = search.user_attrs.get("goal", {}).get("max_params")
-    budget = goal or search.user_attrs.get("max_params", PARAM_BUDGET)
+    within = goal or budget(search)
     tables, text = [], []
     if reevaluated:
         check = VALIDATION.of(search)
@@ -472,10 +472,11 @@ def summary(search: optuna.Study, storage, recipe: Recipe, storage_flag: str = "
         text.append(table(reevaluated, recipe.epochs, check))
     if confirmed:
         tables.append(("Confirmation on test",
-                       "Retrained on all 60,000 training images, seeds 1, 2, 3 (drill-search confirm); "
+                       f"Retrained on all {MNIST_TRAIN:,} training images, seeds "
+                       f"{', '.join(map(str, PROTOCOL_SEEDS))} (drill-search confirm); "
                        "final-epoch test accuracy.", *table_rows(confirmed)))
         text.append(stored_table(search, storage, recipe) or "")
     spread = {v.choice.source_trial: (v.mean, standard_error(v), len(v.final))
               for v in reevaluated if v.choice.source_trial is not None and len(v.final) > 1}
-    lines = answer(confirmed, reevaluated, budget, storage_flag) if confirmed or reevaluated else []
+    lines = answer(confirmed, reevaluated, within, storage_flag) if confirmed or reevaluated else []
     return Summary(lines, tables, spread, "\n\n".join(text))

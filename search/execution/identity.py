@@ -22,7 +22,7 @@ from optuna.trial import TrialState
 import spaces
 
 from .. import __version__
-from ..config import DEFAULT_SAMPLER, LEGACY_SAMPLER, SCORE_EPOCHS, SearchConfig
+from ..config import DEFAULT_SAMPLER, LEGACY_SAMPLER, MNIST_TRAIN, PARAM_BUDGET, SCORE_EPOCHS, SearchConfig
 from .storage import open_storage
 
 BASELINE_STUDY = "baselines"
@@ -167,10 +167,15 @@ def counts(study: optuna.Study) -> dict[str, int]:
     return c
 
 
+def budget(study: optuna.Study) -> int:
+    """The parameter budget `study` was made under (PARAM_BUDGET when it recorded none)."""
+    return study.user_attrs.get("max_params", PARAM_BUDGET)
+
+
 # --- baselines --------------------------------------------------------------------------
 
 BASELINE_ATTRS = {"kind": "baselines"}
-BASELINE_PROTOCOL = "train on all 60,000 training images; objective 0 is final-epoch test accuracy"
+BASELINE_PROTOCOL = f"train on all {MNIST_TRAIN:,} training images; objective 0 is final-epoch test accuracy"
 
 
 def open_baselines(storage: optuna.storages.BaseStorage, name: str = BASELINE_STUDY) -> optuna.Study:

@@ -21,12 +21,12 @@ from optuna.trial import TrialState
 
 import spaces
 
-from ..config import Recipe, score as search_score
+from ..config import VAL_SIZE, Recipe, score as search_score
 from ..engine.data import Mnist, Split, split_validation
 from ..engine.model import count_params
 from ..engine.train import EpochResult, TrainResult, train as train_candidate
 from . import record
-from .identity import open_study, same_protocol
+from .identity import BASELINE_PROTOCOL, open_study, same_protocol
 
 
 def final_test_acc(history: list[EpochResult]) -> float:
@@ -81,12 +81,11 @@ class Check:
         return f"{search_name}-{self.name}"
 
 
-TEST = Check("confirm", "test_acc", (1, 2, 3),
-             "train on all 60,000 training images; objective 0 is final-epoch test accuracy")
+TEST = Check("confirm", "test_acc", (1, 2, 3), BASELINE_PROTOCOL)  # the rounds' reproductions' protocol
 VALIDATION = Check("reeval", "val_acc_last3", (1, 2),
                    "train on the search's training split; objective 0 is the search's score, the mean "
                    "validation accuracy of the last 3 epochs on its held-out images; test accuracy is "
-                   "recorded, never used to select", val_size=5_000)
+                   "recorded, never used to select", val_size=VAL_SIZE)
 CHECKS = {c.name: c for c in (TEST, VALIDATION)}
 
 

@@ -21,9 +21,9 @@ from collections.abc import Callable
 import optuna
 from optuna.trial import FrozenTrial
 
+from ..config import EXIT_INTERRUPTED
 from .liveness import fail_dead_workers, worker_id
 
-EXIT_INTERRUPTED = 130  # a worker stopped by SIGINT/SIGTERM after closing its trial
 EXIT_ORPHANED = 137  # a worker whose command died (as if killed with it: 128 + SIGKILL)
 
 

@@ -23,7 +23,7 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
-from ..config import MAX_RETRY, Recipe, SearchConfig
+from ..config import EXIT_INTERRUPTED, MAX_RETRY, Recipe, SearchConfig
 from ..engine.data import load_mnist, split_validation
 from ..strategy.promote import Promotion
 from ..strategy.prune import make_pruner
@@ -34,7 +34,7 @@ from .liveness import requeue, worker_id
 from .objective import Objective, SearchData, TrialError
 from .runs import TEST, Check, Run, train as train_runs
 from .storage import artifact_store, open_storage
-from .supervisor import EXIT_INTERRUPTED, interrupt_once
+from .supervisor import interrupt_once
 
 MAX_ERRORS_IN_A_ROW = MAX_RETRY + 2  # a worker whose trials keep raising stops the search
 

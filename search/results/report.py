@@ -13,8 +13,11 @@ import statistics
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from ..config import MAX_EPOCHS, PARAM_BUDGET, TARGET_ACC
+from ..config import MAX_EPOCHS, MAX_RETRY, MNIST_TRAIN, TARGET_ACC, VAL_SIZE
+from ..execution.identity import budget as study_budget
 from .selection import front
+
+TIMES = {1: "once", 2: "twice"}  # a count in words (MAX_RETRY)
 
 
 def outcome(t: FrozenTrial) -> str:
@@ -83,13 +86,13 @@ def front_table(study: optuna.Study) -> str:
 
 def quick_look(study: optuna.Study) -> str | None:
     """A sentence when the study trains less than the exercise's protocol, else None."""
-    epochs = (study.user_attrs.get("recipe") or {}).get("epochs", 15)
+    epochs = (study.user_attrs.get("recipe") or {}).get("epochs", MAX_EPOCHS)
     images = study.user_attrs.get("train_size")
-    if epochs >= 15 and images is None:
+    if epochs >= MAX_EPOCHS and images is None:
         return None
     what = f"{epochs} epochs" + (f" on {images:,} training images" if images is not None else "")
-    return (f"Quick look: this study trains {what}, not the exercise's protocol (15 epochs on the 55,000 "
-            "training images); its figures do not compare with full-protocol studies.")
+    return (f"Quick look: this study trains {what}, not the exercise's protocol ({MAX_EPOCHS} epochs on the "
+            f"{MNIST_TRAIN - VAL_SIZE:,} training images); its figures do not compare with full-protocol studies.")
 
 
 def counts_line(study: optuna.Study) -> str:
@@ -115,7 +118,7 @@ def cost_line(study: optuna.Study) -> str:
     per_trial = epochs_trained(trials)
     trained = sum(r + f for r, f in per_trial.values())
     on_rungs = sum(r for r, _ in per_trial.values())
-    epochs = (study.user_attrs.get("recipe") or {}).get("epochs", 15)
+    epochs = (study.user_attrs.get("recipe") or {}).get("epochs", MAX_EPOCHS)
     spans = sorted(s for s in map(span, trials) if s is not None)
     worker_s = sum(b - a for a, b in spans)
     wall, end = 0.0, float("-inf")  # the union of trial spans: time between sessions is left out
@@ -208,7 +211,7 @@ def front_figure(study: optuna.Study, spread: dict[int, tuple[float, float, int]
     error bars beside the single run."""
     import plotly.graph_objects as go
 
-    budget = study.user_attrs.get("max_params", PARAM_BUDGET)
+    budget = study_budget(study)
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
     best = front(study)
     best_ids = {t.number for t in best}
@@ -420,12 +423,13 @@ def write_html(study: optuna.Study, path, figs: dict | None = None, confirmation
     metric = objective_name(study)
     failed = failures(study)
     failed_html = "" if not failed else (
-        "<h2>Failed trials</h2><p>Retried at most twice; never counted as finished.</p><table>"
+        f"<h2>Failed trials</h2><p>Retried at most {TIMES.get(MAX_RETRY, f'{MAX_RETRY} times')}; never counted as "
+        "finished.</p><table>"
         "<thead><tr><th>trial</th><th>reason</th></tr></thead><tbody>"
         + "".join(f"<tr><td>{n}</td><td style='text-align:left'>{html.escape(r)}</td></tr>" for n, r in failed)
         + "</tbody></table>")
     confirmed_html = "" if not confirmation or tables else (
-        "<h2>Confirmation</h2><p>Retrained on all 60,000 training images with several seeds "
+        f"<h2>Confirmation</h2><p>Retrained on all {MNIST_TRAIN:,} training images with several seeds "
         "(<code>drill-search confirm</code>); final-epoch test accuracy.</p>"
         f"<pre>{html.escape(confirmation)}</pre>")
     confirmed_html += "".join(f"<h2>{html.escape(title)}</h2><p>{html.escape(words)}</p>{table_html(header, rows)}"

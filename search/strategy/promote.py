@@ -29,7 +29,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..config import Goal
+from ..config import VAL_SIZE, Goal
 from .stats import difference_se
 
 
@@ -45,7 +45,7 @@ class RungResult:
 class Promotion:
     eta: int = 3  # the best 1/eta of a rung move on
     z: float = 1.0  # standard errors of the difference that count as "ahead"
-    val_size: int = 5_000
+    val_size: int = VAL_SIZE
 
     def ahead(self, peer: RungResult, me: RungResult) -> bool:
         return peer.score - me.score > self.z * difference_se(peer.score, me.score, self.val_size)

@@ -58,7 +58,7 @@ from typing import Protocol
 
 from spaces.arch import ONECYCLE_WARMUP
 
-from ..config import PRUNERS
+from ..config import MAX_EPOCHS, PRUNERS, VAL_SIZE
 from .stats import difference_se
 
 
@@ -145,7 +145,7 @@ class Hopeless:
 class Dominated:
     z: float = 2.0  # standard errors of the difference a smaller peer must be ahead by
     margin: float = 0.0  # plus this many points
-    n_val: int = 5_000  # validation images behind each figure (sets the standard error)
+    n_val: int = VAL_SIZE  # validation images behind each figure (sets the standard error)
     window: int = 1  # compare means over this many epochs (same phases throughout)
     dominators: int = 2  # smaller-or-equal networks that must be ahead
     min_peers: int = 3  # comparable curves needed before judging
@@ -175,7 +175,7 @@ class Dominated:
 @dataclass(frozen=True)
 class Outpaced:
     z: float = 2.0  # standard errors of the difference the finished peers must stay ahead by
-    n_val: int = 5_000
+    n_val: int = VAL_SIZE
     window: int = 2  # its figure now: the mean over this many epochs
     dominators: int = 2  # finished networks with no more parameters that must stay ahead
     min_curves: int = 3  # finished curves at the same point of the schedule to learn the gain from
@@ -213,7 +213,7 @@ class AnyOf:
 class Gate:
     rule: Pruner
     warmup: int = 3  # judge from this epoch on
-    epochs: int = 15  # the run's length: where a one-cycle run's peak lies
+    epochs: int = MAX_EPOCHS  # the run's length: where a one-cycle run's peak lies
     after_peak: bool = True  # one-cycle runs are judged only once their lr has peaked
 
     def prune(self, epoch: int, me: Peer, peers: Sequence[Peer]) -> str | None:
@@ -228,7 +228,7 @@ class Gate:
         return self.warmup
 
 
-def pareto(warmup: int = 3, epochs: int = 15, n_val: int = 5_000, after_peak: bool = True) -> Pruner:
+def pareto(warmup: int = 3, epochs: int = MAX_EPOCHS, n_val: int = VAL_SIZE, after_peak: bool = True) -> Pruner:
     """The default rule, chosen on the unpruned sample (`benchmarks/prune_replay.py`, its
     "fallback" line): outpaced by one finished smaller net at 2 standard errors, or
     dominated by two smaller nets at 1 standard error on 3-epoch means, gated by the
@@ -239,7 +239,7 @@ def pareto(warmup: int = 3, epochs: int = 15, n_val: int = 5_000, after_peak: bo
                        Dominated(z=1.0, n_val=n_val, window=3))), warmup, epochs, after_peak)
 
 
-def make_pruner(name: str, warmup: int = 3, epochs: int = 15, n_val: int = 5_000) -> Pruner:
+def make_pruner(name: str, warmup: int = 3, epochs: int = MAX_EPOCHS, n_val: int = VAL_SIZE) -> Pruner:
     if name == "pareto":
         return pareto(warmup, epochs, n_val)
     if name == "median":
