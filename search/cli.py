@@ -360,8 +360,6 @@ def add_run(sub) -> None:
     search.add_argument("--no-baselines", dest="with_baselines", action="store_const", const=False, default=None,
                         help="do not start with the hand-designed rounds (by default the rounds under the "
                         "budget are the first trials, trained under the search's protocol)")
-    search.add_argument("--with-baselines", dest="with_baselines", action="store_const", const=True,
-                        help=argparse.SUPPRESS)
     search.add_argument("--workers", type=int, default=None,
                         help="worker processes on this machine (default: one per CPU core, or one per GPU; one on SQLite)")
     search.add_argument("--timeout", type=float, default=None, metavar="SECONDS",

@@ -84,7 +84,7 @@ def test_search_report_export_from_the_cli(capsys, tmp_path, data_root):
     store = str(tmp_path / "s.journal")
     common = ["--storage", store, "--data-dir", str(data_root)]
     code, out, err = run(capsys, "run", "--trials", "3", "--epochs", "1", "--train-size", "300",
-                         "--val-size", "500", "--with-baselines", "--device", "cpu", *common)
+                         "--val-size", "500", "--device", "cpu", *common)
     assert code == 0, err
     assert "[round1]" in out and "Pareto front" in out and f"drill-search dashboard --storage {store}" in out
     code, out, _ = run(capsys, "run", "--trials", "3", "--epochs", "1", "--train-size", "300",

@@ -120,11 +120,12 @@ def test_the_unpruned_sample_resumes_under_the_current_code():
     # that made it asks for now, or the resume would be refused.
     from search.config import DataConfig, Recipe, SearchConfig
 
-    sample = optuna.load_study(study_name="unpruned", storage=JournalStorage(JournalFileBackend(str(SAMPLE))))
+    storage = JournalStorage(JournalFileBackend(str(SAMPLE)))
     cfg = SearchConfig(storage=str(SAMPLE), recipe=Recipe(), data=DataConfig(root=Path("data")),
                        study_name="unpruned", trials=36, pruner="none", sampler="random", seed=15,
                        strategy="full")
-    identity.check_study(sample, ["maximize", "minimize"], identity.search_identity(cfg))
+    identity.open_study(storage, "unpruned", ["maximize", "minimize"], ["val_acc_last3", "params"],
+                        identity.search_identity(cfg))  # an existing study: loaded and checked, never written
 
 
 V2 = ROOT / "studies" / "v2.journal"

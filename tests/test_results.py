@@ -406,8 +406,9 @@ def test_the_report_shows_what_the_confirmation_study_holds_under_its_recipe(sea
     assert text.splitlines()[-1] == "not confirmed yet: " + ", ".join(others)
     assert confirm.stored_table(study, storage, Recipe(epochs=1, batch_size=128)) is None  # another recipe's runs
     path = tmp_path / "r.html"
-    report.write_html(study, path, confirmation=text)
-    assert "<h2>Confirmation</h2>" in path.read_text() and first[0].label in path.read_text()
+    extra = confirm.summary(study, storage, Recipe(epochs=1))
+    report.write_html(study, path, answer=extra.answer, tables=extra.tables)
+    assert "<h2>Confirmation on test</h2>" in path.read_text() and first[0].label in path.read_text()
 
 
 def test_a_recorded_run_holds_its_own_candidate_even_with_a_trial_waiting(tmp_path):

@@ -184,19 +184,19 @@ def test_rewording_the_protocol_sentence_refuses_no_study(tmp_path, monkeypatch)
 
 
 def test_a_study_stored_before_an_identity_key_existed_opens_with_the_value_it_had(tmp_path):
-    from types import SimpleNamespace
-
     cfg = config(tmp_path)
     want = identity.search_identity(cfg)
     # as a study stored before these keys changed: no "objective" key, "reference_batch" in its recipe
     v1 = {k: v for k, v in want.items() if k != "objective"}
-    v1 = {**v1, "schema": identity.SCHEMA, "recipe": {**want["recipe"], "reference_batch": 64}}
-    old = SimpleNamespace(study_name="search", user_attrs=v1, directions=identity.open_search(cfg).directions)
-    identity.check_study(old, ["maximize", "minimize"], want)
+    v1 = {**v1, "recipe": {**want["recipe"], "reference_batch": 64}}
+    storage, directions, metrics = optuna.storages.InMemoryStorage(), ["maximize", "minimize"], ["score", "params"]
+    identity.open_study(storage, "search", directions, metrics, v1)  # stored then
+    identity.open_study(storage, "search", directions, metrics, want)  # opened now
     with pytest.raises(identity.StudyError, match="objective"):
-        identity.check_study(old, ["maximize", "minimize"], {**want, "objective": "val_loss_last3"})
+        identity.open_study(storage, "search", directions, metrics, {**want, "objective": "val_loss_last3"})
     with pytest.raises(identity.StudyError, match="recipe"):
-        identity.check_study(old, ["maximize", "minimize"], {**want, "recipe": {**want["recipe"], "reference_batch": 32}})
+        identity.open_study(storage, "search", directions, metrics,
+                            {**want, "recipe": {**want["recipe"], "reference_batch": 32}})
 
 
 def test_sqlite_refuses_concurrent_workers(tmp_path):

@@ -113,12 +113,6 @@ def _await_creation(study: optuna.Study) -> None:
         time.sleep(0.1)
 
 
-def check_study(study: optuna.Study, directions: list[str], attrs: dict) -> None:
-    """Refuse a study made with other directions or under another protocol."""
-    _check_directions(study, directions)
-    _check_attrs(study, attrs)
-
-
 def _check_directions(study: optuna.Study, directions: list[str]) -> None:
     want = [StudyDirection.MAXIMIZE if d == "maximize" else StudyDirection.MINIMIZE for d in directions]
     if study.directions != want:

@@ -402,13 +402,11 @@ def table_html(header: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def write_html(study: optuna.Study, path, figs: dict | None = None, confirmation: str | None = None,
-               answer: list[str] | None = None, tables: list[tuple[str, str, list[str], list[list[str]]]] = ()
-               ) -> None:
+def write_html(study: optuna.Study, path, figs: dict | None = None, answer: list[str] | None = None,
+               tables: list[tuple[str, str, list[str], list[list[str]]]] = ()) -> None:
     """One self-contained HTML file: plotly.js is embedded, nothing is fetched.
     `answer`: the sentences it opens with (the network to use); `tables`: (title, words,
-    header, rows) of the confirmation and the re-evaluation; `confirmation`: a text table
-    shown as it is, when there are no `tables`."""
+    header, rows) of the confirmation and the re-evaluation."""
     import html
     from pathlib import Path
 
@@ -428,11 +426,7 @@ def write_html(study: optuna.Study, path, figs: dict | None = None, confirmation
         "<thead><tr><th>trial</th><th>reason</th></tr></thead><tbody>"
         + "".join(f"<tr><td>{n}</td><td style='text-align:left'>{html.escape(r)}</td></tr>" for n, r in failed)
         + "</tbody></table>")
-    confirmed_html = "" if not confirmation or tables else (
-        f"<h2>Confirmation</h2><p>Retrained on all {MNIST_TRAIN:,} training images with several seeds "
-        "(<code>drill-search confirm</code>); final-epoch test accuracy.</p>"
-        f"<pre>{html.escape(confirmation)}</pre>")
-    confirmed_html += "".join(f"<h2>{html.escape(title)}</h2><p>{html.escape(words)}</p>{table_html(header, rows)}"
+    confirmed_html = "".join(f"<h2>{html.escape(title)}</h2><p>{html.escape(words)}</p>{table_html(header, rows)}"
                               for title, words, header, rows in tables)
     answer_html = "" if not answer else (
         "<div class='answer'><h2>The answer</h2>" + "".join(f"<p>{html.escape(line)}</p>" for line in answer)
