@@ -1,12 +1,10 @@
 """The only trial-aware glue: sample -> budget -> build -> train -> record -> return.
 
 Objectives: the validation score (maximize) and the parameter count (minimize). The
-score is the mean validation accuracy over the last `SCORE_EPOCHS` epochs, all in the
-low-lr tail of every schedule in the space (lr_step <= 12 of 15): the mean smooths the
-epoch-to-epoch wobble there (sd 0.04 points on the unpruned sample), not the sampling
-error of the fixed 5,000 images (about 0.14 points at 99%), which every epoch shares.
-Validation is a fixed held-out part of the training images; test accuracy is recorded
-for reporting and never read by anything that selects or prunes.
+score is the mean validation accuracy over the last `SCORE_EPOCHS` epochs (`config.score`;
+why: studies/method.md, "Validation selects, test reports"). Validation is a fixed
+held-out part of the training images; test accuracy is recorded for reporting and never
+read by anything that selects or prunes.
 
 Under the `promote` strategy (`search.strategy.promote`) a trial first trains the cheap rung, a
 complete schedule of `rung_epochs` epochs, recorded as `rung_*` user attributes; only a

@@ -60,8 +60,8 @@ def sampler_seed(seed: int | None, index: int, trials: list[FrozenTrial]) -> int
     a respawned worker starts where the study has grown, so it draws new candidates
     instead of replaying the stream that produced the trials already stored. The trials
     running then count too: a second command joining a running search (README: the same
-    command on another core or machine) has worker index 0 like the first, and once drew
-    the very candidates the first was drawing (v3's trials 3 and 4).
+    command on another core or machine) has worker index 0 like the first, and would
+    otherwise draw the very candidates the first is drawing.
     """
     if seed is None:
         return None

@@ -8,15 +8,11 @@ machines), and returns a reason to stop, or None. Rules never see test accuracy.
 
 Like with like: a peer counts at epoch e only when it was at the same point of its
 learning-rate schedule there (`Candidate.phase`: the same number of StepLR drops so far;
-for one-cycle runs, the same epoch).
-
-Noise: one epoch's accuracy on n validation images has a standard error of
-sqrt(p(1 - p) / n), about 0.14 points at 99% on 5,000 images and 0.2 at 98%. `Dominated`
-asks a peer to be ahead by `z` standard errors of the difference, not by a fixed
-hair, and may compare curves averaged over the last `window` epochs (the figures move by
-about 0.1 from epoch to epoch at a high learning rate). The standard error is not
-divided by the window: the same images are scored every epoch, so averaging removes the
-epoch-to-epoch wobble but not the luck of the validation draw.
+for one-cycle runs, the same epoch). "Ahead" means by `z` standard errors of the
+difference (`search.strategy.stats`), not by a fixed hair. A curve averaged over the last
+`window` epochs keeps the standard error of one epoch: the same images are scored every
+epoch, so averaging removes the epoch-to-epoch wobble but not the luck of the validation
+draw.
 
 The rules:
 
@@ -24,28 +20,24 @@ The rules:
                trial (complete, final score within `slack` of the best) at the same point
                of the schedule: far behind everything that matters, whatever its size.
     Dominated  at least `dominators` networks with no more parameters were ahead of it at
-               that point by `z` standard errors (plus `margin` points): it is unlikely to
-               reach the accuracy-vs-parameters front. A small network is never pruned
-               for losing to larger ones.
+               that point by `z` standard errors (plus `margin` points). A small network
+               is never pruned for losing to larger ones.
     Outpaced   even the largest gain from this point to the end that a finished trial at
                the same point of its schedule made would leave it `z` standard errors
                below the final score of `dominators` finished networks with no more
                parameters. Final scores compare across schedules, so a StepLR candidate
-               can lose to a one-cycle one, which `Dominated` never judges. The same
-               point of the schedule is not the same future (a StepLR run with its drop
-               at epoch 12 matches one dropping at 8 until epoch 8); taking the largest
-               gain of all matching curves is what keeps the bound optimistic.
+               can lose to a one-cycle one, which `Dominated` never judges; taking the
+               largest gain of all matching curves keeps the bound optimistic.
     Median     below the median of the comparable peers (not Optuna's MedianPruner,
                which compares against complete trials' best values).
     NoPruner   trains every candidate to the end.
     AnyOf      stops when any of its rules does (the first reason is given).
     Gate       holds a rule's judgement until epoch `warmup`, and for one-cycle runs
-               until their learning rate has passed its peak (early one-cycle figures,
-               taken while the rate still climbs, barely predict the end: in the v1 study
-               trial 34 stood at 95.5% after epoch 3 and ended at 99.04%).
+               until their learning rate has passed its peak.
 
 `make_pruner` builds the named rules of the CLI; `benchmarks/prune_replay.py` measures
-them on the unpruned sample (`search/strategy/replay.py`).
+them on the unpruned sample (`search/strategy/replay.py`); why the rules are what they
+are: studies/method.md, Pruning.
 """
 
 from __future__ import annotations
@@ -229,12 +221,9 @@ class Gate:
 
 
 def pareto(warmup: int = 3, epochs: int = MAX_EPOCHS, n_val: int = VAL_SIZE, after_peak: bool = True) -> Pruner:
-    """The default rule, chosen on the unpruned sample (`benchmarks/prune_replay.py`, its
-    "fallback" line): outpaced by one finished smaller net at 2 standard errors, or
+    """The default rule: outpaced by one finished smaller net at 2 standard errors, or
     dominated by two smaller nets at 1 standard error on 3-epoch means, gated by the
-    schedule. It cut none of the sample's front in the recorded order, in 20 random
-    orders and in 20 resampled 100-candidate searches, and no one-epoch dip inside the
-    noise. `Hopeless` is left out: it cut the sample's two smallest front nets."""
+    schedule (how it was chosen: studies/method.md, Pruning)."""
     return Gate(AnyOf((Outpaced(z=2.0, n_val=n_val, window=1, dominators=1),
                        Dominated(z=1.0, n_val=n_val, window=3))), warmup, epochs, after_peak)
 
