@@ -708,7 +708,7 @@ class ConfirmPrinter:
 
         if isinstance(event, confirm.Planned):
             p = self.plan = event.plan
-            images = f"all {MNIST_TRAIN:,}" if p.check.val_size is None else "the search's"
+            images = f"all {MNIST_TRAIN:,}" if p.check.is_test else "the search's"
             print(f"{'re-evaluating' if self.cfg.reevaluate else 'confirming'} {len(p.choices)} architecture(s) x "
                   f"{len(p.seeds)} seeds, {p.recipe.epochs} epochs each, on "
                   f"{images if p.train_size is None else f'{p.train_size:,}'} training images, device "
@@ -718,10 +718,10 @@ class ConfirmPrinter:
                 print(f"{stored} of the {p.total} runs are already stored" + ("; training the rest" if p.missing else ""))
             self.progress = Progress(p.total, stored, "runs", enabled=not self.quiet and bool(p.missing))
         elif isinstance(event, confirm.TrialFinished):
-            score = "final test" if self.plan.check.val_size is None else self.plan.check.metric
+            score = "final test" if self.plan.check.is_test else self.plan.check.metric
             self.progress.write(run_line(event.trial, score))
         elif isinstance(event, confirm.Polled):
-            split = "test" if self.plan.check.val_size is None else "val"
+            split = "test" if self.plan.check.is_test else "val"
             self.progress.update(*confirm_status(event.runs, self.plan.total, self.plan.recipe.epochs, event.ids, split))
 
     def close(self) -> None:

@@ -285,7 +285,7 @@ def verdicts(study: optuna.Study, choices: list[Choice], seeds: list[int] | None
 
 
 def table(verdicts_: list[Verdict], epochs: int, check: Check = TEST) -> str:
-    if check.val_size is not None:
+    if not check.is_test:
         return reeval_table(verdicts_, check)
     lines = [
         f"Final-epoch test accuracy (epoch {epochs}, MNIST test set) over seeds:",
@@ -306,7 +306,7 @@ def table(verdicts_: list[Verdict], epochs: int, check: Check = TEST) -> str:
 
 def table_rows(verdicts_: list[Verdict], check: Check = TEST) -> tuple[list[str], list[list[str]]]:
     """(header, rows) of a check's verdicts, for the HTML report."""
-    if check.val_size is not None:
+    if not check.is_test:
         header = ["network", "params", "search run (selected on)", "score per new seed", "mean", "SE",
                   "test mean (reported)"]
         return header, [[v.choice.label, f"{v.params:,}", _search_run(v), " / ".join(f"{x:.2f}" for x in v.final),
@@ -366,7 +366,7 @@ def stored_verdicts(search: optuna.Study, storage, recipe: Recipe, check: Check 
         study = optuna.load_study(study_name=check.study_name(search.study_name), storage=storage)
     except KeyError:
         return [], []
-    if check.val_size is None:
+    if check.is_test:
         choices = choose(search, None, budget(search))
         key = run_protocol(recipe, None)
     else:
@@ -374,7 +374,7 @@ def stored_verdicts(search: optuna.Study, storage, recipe: Recipe, check: Check 
         key = run_protocol(*search_protocol(search, recipe), check)
     choices = _with_stored(choices, study, search)
     # a confirmation is judged on its protocol's seeds; a re-evaluation on every seed it ran
-    seeds = list(check.seeds) if check.val_size is None else None
+    seeds = list(check.seeds) if check.is_test else None
     return verdicts(study, choices, seeds, key, check), choices
 
 

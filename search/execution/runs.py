@@ -52,27 +52,32 @@ class Check:
     val_size: int | None = None  # images held out of training and scored; None: none
     val_seed: int = 0
 
+    @property
+    def is_test(self) -> bool:
+        """Whether this is the verdict on test (`TEST`), not a re-evaluation on held-out images."""
+        return self.val_size is None
+
     def splits(self, data: Mnist, train_size: int | None) -> tuple[Split, dict[str, Split]]:
         """(what the runs train on, what they evaluate every epoch)."""
         train, evals = data.train, {}
-        if self.val_size is not None:
+        if not self.is_test:
             train, evals["val"] = split_validation(train, self.val_size, self.val_seed)
         if train_size is not None:
             train = train.take(slice(0, train_size))
         return train, {**evals, "test": data.test}
 
     def score(self, history: list[EpochResult]) -> float:
-        if self.val_size is None:
+        if self.is_test:
             return final_test_acc(history)
         return search_score(e.evals["val"].acc for e in history)
 
     def protocol(self) -> dict:
         """What this check adds to a run's protocol key."""
-        return {} if self.val_size is None else {"val_size": self.val_size, "val_seed": self.val_seed}
+        return {} if self.is_test else {"val_size": self.val_size, "val_seed": self.val_seed}
 
     def of(self, search: optuna.Study) -> Check:
         """This check for `search`: re-evaluation holds out what the search held out."""
-        if self.val_size is None:
+        if self.is_test:
             return self
         a = search.user_attrs
         return dataclasses.replace(self, val_size=a.get("val_size", self.val_size), val_seed=a.get("val_seed", 0))
