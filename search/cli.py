@@ -558,15 +558,14 @@ def add_report(sub) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from . import confirm
     from .execution.storage import open_storage, report_path
-    from .results import report
+    from .results import confirmation, report
 
     study, url = _load_study(args, shipped=True)
     flag = "" if args.storage is None else f" --storage {args.storage}"
     if args.study_name != "search":
         flag += f" --study-name {args.study_name}"
-    extra = confirm.summary(study, open_storage(url), Recipe(), flag)
+    extra = confirmation.summary(study, open_storage(url), Recipe(), flag)
     figs = report.figures(study, extra.spread)
     path = args.output or report_path(url, study.study_name)
     if path.is_dir():
@@ -732,6 +731,7 @@ class ConfirmPrinter:
 def _check(cfg: ConfirmConfig, quiet: bool) -> int:
     """Train the missing runs of a confirmation or re-evaluation, then print its table."""
     from . import confirm
+    from .results import confirmation
 
     _warn_if_cut(cfg.storage)
     printer = ConfirmPrinter(cfg, quiet)
@@ -742,7 +742,7 @@ def _check(cfg: ConfirmConfig, quiet: bool) -> int:
         printer.close()
     plan = outcome.plan
     print()
-    print(confirm.table(outcome.verdicts, plan.recipe.epochs, plan.check))
+    print(confirmation.table(outcome.verdicts, plan.recipe.epochs, plan.check))
     print(f"stored in study {plan.study_name!r} of {cfg.storage}")
     return 0
 

@@ -18,7 +18,7 @@ from search.config import Recipe
 from search.engine.data import Mnist, normalize
 from search.execution import identity, runs as runs_module, workers
 from search.execution.storage import artifact_store, open_storage
-from search.results import export, report, selection
+from search.results import confirmation, export, report, selection, verdicts
 from tests.conftest import synthetic_split
 from tests.test_search import config, synthetic_data
 
@@ -40,7 +40,7 @@ def train_and_judge(choices, seeds, recipe, data, storage, name, check=runs_modu
     runs_module.train(confirm.plan(choices, seeds), recipe, data, torch.device("cpu"), storage, name, check,
                       train_size=train_size, **kw)
     study = runs_module.open_runs(storage, name, check)
-    return confirm.verdicts(study, choices, seeds, runs_module.run_protocol(recipe, train_size, check), check)
+    return verdicts.verdicts(study, choices, seeds, runs_module.run_protocol(recipe, train_size, check), check)
 
 
 def test_report_has_the_front_labels_budget_and_target(searched, tmp_path):
@@ -212,7 +212,7 @@ def test_confirm_stores_per_seed_results_and_resumes(searched, tmp_path):
                             "confirm-test", on_run=lambda c, s, h: runs.append((c.label, s, h is None)))
     assert runs[-2:] == [(choices[0].label, 1, True), (choices[0].label, 2, True)]  # nothing retrained
     assert again[0].final == v.final
-    assert "reach 99.4% on every seed" in confirm.table(again, 1)
+    assert "reach 99.4% on every seed" in confirmation.table(again, 1)
 
 
 def test_reevaluation_trains_on_the_search_split_scores_validation_and_averages_only_its_own_runs(searched, tmp_path):
@@ -229,12 +229,12 @@ def test_reevaluation_trains_on_the_search_split_scores_validation_and_averages_
         assert t.values[0] == pytest.approx(sum(t.user_attrs["val_acc"]) / 2, abs=1e-3)
     # the search run picked the leaders (biased upward): shown beside, never in the mean
     assert v.final == tuple(t.values[0] for t in runs) and v.choice.search_score == trial.values[0]
-    assert f"{trial.values[0]:.2f}" in confirm.table([v], 2, check)
+    assert f"{trial.values[0]:.2f}" in confirmation.table([v], 2, check)
     assert v.test == tuple(t.user_attrs["test_acc"][-1] for t in runs)
     train, evals = check.splits(data, None)
     assert len(train) == 200 and len(evals["val"]) == 100 and set(evals) == {"val", "test"}
     assert runs_module.run_protocol(Recipe(), None, check)["val_size"] == 100  # a different protocol from TEST's
-    assert "leader: " in confirm.table([v], 2, check)
+    assert "leader: " in confirmation.table([v], 2, check)
 
 
 def test_leaders_are_the_best_within_the_goal_that_one_run_cannot_tell_apart():
@@ -256,12 +256,12 @@ def test_leaders_are_the_best_within_the_goal_that_one_run_cannot_tell_apart():
 
 def test_the_reevaluation_table_calls_a_noise_level_lead_a_tie():
     def verdict(label, scores):
-        return confirm.Verdict(runs_module.Choice(label, None), 4_000, tuple(scores), tuple(scores))
+        return verdicts.Verdict(runs_module.Choice(label, None), 4_000, tuple(scores), tuple(scores))
 
     check = runs_module.VALIDATION
-    close = confirm.table([verdict("a", (99.20, 99.10, 99.30)), verdict("b", (99.15, 99.05, 99.25))], 15, check)
+    close = confirmation.table([verdict("a", (99.20, 99.10, 99.30)), verdict("b", (99.15, 99.05, 99.25))], 15, check)
     assert "leader: a" in close and "within one standard error of it: b" in close
-    clear = confirm.table([verdict("a", (99.40, 99.41, 99.42)), verdict("b", (99.10, 99.11, 99.12))], 15, check)
+    clear = confirmation.table([verdict("a", (99.40, 99.41, 99.42)), verdict("b", (99.10, 99.11, 99.12))], 15, check)
     assert "leader: a (99.41%)" in clear and "within one standard error" not in clear
 
 
@@ -289,7 +289,7 @@ def test_a_run_stored_twice_counts_once(searched, tmp_path):
     runs.add_trial(optuna.trial.create_trial(params=first.params, distributions=first.distributions,
                                              values=[first.values[0] - 1.0, first.values[1]],
                                              user_attrs=first.user_attrs))
-    (v,) = confirm.verdicts(runs, choices, [1, 2], key)
+    (v,) = verdicts.verdicts(runs, choices, [1, 2], key)
     assert len(v.final) == 2 and first.values[0] in v.final and first.values[0] - 1.0 not in v.final
 
 
@@ -393,20 +393,20 @@ def test_confirm_never_mixes_runs_made_under_another_recipe(searched):
 def test_the_report_shows_what_the_confirmation_study_holds_under_its_recipe(searched, tmp_path):
     cfg, study = searched
     storage = open_storage(cfg.storage)
-    assert confirm.stored_table(study, storage, Recipe(epochs=1)) is None  # nothing confirmed yet
+    assert confirmation.stored_table(study, storage, Recipe(epochs=1)) is None  # nothing confirmed yet
     data = Mnist(train=synthetic_split(256, 1), test=synthetic_split(128, 4))
     first = selection.choose(study, [selection.front(study)[0].number], cfg.max_params, with_baselines=False)
     train_and_judge(first, [1, 2, 7], Recipe(epochs=1), data, storage,
                     runs_module.TEST.study_name(study.study_name))
-    text = confirm.stored_table(study, storage, Recipe(epochs=1))
+    text = confirmation.stored_table(study, storage, Recipe(epochs=1))
     row = next(line for line in text.splitlines() if line.startswith(first[0].label + " "))
     assert row[len(first[0].label):].split()[1] == "2"  # params, then seeds: 1 and 2, not the extra seed 7
     assert "\n2 runs took " in text and " process-hours, " in text  # what the runs shown cost
     others = [c.label for c in selection.choose(study, None, cfg.max_params) if c.label != first[0].label]
     assert text.splitlines()[-1] == "not confirmed yet: " + ", ".join(others)
-    assert confirm.stored_table(study, storage, Recipe(epochs=1, batch_size=128)) is None  # another recipe's runs
+    assert confirmation.stored_table(study, storage, Recipe(epochs=1, batch_size=128)) is None  # another recipe's runs
     path = tmp_path / "r.html"
-    extra = confirm.summary(study, storage, Recipe(epochs=1))
+    extra = confirmation.summary(study, storage, Recipe(epochs=1))
     report.write_html(study, path, answer=extra.answer, tables=extra.tables)
     assert "<h2>Confirmation on test</h2>" in path.read_text() and first[0].label in path.read_text()
 
@@ -490,7 +490,7 @@ def test_the_answer_names_the_validation_leader_and_falls_back_to_test_saying_so
     cand = ROUNDS["round3"].candidate
 
     def verdict(label, params, scores, trial=None, baseline=None):
-        return confirm.Verdict(runs_module.Choice(label, cand, source_trial=trial, baseline=baseline), params,
+        return verdicts.Verdict(runs_module.Choice(label, cand, source_trial=trial, baseline=baseline), params,
                                tuple(scores), tuple(scores))
 
     confirmed = [verdict("trial 4", 4_800, (99.30, 99.32, 99.31), trial=4),
@@ -499,16 +499,16 @@ def test_the_answer_names_the_validation_leader_and_falls_back_to_test_saying_so
                  verdict("round3", 5_760, (99.28, 99.47, 99.29), baseline="round3")]
     reevaluated = [verdict("trial 4", 4_800, (99.20, 99.25, 99.22), trial=4),
                    verdict("trial 9", 4_900, (99.10, 99.12, 99.11), trial=9)]
-    lines = confirm.answer(confirmed, reevaluated, 5_000, " --storage s.journal")
+    lines = confirmation.answer(confirmed, reevaluated, 5_000, " --storage s.journal")
     assert lines[0].startswith("Network to use, at most 5,000 parameters: trial 4, 4,800 parameters")
     assert "leader of the re-evaluation on validation" in lines[0] and lines[0].endswith("export 4 --storage s.journal")
     unconfirmed = [verdict("trial 7", 4_700, (99.30, 99.31), trial=7), *reevaluated]
-    lines = confirm.answer(confirmed, unconfirmed, 5_000)  # the leader is named, never swapped for a confirmed one
+    lines = confirmation.answer(confirmed, unconfirmed, 5_000)  # the leader is named, never swapped for a confirmed one
     assert lines[0].startswith("Leader of the re-evaluation on validation, at most 5,000 parameters: trial 7")
     assert lines[0].endswith("drill-search confirm --trials 7 --no-baselines")
     assert lines[1].startswith("Smallest confirmed network at 99.4% or more on every seed: trial 9")
     assert "round3 (5,760 parameters) 99.35%" in lines[2]
-    fallback = confirm.answer(confirmed, [], 5_000)
+    fallback = confirmation.answer(confirmed, [], 5_000)
     assert "trial 9" in fallback[0] and "a choice made on test" in fallback[0]
     assert spaces.contains(cand)
 
@@ -566,7 +566,7 @@ def test_a_reevaluation_reads_the_recipe_of_a_study_made_by_an_older_version():
     study.set_user_attr("recipe", {"epochs": 15, "batch_size": 64, "momentum": 0.9, "lr_gamma": 0.01,
                                    "augment": True, "bf16": False, "reference_batch": 64})
     study.set_user_attr("train_size", None)
-    recipe, train_size = confirm.search_protocol(study, Recipe(seed=5))
+    recipe, train_size = runs_module.search_protocol(study, Recipe(seed=5))
     assert recipe == Recipe(epochs=15, batch_size=64, seed=5) and train_size is None
 
 
@@ -577,7 +577,7 @@ def _store_runs(storage, search, check, choice, scores):
     from search.engine.model import count_params
 
     check = check.of(search)
-    recipe, train_size = confirm.search_protocol(search, Recipe()) if check.val_size else (Recipe(), None)
+    recipe, train_size = runs_module.search_protocol(search, Recipe()) if check.val_size else (Recipe(), None)
     key = runs_module.run_key(runs_module.run_protocol(recipe, train_size, check), choice.candidate)
     runs = runs_module.open_runs(storage, check.study_name(search.study_name), check)
     params = spaces.encode(choice.candidate)

@@ -236,3 +236,11 @@ def record_run(
     record.finish(trial, "complete", started)
     study.tell(trial, [score(history), n_params])
     return result
+
+
+def search_protocol(search: optuna.Study, engine: Recipe) -> tuple[Recipe, int | None]:
+    """The recipe and training-set size a search trained with (its seed aside), on
+    `engine`'s engine settings: what a re-evaluation must train with to compare with it."""
+    fields = {f.name for f in dataclasses.fields(Recipe)}  # not "steps_scaled", nor keys of older versions
+    stored = {k: v for k, v in search.user_attrs.get("recipe", {}).items() if k in fields}
+    return Recipe(**{**engine.to_dict(), **stored}), search.user_attrs.get("train_size")
