@@ -27,7 +27,7 @@ from ..config import EXIT_INTERRUPTED, MAX_RETRY, Recipe, SearchConfig
 from ..engine.data import load_mnist, split_validation
 from ..strategy.promote import Promotion
 from ..strategy.prune import make_pruner
-from ..strategy.sampler import make_sampler
+from ..strategy.sampler import ForwardingSampler, make_sampler
 from .hardware import use_cores
 from .identity import FINISHED, counts, open_search
 from .liveness import requeue, worker_id
@@ -137,7 +137,7 @@ class TotalReached(Exception):
     """The trial just asked for is beyond the study's total; it went back to the queue."""
 
 
-class WithinTotal(optuna.samplers.BaseSampler):
+class WithinTotal(ForwardingSampler):
     """`inner`, refusing a trial that would take the study past `total` finished or running
     trials: it goes back to the queue (WAITING) untouched and the worker stops.
 
@@ -150,7 +150,8 @@ class WithinTotal(optuna.samplers.BaseSampler):
     """
 
     def __init__(self, inner: optuna.samplers.BaseSampler, total: int) -> None:
-        self.inner, self.total = inner, total
+        super().__init__(inner)
+        self.total = total
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if counted_before(study, trial.number) >= self.total:
@@ -159,22 +160,7 @@ class WithinTotal(optuna.samplers.BaseSampler):
             study._storage.set_trial_user_attr(trial._trial_id, "beyond_total", True)  # noqa: SLF001
             study._storage.set_trial_state_values(trial._trial_id, TrialState.WAITING)  # noqa: SLF001
             raise TotalReached(f"trial {trial.number} is beyond the {self.total} trials asked for")
-        self.inner.before_trial(study, trial)
-
-    def infer_relative_search_space(self, study, trial):
-        return self.inner.infer_relative_search_space(study, trial)
-
-    def sample_relative(self, study, trial, search_space):
-        return self.inner.sample_relative(study, trial, search_space)
-
-    def sample_independent(self, study, trial, param_name, param_distribution):
-        return self.inner.sample_independent(study, trial, param_name, param_distribution)
-
-    def after_trial(self, study, trial, state, values) -> None:
-        self.inner.after_trial(study, trial, state, values)
-
-    def reseed_rng(self) -> None:
-        self.inner.reseed_rng()
+        super().before_trial(study, trial)
 
 
 def counted_before(study: optuna.Study, number: int) -> int:

@@ -115,14 +115,15 @@ def _rescaled(values, complete: list[FrozenTrial]) -> list[float]:
     return [unit(max(scores) - values[0], 0.0, max(scores) - min(scores)), unit(values[1], min(sizes), max(sizes))]
 
 
-class GoalSampler(optuna.samplers.BaseSampler):
-    """A sampler (TPE) that sees the study through the goal's view (see the module)."""
+class ForwardingSampler(optuna.samplers.BaseSampler):
+    """`inner`, every call handed on; the sampling calls see the study through `_view`
+    (the study itself here). Subclasses change the view or one call."""
 
-    def __init__(self, inner: optuna.samplers.BaseSampler, goal: Goal) -> None:
-        self.inner, self.goal = inner, goal
+    def __init__(self, inner: optuna.samplers.BaseSampler) -> None:
+        self.inner = inner
 
     def _view(self, study: optuna.Study) -> Any:
-        return _StudyView(study, self.goal)
+        return study
 
     def infer_relative_search_space(self, study, trial) -> dict[str, BaseDistribution]:
         return self.inner.infer_relative_search_space(self._view(study), trial)
@@ -141,6 +142,17 @@ class GoalSampler(optuna.samplers.BaseSampler):
 
     def reseed_rng(self) -> None:
         self.inner.reseed_rng()
+
+
+class GoalSampler(ForwardingSampler):
+    """A sampler (TPE) that sees the study through the goal's view (see the module)."""
+
+    def __init__(self, inner: optuna.samplers.BaseSampler, goal: Goal) -> None:
+        super().__init__(inner)
+        self.goal = goal
+
+    def _view(self, study: optuna.Study) -> Any:
+        return _StudyView(study, self.goal)
 
 
 def make_sampler(name: str, seed: int | None, workers: int = 1, goal: Goal = Goal()) -> optuna.samplers.BaseSampler:
