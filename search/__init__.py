@@ -2,7 +2,8 @@
 
 Which folder to open for what (imports run down this list, never up; tests/test_layout.py):
 
-    cli.py, progress.py   the commands: parse flags, build a frozen config, call a use case, print its events
+    cli.py                the commands: parse flags, build a frozen config, call a use case
+    printers.py           what a command prints of its use case's events (progress.py: the live lines)
     study.py, confirm.py  the use cases: run a search; confirm or re-evaluate its winners
     results/              what a person reads: selection rules, report, confirmation tables, export
     execution/            trials run and recorded, worker processes, hardware, storage and study identity
