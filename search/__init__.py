@@ -4,7 +4,9 @@ Which folder to open for what (imports run down this list, never up; tests/test_
 
     cli.py                the commands: parse flags, build a frozen config, call a use case
     printers.py           what a command prints of its use case's events (progress.py: the live lines)
-    study.py, confirm.py  the use cases: run a search; confirm or re-evaluate its winners
+    study.py, confirm.py  the use cases, one a command over a frozen config: run a search; confirm or
+    baseline.py             re-evaluate its winners; reproduce a hand-designed round; write a study's
+    reporting.py            report
     results/              what a person reads: selection rules, report, confirmation tables, export
     execution/            trials run and recorded, worker processes, hardware, storage and study identity
     strategy/             which candidates run and how far: samplers, pruning, promotion, shared statistics

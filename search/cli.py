@@ -15,8 +15,9 @@ from pathlib import Path
 
 # Only light modules here: `drill-search --help` must answer without importing torch,
 # torchvision or optuna (each command imports what it needs).
-from .config import (DATA_ENV, EXIT_INTERRUPTED, MAX_EPOCHS, MNIST_TRAIN, DEFAULT_SAMPLER, PRUNERS, SAMPLERS, STRATEGIES, ConfigError, ConfirmConfig,
-                     DataConfig, Goal, Recipe, SearchConfig)
+from .config import (BASELINE_STUDY, DATA_ENV, DEFAULT_SAMPLER, EXIT_INTERRUPTED, MAX_EPOCHS, MNIST_TRAIN, PRUNERS,
+                     SAMPLERS, SEARCH_STUDY, STRATEGIES, BaselineConfig, ConfigError, ConfirmConfig, DataConfig, Goal,
+                     Recipe, ReportConfig, SearchConfig)
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -63,11 +64,6 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see {self.prog} --help).")
 
 
-SEARCH_ONLY = ("max_params", "pruner", "prune_warmup", "sampler", "with_baselines", "workers", "timeout",
-               "val_size", "train_size", "strategy", "rung_epochs", "eta", "goal_params", "goal_score")
-NOT_CONFIG = ("val_size", "train_size", "goal_params", "goal_score", "timeout")  # go into DataConfig, Goal, deadline
-
-
 def _default(name: str, cls=SearchConfig):
     """A config field's default: the dataclasses are the one place defaults live."""
     return cls.__dataclass_fields__[name].default
@@ -104,7 +100,7 @@ def _command(sub, name: str, handler, help: str, description: str, examples: lis
     return p
 
 
-def _add_storage(p: argparse.ArgumentParser, default_study: str | None = "search") -> None:
+def _add_storage(p: argparse.ArgumentParser, default_study: str | None = SEARCH_STUDY) -> None:
     store = p.add_argument_group("storage")
     store.add_argument("--storage", metavar="URL", default=None,
                        help="an Optuna storage URL or journal file (default studies/drill-search.journal)")
@@ -152,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     from .engine.data import DataError
     from .execution.identity import SearchFailed, StudyError
     from .execution.storage import StorageError
+    from .reporting import ReportError
     from .results.export import ExportError
 
     _quiet_libraries()
@@ -163,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     except SearchFailed as e:
         print(f"drill-search: error: {e}", file=sys.stderr)
         return EXIT_FAILED
-    except (UsageError, DataError, StudyError, StorageError, ExportError) as e:
+    except (UsageError, DataError, StudyError, StorageError, ExportError, ReportError) as e:
         print(f"drill-search: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -192,9 +189,8 @@ def _version() -> str:
     return __version__
 
 
-def data_config(args: argparse.Namespace) -> DataConfig:
-    root = args.data_dir or Path(os.environ.get(DATA_ENV) or "data")
-    return DataConfig(root=root)
+def data_root(args: argparse.Namespace) -> Path:
+    return args.data_dir or Path(os.environ.get(DATA_ENV) or "data")
 
 
 def device_from(args: argparse.Namespace):
@@ -222,36 +218,49 @@ def workers_from(args: argparse.Namespace, device, url: str) -> int:
 
 
 def search_config(args: argparse.Namespace, device, started: float | None = None) -> SearchConfig:
-    """The search's configuration; --timeout counts from `started`, the command's start."""
+    """The search's configuration; --timeout counts from `started`, the command's start.
+    A search flag not given takes the config's own default (`_given`)."""
     from .execution.storage import storage_url
 
-    given = {k: getattr(args, k) for k in SEARCH_ONLY if getattr(args, k) is not None}
-    timeout = given.get("timeout")
-    if timeout is not None and not timeout > 0:  # NaN too: no worker would start
-        raise ConfigError("timeout", f"must be a positive number of seconds, got {timeout:g}.")
+    if args.timeout is not None and not args.timeout > 0:  # NaN too: no worker would start
+        raise ConfigError("timeout", f"must be a positive number of seconds, got {args.timeout:g}.")
     started = time.time() if started is None else started
-    opt = {k: given.get(k, _default(k)) for k in SEARCH_ONLY if k not in NOT_CONFIG}
     recipe = recipe_from(args)
     # a rung as long as the run has nothing to promote from (the default past a short run: no rung)
-    if opt["strategy"] == "promote" and given.get("rung_epochs", 0) >= recipe.epochs:
+    if (args.strategy or _default("strategy")) == "promote" and (args.rung_epochs or 0) >= recipe.epochs:
         raise UsageError(f"--rung-epochs must be fewer than --epochs ({recipe.epochs}): the rung is the cheap first "
-                         f"look, got {given['rung_epochs']}.")
+                         f"look, got {args.rung_epochs}.")
     url = storage_url(args.storage)
-    opt["workers"] = workers_from(args, device, url)
-    data = dataclasses.replace(data_config(args), val_size=given.get("val_size", _default("val_size", DataConfig)),
-                               train_size=given.get("train_size"))
     return SearchConfig(
         storage=url,
         recipe=recipe,
-        data=data,
-        study_name=args.study_name or "search",
+        workers=workers_from(args, device, url),
+        data=DataConfig(root=data_root(args), **_given(val_size=args.val_size), train_size=args.train_size),
+        study_name=args.study_name or SEARCH_STUDY,
         trials=args.trials,
         seed=args.seed,
-        goal=Goal(max_params=given.get("goal_params"), min_score=given.get("goal_score")),
-        deadline=None if timeout is None else started + timeout,
+        goal=Goal(max_params=args.goal_params, min_score=args.goal_score),
+        deadline=None if args.timeout is None else started + args.timeout,
         device=str(device),
-        **opt,
+        **_given(max_params=args.max_params, pruner=args.pruner, prune_warmup=args.prune_warmup, sampler=args.sampler,
+                 with_baselines=args.with_baselines, strategy=args.strategy, rung_epochs=args.rung_epochs,
+                 eta=args.eta),
     )
+
+
+def _given(**flags) -> dict:
+    """The flags given: those left out (None) take the config's default."""
+    return {name: value for name, value in flags.items() if value is not None}
+
+
+def _search_flags(args: argparse.Namespace) -> list[str]:
+    """The search's flags given (a --baseline run refuses them)."""
+    flags = {"--max-params": args.max_params, "--pruner": args.pruner, "--prune-warmup": args.prune_warmup,
+             "--sampler": args.sampler, "--with-baselines": args.with_baselines, "--workers": args.workers,
+             "--timeout": args.timeout, "--val-size": args.val_size, "--train-size": args.train_size,
+             "--strategy": args.strategy, "--rung-epochs": args.rung_epochs, "--eta": args.eta,
+             "--goal-params": args.goal_params, "--goal-score": args.goal_score}
+    return [flag for flag, value in flags.items() if value is not None]
 
 
 def confirm_config(args: argparse.Namespace, reevaluate: bool) -> ConfirmConfig:
@@ -259,22 +268,12 @@ def confirm_config(args: argparse.Namespace, reevaluate: bool) -> ConfirmConfig:
 
     device = device_from(args)
     url = storage_url(args.storage)
-    return ConfirmConfig(
-        storage=url,
-        recipe=recipe_from(args),
-        data=data_config(args),
-        study_name=args.study_name,
-        reevaluate=reevaluate,
-        trials=_trial_numbers(args.trials),
-        seeds=args.seeds,
-        first_seed=args.seed,
-        with_baselines=not getattr(args, "no_baselines", False),
-        train_size=getattr(args, "train_size", None),
-        leaders=getattr(args, "leaders", ConfirmConfig.leaders),
-        goal_params=getattr(args, "goal_params", None),
-        workers=workers_from(args, device, url),
-        device=str(device),
-    )
+    common = dict(storage=url, recipe=recipe_from(args), data=DataConfig(root=data_root(args)),
+                  study_name=args.study_name, trials=_trial_numbers(args.trials), seeds=args.seeds,
+                  first_seed=args.seed, workers=workers_from(args, device, url), device=str(device))
+    if reevaluate:
+        return ConfirmConfig(**common, reevaluate=True, leaders=args.leaders, goal_params=args.goal_params)
+    return ConfirmConfig(**common, with_baselines=not args.no_baselines, train_size=args.train_size)
 
 
 def _trial_numbers(text: str | None) -> tuple[int, ...] | None:
@@ -286,11 +285,12 @@ def _trial_numbers(text: str | None) -> tuple[int, ...] | None:
         raise UsageError(f"--trials takes trial numbers separated by commas, got {text!r}.") from None
 
 
-def _protocol_flags(args: argparse.Namespace) -> list[str]:
-    """The training flags given that change what a run computes."""
-    given = [("--epochs", args.epochs != _default("epochs", Recipe)), ("--batch-size", args.batch_size is not None),
-             ("--bf16", args.bf16)]
-    return [flag for flag, on in given if on]
+def _protocol_flags(recipe: Recipe) -> list[str]:
+    """The training flags given that change what a run computes: the fields of
+    `Recipe.protocol` that differ from the default recipe's, the seed aside."""
+    ours, default = recipe.protocol(), dataclasses.replace(Recipe(), seed=recipe.seed).protocol()
+    return [f"--{f.name.replace('_', '-')}" for f in dataclasses.fields(Recipe)
+            if f.name in default and ours[f.name] != default[f.name]]
 
 
 # --- commands ---------------------------------------------------------------------------
@@ -380,9 +380,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.baseline is not None and args.trials is not None:
         raise UsageError("--trials and --baseline are two different runs: give one of them.")
     if args.baseline is not None:
-        given = [f"--{k.replace('_', '-')}" for k in SEARCH_ONLY if getattr(args, k) is not None]
-        if given:
-            raise UsageError(f"{', '.join(given)} belong to a search: a --baseline run trains the round with its "
+        if _search_flags(args):
+            raise UsageError(f"{', '.join(_search_flags(args))} belong to a search: a --baseline run trains the round with its "
                              f"own recipe on all {MNIST_TRAIN:,} training images.")
         return run_baseline(args)
     return run_search(args)
@@ -419,59 +418,28 @@ def _sigterm_as_interrupt() -> None:
 
 
 def run_baseline(args: argparse.Namespace) -> int:
+    from . import baseline
+    from .printers import BaselinePrinter
+
+    cfg = baseline_config(args)
+    _sigterm_as_interrupt()
+    baseline.reproduce(cfg, BaselinePrinter(cfg, args.quiet), progress=not args.quiet)
+    return 0
+
+
+def baseline_config(args: argparse.Namespace) -> BaselineConfig:
     import baselines
 
-    from . import study as studies
-    from .engine.data import load_mnist
-    from .engine.model import build_model, count_params, layer_table
-    from .engine.train import EpochResult
-    from .execution.identity import BASELINE_STUDY, open_baselines
-    from .execution.storage import artifact_store, open_storage, storage_url
-    from .results import report
+    from .execution.storage import storage_url
 
     try:
-        baseline = baselines.get(args.baseline)
+        chosen = baselines.get(args.baseline)
     except KeyError as e:
         raise UsageError(e.args[0] + ".") from None
     device = device_from(args)
-    recipe = recipe_from(args)
-    data = load_mnist(data_config(args).root).to(device)
-    url = storage_url(args.storage)
-    study_name = args.study_name or BASELINE_STUDY
-    study = open_baselines(open_storage(url), study_name)
-
-    c = baseline.candidate
-    model = build_model(c.arch, sparse_dropout=recipe.sparse_dropout_on(device.type))
-    print(
-        f"{baseline.name}: {c.arch.describe()}, {count_params(model):,} parameters, lr {c.lr:g}, "
-        f"{recipe.epochs} epochs, batch {recipe.batch_for(c)}, seed {recipe.seed}, device {device}"
-        + (", bf16" if recipe.bf16 else "") + (", compiled" if recipe.compile else "")
-    )
-    if not args.quiet:
-        print(layer_table(model))
-
-    def show(e: EpochResult) -> None:
-        if args.quiet:
-            return
-        t = e.evals["test"]
-        print(
-            f"epoch {e.epoch:>2}/{recipe.epochs}  lr {e.lr:<7.4g} train loss {e.train.loss:.4f} "
-            f"acc {e.train.acc:6.2f}%  test loss {t.loss:.4f} acc {t.acc:6.2f}%  {e.seconds:5.1f} s",
-            flush=True,
-        )
-
-    _sigterm_as_interrupt()
-    result = studies.reproduce(
-        baseline, recipe, data, device, study, on_epoch=show, progress=not args.quiet,
-        artifacts=artifact_store(url),
-    )
-    print()
-    print(report.baseline_comparison(baseline, [e.evals["test"].acc for e in result.history]))
-    per_epoch = result.seconds / len(result.history)
-    print(f"\n{len(result.history)} epochs in {result.seconds:.1f} s ({per_epoch:.1f} s/epoch, "
-          f"{MNIST_TRAIN / per_epoch:,.0f} images/s)")
-    print(f"recorded in study {study_name!r} of {url}")
-    return 0
+    return BaselineConfig(baseline=chosen, recipe=recipe_from(args), data=DataConfig(root=data_root(args)),
+                          storage=storage_url(args.storage), study_name=args.study_name or BASELINE_STUDY,
+                          device=str(device))
 
 
 def _load_study(args: argparse.Namespace, on_stale=None, shipped: bool = False):
@@ -481,14 +449,22 @@ def _load_study(args: argparse.Namespace, on_stale=None, shipped: bool = False):
     its own opens the reference study shipped in studies/ (so report and dashboard work
     on a fresh clone, with no training)."""
     from .execution.identity import load
-    from .execution.storage import open_existing, reading_url, storage_url
+    from .execution.storage import open_existing
+
+    url = _reading_url(args, shipped)
+    return load(open_existing(url, on_stale=on_stale), args.study_name, url), url
+
+
+def _reading_url(args: argparse.Namespace, shipped: bool) -> str:
+    """The storage a reading command opens (see `_load_study`), with what the user should know of it."""
+    from .execution.storage import reading_url, storage_url
 
     url = reading_url(args.storage) if shipped else storage_url(args.storage)
     if url != storage_url(args.storage):
         print(f"no study of your own yet: reading the shipped reference study {url} (--storage picks another)",
               file=sys.stderr)
     _warn_if_cut(url)
-    return load(open_existing(url, on_stale=on_stale), args.study_name, url), url
+    return url
 
 
 def _warn_if_cut(url: str) -> None:
@@ -515,35 +491,12 @@ def add_report(sub) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .execution.storage import open_storage, report_path
-    from .results import confirmation, report
+    from . import reporting
+    from .printers import print_report
 
-    study, url = _load_study(args, shipped=True)
-    flag = "" if args.storage is None else f" --storage {args.storage}"
-    if args.study_name != "search":
-        flag += f" --study-name {args.study_name}"
-    extra = confirmation.summary(study, open_storage(url), Recipe(), flag)
-    figs = report.figures(study, extra.spread)
-    path = args.output or report_path(url, study.study_name)
-    if path.is_dir():
-        raise UsageError(f"--output {path} is a folder: name the HTML file, e.g. {path}/report.html.")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        report.write_html(study, path, figs, answer=extra.answer, tables=extra.tables)
-    except OSError as e:
-        raise UsageError(f"cannot write the report to {path}: {e.strerror or e}.") from None
-    if args.attach:
-        report.attach(study, figs)
-    print(report.counts_line(study))
-    print(report.cost_line(study))
-    if report.failures(study):
-        print(report.failures_text(study))
-    print(report.front_table(study))
-    if extra.text:
-        print(f"\n{extra.text}")
-    if extra.answer:
-        print("\n" + "\n".join(extra.answer))
-    print(f"\nreport written to {path}")
+    cfg = ReportConfig(storage=_reading_url(args, shipped=True), study_name=args.study_name, output=args.output,
+                       attach=args.attach, storage_given=args.storage)
+    print_report(reporting.write(cfg))
     return 0
 
 
@@ -647,8 +600,9 @@ def cmd_confirm(args: argparse.Namespace) -> int:
 
 
 def cmd_reevaluate(args: argparse.Namespace) -> int:
-    if _protocol_flags(args):
-        raise UsageError(f"a re-evaluation trains with the search's own recipe; leave out {', '.join(_protocol_flags(args))}.")
+    if _protocol_flags(recipe_from(args)):
+        raise UsageError("a re-evaluation trains with the search's own recipe; leave out "
+                         f"{', '.join(_protocol_flags(recipe_from(args)))}.")
     return _check(confirm_config(args, reevaluate=True), args.quiet)
 
 

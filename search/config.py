@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from spaces.arch import SCHEDULE_EPOCHS, Candidate
+
+if TYPE_CHECKING:
+    from baselines import Baseline
 
 MAX_EPOCHS = SCHEDULE_EPOCHS  # the exercise's limit
 PARAM_BUDGET = 10_000  # "under 10,000 parameters"
@@ -28,6 +32,8 @@ DATA_ENV = "DRILL_SEARCH_DATA"  # environment variable naming the data root
 MAX_RETRY = 2  # a failed trial (worker died, interrupted, error, out of memory) runs again at most this often
 MAX_SEED = 2**64 - 1  # torch.manual_seed's largest
 EXIT_INTERRUPTED = 130  # a command or worker stopped by SIGINT/SIGTERM (128 + SIGINT)
+BASELINE_STUDY = "baselines"  # where `run --baseline` records the rounds' reproductions
+SEARCH_STUDY = "search"  # the search a command reads or writes when given no --study-name
 
 
 SCORE_EPOCHS = 3  # the search's objective averages validation accuracy over this many last epochs
@@ -175,7 +181,7 @@ class SearchConfig:
     storage: str  # an Optuna storage URL or a journal file path
     recipe: Recipe
     data: DataConfig
-    study_name: str = "search"
+    study_name: str = SEARCH_STUDY
     trials: int = 50  # total finished trials wanted in the study (complete + pruned)
     max_params: int = PARAM_BUDGET  # larger candidates are rejected before training
     pruner: str = "pareto"  # see search.strategy.prune
@@ -229,7 +235,7 @@ class ConfirmConfig:
     storage: str  # the search's storage: an Optuna storage URL or a journal file path
     recipe: Recipe  # its seed is the first seed; a re-evaluation keeps only its engine settings
     data: DataConfig  # the root; the check decides the splits
-    study_name: str = "search"  # the search whose trials are checked
+    study_name: str = SEARCH_STUDY  # the search whose trials are checked
     reevaluate: bool = False  # False: confirm on test; True: re-evaluate on validation
     trials: tuple[int, ...] | None = None  # None: the front (confirm) or the leaders (reevaluate)
     seeds: int | None = None  # how many; None: the check's own (3 for confirm, 2 for reevaluate)
@@ -249,3 +255,35 @@ class ConfirmConfig:
         if self.first_seed is not None and self.first_seed + (self.seeds or 1) - 1 > MAX_SEED:  # S, S + 1, ...
             raise ConfigError("seed", f"{self.first_seed:,} and --seeds {self.seeds} reach a seed past {MAX_SEED:,}, "
                               "torch's largest.")
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """One `run --baseline`: a hand-designed round trained with its own recipe on all the
+    training images, recorded as a run of a study of the rounds; see search.baseline."""
+
+    baseline: Baseline
+    storage: str  # an Optuna storage URL or a journal file path
+    recipe: Recipe
+    data: DataConfig  # the root; the round trains on every training image, tested on the test set
+    study_name: str = BASELINE_STUDY
+    device: str = "cpu"  # resolved torch device string
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """One `report`: the HTML file of a study, and its figures stored in it with `attach`;
+    see search.reporting."""
+
+    storage: str  # the storage URL read
+    study_name: str = SEARCH_STUDY
+    output: Path | None = None  # the HTML file; None: beside the study file
+    attach: bool = False  # also store the figures in the study (report otherwise only reads)
+    storage_given: str | None = None  # the --storage typed, if any: the commands the answer suggests repeat it
+
+    @property
+    def command_flags(self) -> str:
+        """The flags that name this study on a command line, as the commands the
+        report's answer suggests need them ("" for the default study in the default storage)."""
+        flags = "" if self.storage_given is None else f" --storage {self.storage_given}"
+        return flags if self.study_name == SEARCH_STUDY else f"{flags} --study-name {self.study_name}"

@@ -1,9 +1,10 @@
 """What a command prints while its use case runs: one printer per use case, called with
-each event (`study.Event`, `confirm.Event`); the live lines themselves are progress.py's."""
+each event (`study.Event`, `confirm.Event`, `baseline.Event`), and what it prints of the
+outcome; the live lines themselves are progress.py's."""
 
 from __future__ import annotations
 
-from .config import MNIST_TRAIN, ConfirmConfig, SearchConfig
+from .config import MNIST_TRAIN, BaselineConfig, ConfirmConfig, SearchConfig
 
 
 class SearchPrinter:
@@ -81,3 +82,58 @@ class ConfirmPrinter:
     def close(self) -> None:
         if self.progress is not None:
             self.progress.close()
+
+
+class BaselinePrinter:
+    """Prints a round's reproduction: what trains, its layers and epochs, then the
+    comparison with the original write-up."""
+
+    def __init__(self, cfg: BaselineConfig, quiet: bool) -> None:
+        self.cfg, self.quiet = cfg, quiet
+
+    def __call__(self, event) -> None:
+        from . import baseline
+        from .engine.model import count_params, layer_table
+        from .results import report
+
+        cfg, recipe, c = self.cfg, self.cfg.recipe, self.cfg.baseline.candidate
+        if isinstance(event, baseline.Starting):
+            print(
+                f"{cfg.baseline.name}: {c.arch.describe()}, {count_params(event.model):,} parameters, lr {c.lr:g}, "
+                f"{recipe.epochs} epochs, batch {recipe.batch_for(c)}, seed {recipe.seed}, device {cfg.device}"
+                + (", bf16" if recipe.bf16 else "") + (", compiled" if recipe.compile else "")
+            )
+            if not self.quiet:
+                print(layer_table(event.model))
+        elif isinstance(event, baseline.Trained):
+            history = event.result.history
+            print()
+            print(report.baseline_comparison(cfg.baseline, [e.evals["test"].acc for e in history]))
+            per_epoch = event.result.seconds / len(history)
+            print(f"\n{len(history)} epochs in {event.result.seconds:.1f} s ({per_epoch:.1f} s/epoch, "
+                  f"{MNIST_TRAIN / per_epoch:,.0f} images/s)")
+            print(f"recorded in study {cfg.study_name!r} of {cfg.storage}")
+        elif not self.quiet:  # an epoch
+            t = event.evals["test"]
+            print(
+                f"epoch {event.epoch:>2}/{recipe.epochs}  lr {event.lr:<7.4g} train loss {event.train.loss:.4f} "
+                f"acc {event.train.acc:6.2f}%  test loss {t.loss:.4f} acc {t.acc:6.2f}%  {event.seconds:5.1f} s",
+                flush=True,
+            )
+
+
+def print_report(written) -> None:
+    """What `report` prints of the study beside the file it wrote (`reporting.Written`)."""
+    from .results import report
+
+    study, extra = written.study, written.summary
+    print(report.counts_line(study))
+    print(report.cost_line(study))
+    if report.failures(study):
+        print(report.failures_text(study))
+    print(report.front_table(study))
+    if extra.text:
+        print(f"\n{extra.text}")
+    if extra.answer:
+        print("\n" + "\n".join(extra.answer))
+    print(f"\nreport written to {written.path}")

@@ -1,12 +1,10 @@
-"""The search use case, and the rounds' reproduction.
+"""The search use case.
 
 `search(cfg, on_event)` is `drill-search run --trials N`: it checks what the run needs
 before any worker starts, fills the study to `cfg.trials` finished trials with worker
 processes (`run_search`: the restart and end-of-run policy), and attaches the report's
 figures to the study for the dashboard. It reports what happens as events (`Started`,
-`TrialFinished`, `Polled`, `Ended`); the CLI prints them. `reproduce` is `drill-search run
---baseline NAME`: a round trained with its own recipe, stored as a run of the
-"baselines" study.
+`TrialFinished`, `Polled`, `Ended`); the CLI prints them.
 """
 
 from __future__ import annotations
@@ -17,20 +15,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import optuna
-import torch
 from optuna.trial import FrozenTrial, TrialState
 
 import spaces
-from baselines import ROUNDS, Baseline
+from baselines import ROUNDS
 
-from .config import Recipe, SearchConfig
-from .engine.data import Mnist, ensure_mnist
+from .config import SearchConfig
+from .engine.data import ensure_mnist
 from .engine.model import count_params
-from .engine.train import EpochResult, TrainResult
 from .execution.hardware import check_workers, gpus, worker_device
 from .execution.identity import FINISHED, SearchFailed, StudyError, counts, open_search
 from .execution.liveness import awaits_claim, fail_dead_workers, fail_trial, requeue
-from .execution.runs import record_run
 from .execution.supervisor import GO_ON, STOP, Supervisor, TrialFinished, Worker
 from .execution.workers import EXIT_GAVE_UP, search_worker, todo
 from .results import report
@@ -202,21 +197,3 @@ def enqueue_baselines(study: optuna.Study, max_params: int) -> list[str]:
             names.append(b.name)
     return names
 
-
-# --- the rounds -------------------------------------------------------------------------
-
-
-def reproduce(
-    baseline: Baseline,
-    recipe: Recipe,
-    data: Mnist,
-    device: torch.device,
-    study: optuna.Study,
-    on_epoch: Callable[[EpochResult], None] | None = None,
-    progress: bool = False,
-    artifacts=None,
-) -> TrainResult:
-    """Train a hand-designed round with its own recipe as a trial of `study` (see
-    `identity.open_baselines`)."""
-    return record_run(study, baseline.candidate, recipe, data.train, {"test": data.test}, device,
-                      {"baseline": baseline.name}, on_epoch=on_epoch, progress=progress, artifacts=artifacts)

@@ -528,3 +528,13 @@ def test_fail_stale_refuses_an_age_that_is_not_a_positive_number(capsys, tmp_pat
     code, out, err = run(capsys, "fail-stale", "--storage", journal, "--older-than", value)
     assert (code, out) == (2, "") and err == (f"drill-search: error: --older-than must be a positive number of "
                                               f"seconds, got {float(value):g}.\n")
+
+
+def test_the_commands_a_report_suggests_name_its_study_as_the_user_did():
+    from search.config import ReportConfig
+
+    assert ReportConfig(storage="studies/drill-search.journal").command_flags == ""  # the defaults: nothing to repeat
+    assert ReportConfig(storage="/abs/v3.journal", storage_given="v3.journal").command_flags == " --storage v3.journal"
+    assert (ReportConfig(storage="/abs/v3.journal", study_name="big", storage_given="v3.journal").command_flags
+            == " --storage v3.journal --study-name big")
+    assert ReportConfig(storage="x.journal", study_name="big").command_flags == " --study-name big"

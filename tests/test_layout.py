@@ -1,5 +1,5 @@
 """The package's imports run one way, down the layers of search/__init__.py:
-cli -> printers -> {study, confirm} -> results/ -> execution/ -> strategy/ -> engine/ -> config
+cli -> printers -> {study, confirm, baseline, reporting} -> results/ -> execution/ -> strategy/ -> engine/ -> config
 (studies/method.md, Code layout). Held per folder and, where it says more, per module."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).parents[1] / "search"
 # Top to bottom; a place imports only places below it, and modules of its own folder.
-LAYERS = [{"cli"}, {"printers"}, {"study", "confirm", "progress"}, {"results"}, {"execution"}, {"strategy"}, {"engine"},
-          {"config"}]
+LAYERS = [{"cli"}, {"printers"}, {"study", "confirm", "baseline", "reporting", "progress"}, {"results"}, {"execution"},
+          {"strategy"}, {"engine"}, {"config"}]
 FOLDERS = {"engine", "strategy", "execution", "results"}
 
 
@@ -80,9 +80,10 @@ def test_no_module_imports_one_that_imports_it_back():
 
 def test_the_use_cases_sit_above_the_workers_and_only_the_cli_calls_them():
     graph = imports()
-    use_cases = {"study", "confirm"}
+    use_cases = {"study", "confirm", "baseline", "reporting"}
     assert {m for m, deps in graph.items() if deps & use_cases} == {"cli", "printers"}  # printers: their events
-    assert "confirm" not in graph["study"] and "study" not in graph["confirm"]
+    for case in use_cases:  # each stands alone
+        assert not graph[case] & use_cases, case
     # a study's identity and a run sit below the search's objective, beside it at most
     assert not graph["execution/identity"] & {"execution/objective", "execution/runs", "execution/workers"}
     assert "execution/objective" not in graph["execution/runs"]

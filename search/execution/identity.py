@@ -22,10 +22,10 @@ from optuna.trial import TrialState
 import spaces
 
 from .. import __version__
-from ..config import DEFAULT_SAMPLER, LEGACY_SAMPLER, MNIST_TRAIN, PARAM_BUDGET, SCORE_EPOCHS, SearchConfig
+from ..config import (BASELINE_STUDY, DEFAULT_SAMPLER, LEGACY_SAMPLER, MNIST_TRAIN, PARAM_BUDGET, SCORE_EPOCHS,
+                      SearchConfig)
 from .storage import open_storage
 
-BASELINE_STUDY = "baselines"
 SCHEMA = 2  # bump when the meaning of stored attributes changes (2: objective 0 is the last-3 mean)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
