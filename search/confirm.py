@@ -31,13 +31,13 @@ import spaces
 
 from .config import ConfirmConfig, Goal, Recipe
 from .engine.data import ensure_mnist
-from .execution.hardware import check_workers, gpus, worker_device
+from .execution.hardware import check_workers
 from .execution.identity import SearchFailed, StudyError, budget, load
 from .execution.liveness import fail_dead_workers
 from .execution.runs import (CHECKS, TEST, VALIDATION, Check, Choice, Run, is_run, open_runs, run_protocol,
                              search_protocol, stored)
 from .execution.storage import open_existing
-from .execution.supervisor import GO_ON, Supervisor, TrialFinished, Worker
+from .execution.supervisor import GO_ON, Supervisor, TrialFinished, Worker, reporter
 from .execution.workers import ConfirmJob, confirm_worker
 from .results.selection import choose, leaders
 from .results.verdicts import Verdict, verdicts
@@ -174,16 +174,7 @@ def supervise(runs_study: optuna.Study, the_plan: Plan, job: ConfirmJob, on_even
     stored FAIL with the reason, and no worker is replaced: a later command trains what is
     missing (studies of runs have no queue, so nothing is re-queued)."""
     n = job.workers
-    seen = {t.number for t in runs_study.get_trials(deepcopy=False) if t.state.is_finished()}
-
-    def tell(trials: list[FrozenTrial]) -> None:
-        ours = the_plan.runs_of(trials)
-        for t in ours:
-            if t.state.is_finished() and t.number not in seen:
-                seen.add(t.number)
-                on_event(TrialFinished(t))
-        on_event(Polled(ours, supervisor.ids))
-
+    tell = reporter(runs_study, on_event, lambda ours: Polled(ours, supervisor.ids), the_plan.runs_of)
     supervisor = Supervisor(runs_study, confirm_worker, tell, poll_seconds, retry=False)
     failed = []
 
@@ -194,8 +185,7 @@ def supervise(runs_study: optuna.Study, the_plan: Plan, job: ConfirmJob, on_even
 
     def start() -> None:
         for i in range(n):
-            supervisor.start(i, dataclasses.replace(job, device=worker_device(job.device, i, gpus(job.device))),
-                             the_plan.missing[i::n])
+            supervisor.start_on_its_device(i, job, the_plan.missing[i::n])
 
     supervisor.run(on_exit, start)
     if failed:

@@ -9,7 +9,6 @@ figures to the study for the dashboard. It reports what happens as events (`Star
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,10 +22,10 @@ from baselines import ROUNDS
 from .config import SearchConfig
 from .engine.data import ensure_mnist
 from .engine.model import count_params
-from .execution.hardware import check_workers, gpus, worker_device
-from .execution.identity import FINISHED, SearchFailed, StudyError, counts, open_search
+from .execution.hardware import check_workers
+from .execution.identity import SearchFailed, StudyError, counts, open_search
 from .execution.liveness import awaits_claim, fail_dead_workers, fail_trial, requeue
-from .execution.supervisor import GO_ON, STOP, Supervisor, TrialFinished, Worker
+from .execution.supervisor import GO_ON, STOP, Supervisor, TrialFinished, Worker, reporter
 from .execution.workers import EXIT_GAVE_UP, search_worker, todo
 from .results import report
 
@@ -104,24 +103,14 @@ def run_search(
     if cfg.with_baselines:
         enqueue_baselines(study, cfg.max_params)
     fail_dead_workers(study)
-    seen = {t.number for t in study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.FAIL))}
     deaths, max_deaths = 0, max_deaths if max_deaths is not None else 3 * cfg.workers
     gave_up = False
-
-    def tell(trials: list[FrozenTrial]) -> None:
-        for t in trials:
-            if t.state in (*FINISHED, TrialState.FAIL) and t.number not in seen:
-                seen.add(t.number)
-                on_event(TrialFinished(t))
-        on_event(Polled(trials))
-
-    supervisor = Supervisor(study, search_worker, tell, poll_seconds)
+    supervisor = Supervisor(study, search_worker, reporter(study, on_event, Polled), poll_seconds)
 
     def spawn(index: int) -> None:
         if cfg.past_deadline(time.time()):
             return  # start nothing
-        supervisor.start(index, dataclasses.replace(cfg, device=worker_device(cfg.device, index, gpus(cfg.device))),
-                         index)
+        supervisor.start_on_its_device(index, cfg, index)
 
     def on_exit(w: Worker, code: int) -> bool:
         nonlocal deaths, gave_up

@@ -204,3 +204,20 @@ def test_stopping_workers_waits_one_minute_for_all_of_them_not_a_minute_each(mon
     stuck = [Stuck() for _ in range(3)]
     supervisor._stop(stuck)
     assert clock["now"] <= 60.0 and not any(p.alive for p in stuck)  # a minute in all, as interrupt_once says
+
+
+def test_a_use_case_hears_once_of_each_trial_that_finishes_while_it_runs():
+    # the search and the confirmation watch their workers through one reporter
+    study = optuna.create_study()
+    study.tell(study.ask(), 1.0)  # finished before the command: not reported
+    running, other = study.ask(), study.ask()
+    events = []
+    tell = supervisor.reporter(study, events.append, lambda ours: ("polled", [t.number for t in ours]),
+                               ours=lambda trials: [t for t in trials if t.number != other.number])
+    tell(study.get_trials(deepcopy=False))
+    study.tell(running, 2.0)
+    study.tell(other, 3.0)  # not the use case's: neither reported nor polled
+    tell(study.get_trials(deepcopy=False))
+    tell(study.get_trials(deepcopy=False))
+    assert [e.trial.number for e in events if isinstance(e, supervisor.TrialFinished)] == [running.number]
+    assert [e for e in events if not isinstance(e, supervisor.TrialFinished)] == [("polled", [0, 1])] * 3
