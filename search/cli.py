@@ -256,7 +256,7 @@ def _given(**flags) -> dict:
 def _search_flags(args: argparse.Namespace) -> list[str]:
     """The search's flags given (a --baseline run refuses them)."""
     flags = {"--max-params": args.max_params, "--pruner": args.pruner, "--prune-warmup": args.prune_warmup,
-             "--sampler": args.sampler, "--with-baselines": args.with_baselines, "--workers": args.workers,
+             "--sampler": args.sampler, "--no-baselines": args.with_baselines, "--workers": args.workers,
              "--timeout": args.timeout, "--val-size": args.val_size, "--train-size": args.train_size,
              "--strategy": args.strategy, "--rung-epochs": args.rung_epochs, "--eta": args.eta,
              "--goal-params": args.goal_params, "--goal-score": args.goal_score}
