@@ -6,7 +6,8 @@ Which folder to open for what (imports run down this list, never up; tests/test_
     printers.py           what a command prints of its use case's events (progress.py: the live lines)
     study.py, confirm.py  the use cases, one a command over a frozen config: run a search; confirm or
     baseline.py             re-evaluate its winners; reproduce a hand-designed round; write a study's
-    reporting.py            report
+    reporting.py            report; serve it in optuna-dashboard (export: results/export.py; fail-stale:
+    dashboard.py            execution/liveness.py)
     results/              what a person reads: selection rules, report, confirmation tables, export
     execution/            trials run and recorded, worker processes, hardware, storage and study identity
     strategy/             which candidates run and how far: samplers, pruning, promotion, shared statistics

@@ -16,8 +16,8 @@ from pathlib import Path
 # Only light modules here: `drill-search --help` must answer without importing torch,
 # torchvision or optuna (each command imports what it needs).
 from .config import (BASELINE_STUDY, DATA_ENV, DEFAULT_SAMPLER, EXIT_INTERRUPTED, MAX_EPOCHS, MNIST_TRAIN, PRUNERS,
-                     SAMPLERS, SEARCH_STUDY, STRATEGIES, BaselineConfig, ConfigError, ConfirmConfig, DataConfig, Goal,
-                     Recipe, ReportConfig, SearchConfig)
+                     SAMPLERS, SEARCH_STUDY, STRATEGIES, BaselineConfig, ConfigError, ConfirmConfig, DashboardConfig,
+                     DataConfig, ExportConfig, Goal, Recipe, ReportConfig, SearchConfig, StaleConfig)
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -145,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    from .dashboard import DashboardError
     from .engine.data import DataError
     from .execution.identity import SearchFailed, StudyError
     from .execution.storage import StorageError
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     except SearchFailed as e:
         print(f"drill-search: error: {e}", file=sys.stderr)
         return EXIT_FAILED
-    except (UsageError, DataError, StudyError, StorageError, ExportError, ReportError) as e:
+    except (UsageError, DataError, StudyError, StorageError, ExportError, ReportError, DashboardError) as e:
         print(f"drill-search: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -302,18 +303,9 @@ def add_baselines(sub) -> None:
 
 
 def cmd_baselines(args: argparse.Namespace) -> int:
-    from baselines import ROUNDS
+    from .printers import print_rounds
 
-    from .engine.model import count_params
-
-    print(f"{'name':<8} {'params':>7}  {'lr':>5}  {'architecture':<28} {'test@1':>7} {'test@15':>8} {'best (epoch)':>13}")
-    for b in ROUNDS.values():
-        best, at = b.reported_best
-        print(
-            f"{b.name:<8} {count_params(b.candidate.arch):>7,}  {b.candidate.lr:>5g}  {b.candidate.arch.describe():<28} "
-            f"{b.reported_test_acc[0]:>7.2f} {b.reported_final:>8.2f} {best:>7.2f} ({at})"
-        )
-    print("test accuracy in percent on the 10,000 MNIST test images, as the original write-up reported it")
+    print_rounds()
     return 0
 
 
@@ -390,7 +382,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 def run_search(args: argparse.Namespace) -> int:
     started = time.time()  # --timeout counts from here, before torch is imported
     from . import study as studies
-    from .execution.storage import dashboard_command
     from .printers import SearchPrinter
 
     cfg = search_config(args, device_from(args), started)
@@ -400,12 +391,8 @@ def run_search(args: argparse.Namespace) -> int:
         outcome = studies.search(cfg, printer)
     finally:
         printer.close()
-    print(f"\nsee the accuracy-vs-parameters front:  {dashboard_command(cfg.storage, cfg.study_name)}")
-    if outcome.interrupted:
-        print("interrupted, will resume: finished trials are kept, and the same command trains the "
-              "interrupted ones again.", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    return 0
+    printer.finish(outcome)
+    return EXIT_INTERRUPTED if outcome.interrupted else 0
 
 
 def _sigterm_as_interrupt() -> None:
@@ -442,21 +429,11 @@ def baseline_config(args: argparse.Namespace) -> BaselineConfig:
                           device=str(device))
 
 
-def _load_study(args: argparse.Namespace, on_stale=None, shipped: bool = False):
-    """The study named on the command line, from its storage (refusing to create one).
-
-    With `shipped`, a reading command given no --storage on a checkout with no study of
-    its own opens the reference study shipped in studies/ (so report and dashboard work
-    on a fresh clone, with no training)."""
-    from .execution.identity import load
-    from .execution.storage import open_existing
-
-    url = _reading_url(args, shipped)
-    return load(open_existing(url, on_stale=on_stale), args.study_name, url), url
-
-
 def _reading_url(args: argparse.Namespace, shipped: bool) -> str:
-    """The storage a reading command opens (see `_load_study`), with what the user should know of it."""
+    """The storage a command opens, with what the user should know of it. With `shipped`, a
+    reading command given no --storage on a checkout with no study of its own opens the
+    reference study shipped in studies/ (so report, dashboard and export work on a fresh
+    clone, with no training)."""
     from .execution.storage import reading_url, storage_url
 
     url = reading_url(args.storage) if shipped else storage_url(args.storage)
@@ -508,47 +485,19 @@ def add_dashboard(sub) -> None:
                   "drill-search dashboard --port 8081",
                   "drill-search dashboard --storage studies/search.journal --host 0.0.0.0   (other machines may connect)"])
     _add_storage(dash)
-    dash.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    dash.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    dash.add_argument("--host", default=_default("host", DashboardConfig),
+                      help=f"address to listen on (default {_default('host', DashboardConfig)}: this machine only)")
+    dash.add_argument("--port", type=int, default=_default("port", DashboardConfig),
+                      help=f"port (default {_default('port', DashboardConfig)})")
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    import optuna_dashboard
+    from . import dashboard
+    from .printers import print_serving
 
-    from .execution.storage import artifact_store
-
-    study, url = _load_study(args, shipped=True)
-    _check_listen(args.host, args.port)
-    host = "localhost" if args.host in ("127.0.0.1", "localhost") else args.host
-    # A Study has no public accessor for its storage or its id: the dashboard serves the
-    # storage the study was opened on, and its page for the study is addressed by the id.
-    print(f"optuna-dashboard on {url}: http://{host}:{args.port}/dashboard/studies/{study._study_id}"  # noqa: SLF001
-          "  (Ctrl-C stops it)", flush=True)
-    optuna_dashboard.run_server(study._storage, host=args.host, port=args.port,  # noqa: SLF001
-                                artifact_store=artifact_store(url))
+    dashboard.serve(DashboardConfig(storage=_reading_url(args, shipped=True), study_name=args.study_name,
+                                    host=args.host, port=args.port), print_serving)
     return 0
-
-
-def _check_listen(host: str, port: int) -> None:
-    """Refuse an address the dashboard cannot listen on before it starts serving: bind it
-    as its server will (wsgiref's, through bottle: IPv6 for a host with a colon, address
-    reuse on) and let it go."""
-    import errno
-    import socket
-
-    if not 1 <= port <= 65535:  # 0 would listen on a port nobody is told
-        raise UsageError(f"--port must be between 1 and 65535, got {port}.")
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except socket.gaierror:
-            raise UsageError(f"--host {host!r} is not a name or address this machine knows.") from None
-        except OSError as e:
-            if e.errno == errno.EADDRINUSE:
-                raise UsageError(f"port {port} on {host} is in use by another program: pick another with "
-                                 "--port.") from None
-            raise UsageError(f"cannot listen on {host}:{port}: {e.strerror}.") from None
 
 
 def add_confirm(sub) -> None:
@@ -610,7 +559,6 @@ def _check(cfg: ConfirmConfig, quiet: bool) -> int:
     """Train the missing runs of a confirmation or re-evaluation, then print its table."""
     from . import confirm
     from .printers import ConfirmPrinter
-    from .results import confirmation
 
     _warn_if_cut(cfg.storage)
     printer = ConfirmPrinter(cfg, quiet)
@@ -619,10 +567,7 @@ def _check(cfg: ConfirmConfig, quiet: bool) -> int:
         outcome = confirm.run(cfg, printer)
     finally:
         printer.close()
-    plan = outcome.plan
-    print()
-    print(confirmation.table(outcome.verdicts, plan.recipe.epochs, plan.check))
-    print(f"stored in study {plan.study_name!r} of {cfg.storage}")
+    printer.finish(outcome)
     return 0
 
 
@@ -638,14 +583,12 @@ def add_export(sub) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .execution.storage import artifact_store
+    from .printers import print_export
     from .results import export
 
-    study, url = _load_study(args, shipped=True)
-    out = args.output or Path("exports") / f"{study.study_name}-trial-{args.trial}"
-    export.export(study, args.trial, artifact_store(url), out)
-    print(f"exported trial {args.trial} of study {study.study_name!r} to {out}/")
-    print(f"  load it with plain PyTorch:  torch.export.load('{out}/model.pt2').module()")
+    cfg = ExportConfig(storage=_reading_url(args, shipped=True), trial=args.trial, study_name=args.study_name,
+                       output=args.output)
+    print_export(cfg, export.write(cfg))
     return 0
 
 
@@ -666,14 +609,10 @@ def add_fail_stale(sub) -> None:
 
 def cmd_fail_stale(args: argparse.Namespace) -> int:
     from .execution import liveness
+    from .execution.storage import storage_url
+    from .printers import print_swept
 
-    if args.older_than is not None and not args.older_than > 0:  # NaN too
-        raise UsageError(f"--older-than must be a positive number of seconds, got {args.older_than:g}.")
-    study, _ = _load_study(args, on_stale=liveness.requeue)
-    swept = liveness.fail_stale(study, args.older_than)
-    print(f"failed{' and re-queued' if swept.retried else ''} {len(swept.failed)} trial(s)"
-          f"{': ' + ', '.join(map(str, swept.failed)) if swept.failed else ''}; {swept.running} still running")
-    if swept.spared:
-        print(f"trial(s) {', '.join(map(str, swept.spared))} recorded nothing for {args.older_than:g} s, but their "
-              "worker process is alive on this machine: stop that process to end them.")
+    cfg = StaleConfig(storage=storage_url(args.storage), study_name=args.study_name, older_than=args.older_than)
+    _warn_if_cut(cfg.storage)
+    print_swept(liveness.sweep(cfg), cfg.older_than)
     return 0

@@ -287,3 +287,42 @@ class ReportConfig:
         report's answer suggests need them ("" for the default study in the default storage)."""
         flags = "" if self.storage_given is None else f" --storage {self.storage_given}"
         return flags if self.study_name == SEARCH_STUDY else f"{flags} --study-name {self.study_name}"
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """One `export`: a complete trial's trained model written to a folder; see
+    search.results.export."""
+
+    storage: str  # the storage URL read
+    trial: int  # the trial's number in the study
+    study_name: str = SEARCH_STUDY
+    output: Path | None = None  # the folder; None: exports/<study>-trial-<N>
+
+    @property
+    def folder(self) -> Path:
+        return self.output or Path("exports") / f"{self.study_name}-trial-{self.trial}"
+
+
+@dataclass(frozen=True)
+class StaleConfig:
+    """One `fail-stale`: end a study's trials left RUNNING by workers that died; see
+    search.execution.liveness.sweep."""
+
+    storage: str  # the storage URL
+    study_name: str = SEARCH_STUDY
+    older_than: float | None = None  # seconds: also end trials that recorded nothing for this long
+
+    def __post_init__(self) -> None:
+        if self.older_than is not None and not self.older_than > 0:  # NaN too: it compares false with every age
+            raise ConfigError("older_than", f"must be a positive number of seconds, got {self.older_than:g}.")
+
+
+@dataclass(frozen=True)
+class DashboardConfig:
+    """One `dashboard`: optuna-dashboard served on a study's storage; see search.dashboard."""
+
+    storage: str  # the storage URL read
+    study_name: str = SEARCH_STUDY
+    host: str = "127.0.0.1"  # this machine only
+    port: int = 8080

@@ -1,10 +1,12 @@
 """What a command prints while its use case runs: one printer per use case, called with
-each event (`study.Event`, `confirm.Event`, `baseline.Event`), and what it prints of the
-outcome; the live lines themselves are progress.py's."""
+each event (`study.Event`, `confirm.Event`, `baseline.Event`, `dashboard.Serving`), and
+what it prints of the outcome; the live lines themselves are progress.py's."""
 
 from __future__ import annotations
 
-from .config import MNIST_TRAIN, BaselineConfig, ConfirmConfig, SearchConfig
+import sys
+
+from .config import MNIST_TRAIN, BaselineConfig, ConfirmConfig, ExportConfig, SearchConfig
 
 
 class SearchPrinter:
@@ -50,6 +52,15 @@ class SearchPrinter:
             self.progress.close()
             self.progress = None
 
+    def finish(self, outcome) -> None:
+        """The last words of a search (`study.Outcome`): where to see it, and whether it resumes."""
+        from .execution.storage import dashboard_command
+
+        print(f"\nsee the accuracy-vs-parameters front:  {dashboard_command(self.cfg.storage, self.cfg.study_name)}")
+        if outcome.interrupted:
+            print("interrupted, will resume: finished trials are kept, and the same command trains the "
+                  "interrupted ones again.", file=sys.stderr)
+
 
 class ConfirmPrinter:
     """Prints a confirmation's events: what it will train, a line per finished run, live progress."""
@@ -82,6 +93,15 @@ class ConfirmPrinter:
     def close(self) -> None:
         if self.progress is not None:
             self.progress.close()
+
+    def finish(self, outcome) -> None:
+        """The table of verdicts (`confirm.Outcome`), and where the runs are stored."""
+        from .results import confirmation
+
+        plan = outcome.plan
+        print()
+        print(confirmation.table(outcome.verdicts, plan.recipe.epochs, plan.check))
+        print(f"stored in study {plan.study_name!r} of {self.cfg.storage}")
 
 
 class BaselinePrinter:
@@ -137,3 +157,38 @@ def print_report(written) -> None:
     if extra.answer:
         print("\n" + "\n".join(extra.answer))
     print(f"\nreport written to {written.path}")
+
+
+def print_rounds() -> None:
+    """`baselines`: the hand-designed rounds and the figures their write-up reported."""
+    from baselines import ROUNDS
+
+    from .engine.model import count_params
+
+    print(f"{'name':<8} {'params':>7}  {'lr':>5}  {'architecture':<28} {'test@1':>7} {'test@15':>8} {'best (epoch)':>13}")
+    for b in ROUNDS.values():
+        best, at = b.reported_best
+        print(
+            f"{b.name:<8} {count_params(b.candidate.arch):>7,}  {b.candidate.lr:>5g}  {b.candidate.arch.describe():<28} "
+            f"{b.reported_test_acc[0]:>7.2f} {b.reported_final:>8.2f} {best:>7.2f} ({at})"
+        )
+    print("test accuracy in percent on the 10,000 MNIST test images, as the original write-up reported it")
+
+
+def print_serving(event) -> None:
+    """The dashboard's event (`dashboard.Serving`): where the study's page is."""
+    print(f"optuna-dashboard on {event.storage}: {event.address}  (Ctrl-C stops it)", flush=True)
+
+
+def print_export(cfg: ExportConfig, out) -> None:
+    print(f"exported trial {cfg.trial} of study {cfg.study_name!r} to {out}/")
+    print(f"  load it with plain PyTorch:  torch.export.load('{out}/model.pt2').module()")
+
+
+def print_swept(swept, older_than: float | None) -> None:
+    """What `fail-stale` did (`liveness.Swept`)."""
+    print(f"failed{' and re-queued' if swept.retried else ''} {len(swept.failed)} trial(s)"
+          f"{': ' + ', '.join(map(str, swept.failed)) if swept.failed else ''}; {swept.running} still running")
+    if swept.spared:
+        print(f"trial(s) {', '.join(map(str, swept.spared))} recorded nothing for {older_than:g} s, but their "
+              "worker process is alive on this machine: stop that process to end them.")

@@ -22,8 +22,9 @@ import time
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from ..config import MAX_RETRY
-from .storage import GRACE_SECONDS
+from ..config import MAX_RETRY, StaleConfig
+from .identity import load
+from .storage import GRACE_SECONDS, open_existing
 
 
 def process_start(pid: int) -> str | None:
@@ -208,6 +209,13 @@ class Swept:
     spared: list[int]
     running: int
     retried: bool
+
+
+def sweep(cfg: StaleConfig) -> Swept:
+    """`drill-search fail-stale`: `fail_stale` on the stored study (Optuna's heartbeat
+    re-queues through `requeue` as well)."""
+    study = load(open_existing(cfg.storage, on_stale=requeue), cfg.study_name, cfg.storage)
+    return fail_stale(study, cfg.older_than)
 
 
 def fail_stale(study: optuna.Study, older_than: float | None = None) -> Swept:

@@ -21,9 +21,12 @@ from optuna.trial import TrialState
 
 import spaces
 
+from ..config import ExportConfig
 from ..engine.data import MEAN, STD
 from ..engine.model import build_model, count_params, layer_table
 from ..execution import record
+from ..execution.identity import load
+from ..execution.storage import artifact_store, open_existing
 
 
 class ExportError(Exception):
@@ -52,6 +55,12 @@ def trained_model(study: optuna.Study, number: int, store) -> tuple[torch.nn.Mod
     model = build_model(spaces.decode(t.params).arch)
     model.load_state_dict(weights)
     return model.eval(), t
+
+
+def write(cfg: ExportConfig) -> Path:
+    """`drill-search export`: the trial of the stored study written to `cfg.folder`."""
+    study = load(open_existing(cfg.storage), cfg.study_name, cfg.storage)
+    return export(study, cfg.trial, artifact_store(cfg.storage), cfg.folder)
 
 
 def export(study: optuna.Study, number: int, store, out_dir: Path) -> Path:
