@@ -3,6 +3,7 @@
 Which folder to open for what (imports run down this list, never up; tests/test_layout.py):
 
     cli.py                the commands: parse flags, build a frozen config, call a use case
+    flags.py              the commands' flags, help texts and examples (the parser)
     printers.py           what a command prints of its use case's events (progress.py: the live lines)
     study.py, confirm.py  the use cases, one a command over a frozen config: run a search; confirm or
     baseline.py             re-evaluate its winners; reproduce a hand-designed round; write a study's

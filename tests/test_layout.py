@@ -1,5 +1,5 @@
 """The package's imports run one way, down the layers of search/__init__.py:
-cli -> printers -> {study, confirm, baseline, reporting, dashboard} -> results/ -> execution/ -> strategy/ -> engine/ -> config
+cli -> flags -> printers -> {study, confirm, baseline, reporting, dashboard} -> results/ -> execution/ -> strategy/ -> engine/ -> config
 (studies/method.md, Code layout). Held per folder and, where it says more, per module."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).parents[1] / "search"
 # Top to bottom; a place imports only places below it, and modules of its own folder.
-LAYERS = [{"cli"}, {"printers"}, {"study", "confirm", "baseline", "reporting", "dashboard", "progress"}, {"results"},
-          {"execution"}, {"strategy"}, {"engine"}, {"config"}]
+LAYERS = [{"cli"}, {"flags"}, {"printers"}, {"study", "confirm", "baseline", "reporting", "dashboard", "progress"},
+          {"results"}, {"execution"}, {"strategy"}, {"engine"}, {"config"}]
 FOLDERS = {"engine", "strategy", "execution", "results"}
 
 
