@@ -88,6 +88,10 @@ class Candidate:
         if not 0.0 <= self.rotation <= 180.0:
             raise ValueError(f"rotation must be between 0 and 180 degrees, got {self.rotation}")
 
+    def to_dict(self) -> dict:
+        """{"arch": the network's fields, then each training knob}."""
+        return asdict(self)
+
     def lr_at(self, batch_size: int) -> float:
         """The learning rate to use at `batch_size`: linear scaling from batch 64."""
         return self.lr * batch_size / NOTEBOOK_BATCH

@@ -81,14 +81,9 @@ def export(study: optuna.Study, number: int, store, out_dir: Path) -> Path:
         "study": study.study_name,
         "trial": t.number,
         "baseline": a.get("baseline"),
-        "arch": cand.arch.to_dict(),
-        # the candidate's training, lr at batch 64; `recipe` is what trained it (a recipe's
-        # batch size overrides the candidate's, its lr scaled linearly)
-        "lr": cand.lr,
-        "lr_step": cand.lr_step,
-        "schedule": cand.schedule,
-        "batch_size": cand.batch_size,
-        "rotation": cand.rotation,
+        # the candidate: "arch", then its training knobs, lr at batch 64; `recipe` is what
+        # trained it (a recipe's batch size overrides the candidate's, its lr scaled linearly)
+        **cand.to_dict(),
         "recipe": a.get("recipe"),
         "params": count_params(model),
         "input": {"shape": [None, 1, 28, 28], "normalize": {"mean": MEAN, "std": STD},
