@@ -12,6 +12,7 @@ Which folder to open for what (imports run down this list, never up; tests/test_
     results/              what a person reads: selection rules, report, confirmation tables, export
     execution/            trials run and recorded, worker processes, hardware, storage and study identity
     strategy/             which candidates run and how far: samplers, pruning, promotion, shared statistics
+    optuna_private.py     the Optuna internals called, one function each with why the public API does not do it
     engine/               MNIST, the network, the training loop (no Optuna)
     config.py             the frozen configurations and the protocol's constants, shared by all
 """

@@ -9,6 +9,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from . import optuna_private
 from .config import ConfigError, DashboardConfig
 from .execution.identity import load
 from .execution.storage import artifact_store, open_existing
@@ -33,10 +34,9 @@ def serve(cfg: DashboardConfig, on_event: Callable[[Serving], None] = lambda e: 
     study = load(open_existing(cfg.storage), cfg.study_name, cfg.storage)
     check_listen(cfg.host, cfg.port)
     host = "localhost" if cfg.host in ("127.0.0.1", "localhost") else cfg.host
-    # A Study has no public accessor for its storage or its id: the dashboard serves the
-    # storage the study was opened on, and its page for the study is addressed by the id.
-    on_event(Serving(cfg.storage, f"http://{host}:{cfg.port}/dashboard/studies/{study._study_id}"))  # noqa: SLF001
-    optuna_dashboard.run_server(study._storage, host=cfg.host, port=cfg.port,  # noqa: SLF001
+    # the dashboard serves the storage the study was opened on; its page is addressed by the id
+    on_event(Serving(cfg.storage, f"http://{host}:{cfg.port}/dashboard/studies/{optuna_private.study_id(study)}"))
+    optuna_dashboard.run_server(optuna_private.storage(study), host=cfg.host, port=cfg.port,
                                 artifact_store=artifact_store(cfg.storage))
 
 

@@ -1,5 +1,5 @@
 """The package's imports run one way, down the layers of search/__init__.py:
-cli -> flags -> printers -> {study, confirm, baseline, reporting, dashboard} -> results/ -> execution/ -> strategy/ -> engine/ -> config
+cli -> flags -> printers -> {study, confirm, baseline, reporting, dashboard} -> results/ -> execution/ -> strategy/ -> optuna_private -> engine/ -> config
 (studies/method.md, Code layout). Held per folder and, where it says more, per module."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).parents[1] / "search"
 # Top to bottom; a place imports only places below it, and modules of its own folder.
 LAYERS = [{"cli"}, {"flags"}, {"printers"}, {"study", "confirm", "baseline", "reporting", "dashboard", "progress"},
-          {"results"}, {"execution"}, {"strategy"}, {"engine"}, {"config"}]
+          {"results"}, {"execution"}, {"strategy"}, {"optuna_private"}, {"engine"}, {"config"}]
 FOLDERS = {"engine", "strategy", "execution", "results"}
 
 
@@ -97,3 +97,27 @@ def test_the_engine_knows_nothing_of_optuna():
             names = ([a.name for a in node.names] if isinstance(node, ast.Import)
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             assert not any(n.split(".")[0] == "optuna" for n in names), path.name
+
+
+# Private names of other libraries read on purpose: the process's exit without cleanup, and
+# torch's compiler (search.engine.train).
+OTHER_PRIVATE = {("os", "_exit"), ("torch", "_dynamo")}
+
+
+def test_only_optuna_private_reads_optunas_private_names():
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "optuna_private.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                owner = ast.unparse(node.value)
+                if owner not in ("self", "cls") and (owner, node.attr) not in OTHER_PRIVATE:
+                    found.append(f"{_name(path)}:{node.lineno} {owner}.{node.attr}")
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                modules = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                names = [a.name for a in node.names] if isinstance(node, ast.ImportFrom) else []
+                if any(m.split(".")[0] == "optuna" and any(p.startswith("_") for p in m.split(".")) for m in modules) \
+                        or any(n.startswith("_") for n in names if node.level == 0):
+                    found.append(f"{_name(path)}:{node.lineno} import {ast.unparse(node)}")
+    assert found == []

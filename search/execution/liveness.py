@@ -22,6 +22,7 @@ import time
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from .. import optuna_private
 from ..config import MAX_RETRY, StaleConfig
 from .identity import load
 from .storage import GRACE_SECONDS, open_existing
@@ -79,15 +80,11 @@ def fail_trial(study: optuna.Study, trial: FrozenTrial, reason: str, retry: bool
     trial finishes between its read and its write. The storage's own state change
     succeeds exactly once, which is what decides who re-queues.
     """
-    storage = study._storage  # noqa: SLF001 - see above
-    try:
-        storage.set_trial_user_attr(trial._trial_id, "state_reason", reason)  # noqa: SLF001
-        if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):  # noqa: SLF001
-            return False
-    except optuna.exceptions.UpdateFinishedTrialError:
+    failed = optuna_private.fail_once(study, trial, reason)
+    if failed is None:
         return False
     if retry:
-        requeue(study, storage.get_trial(trial._trial_id))  # noqa: SLF001
+        requeue(study, failed)
     return True
 
 
@@ -229,7 +226,6 @@ def fail_stale(study: optuna.Study, older_than: float | None = None) -> Swept:
     if older_than is not None:
         failed += fail_silent(study, older_than, retry=retry)
         spared = [t.number for t in silent(study, older_than) if lives_here(t.user_attrs.get("worker", ""))]
-    if getattr(study._storage, "get_heartbeat_interval", lambda: None)():  # noqa: SLF001 - RDB with heartbeats
-        optuna.storages.fail_stale_trials(study)
+    optuna.storages.fail_stale_trials(study)  # Optuna's heartbeat check: nothing where the storage has none
     running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
     return Swept(failed, spared, running, retry)

@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 
 import spaces
 
+from .. import optuna_private
 from ..config import VAL_SIZE, Recipe, score as search_score
 from ..engine.data import Mnist, Split, split_validation
 from ..engine.model import count_params
@@ -180,16 +181,13 @@ def new_trial(study: optuna.Study, candidate: spaces.Candidate, attrs: dict) -> 
     """A RUNNING trial of `study` holding exactly `candidate`'s parameters.
 
     Not enqueue + ask: `ask` takes the oldest waiting trial, which may be another
-    command's (two `run --baseline` or `confirm` at once, or a leftover re-queue). Optuna
-    has no public call that creates a running trial with given parameters, so this does
-    what `Study.add_trial` does, with a RUNNING template.
+    command's (two `run --baseline` or `confirm` at once, or a leftover re-queue).
     """
     params = spaces.encode(candidate)
     template = optuna.trial.create_trial(
         state=TrialState.RUNNING, params=params,
         distributions={k: spaces.SPACE[k] for k in params}, user_attrs=attrs)
-    trial_id = study._storage.create_new_trial(study._study_id, template_trial=template)  # noqa: SLF001
-    return optuna.trial.Trial(study, trial_id)
+    return optuna_private.running_trial(study, template)
 
 
 def record_run(

@@ -23,6 +23,7 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
+from .. import optuna_private
 from ..config import EXIT_INTERRUPTED, MAX_RETRY, Recipe, SearchConfig
 from ..engine.data import load_mnist, split_validation
 from ..strategy.promote import Promotion
@@ -155,10 +156,9 @@ class WithinTotal(ForwardingSampler):
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if counted_before(study, trial.number) >= self.total:
-            # RUNNING -> WAITING: no public call hands a trial back to the queue. Marked, so
-            # that counts do not show it as work left (a resume takes it like any other).
-            study._storage.set_trial_user_attr(trial._trial_id, "beyond_total", True)  # noqa: SLF001
-            study._storage.set_trial_state_values(trial._trial_id, TrialState.WAITING)  # noqa: SLF001
+            # RUNNING -> WAITING, marked so that counts do not show it as work left (a resume
+            # takes it like any other).
+            optuna_private.back_to_queue(study, trial, "beyond_total")
             raise TotalReached(f"trial {trial.number} is beyond the {self.total} trials asked for")
         super().before_trial(study, trial)
 
@@ -188,8 +188,8 @@ class _EndedElsewhere:
         return values
 
     def _note(self, trial: optuna.Trial) -> None:
-        # The storage's state, not the trial object's: no public call re-reads one trial.
-        if trial.study._storage.get_trial(trial._trial_id).state.is_finished():  # noqa: SLF001
+        # The storage's state, not the trial object's.
+        if optuna_private.stored_state(trial).is_finished():
             self.ended = trial.number
 
 

@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 
 import spaces
 
+from .. import optuna_private
 from ..config import ExportConfig
 from ..engine.data import MEAN, STD
 from ..engine.model import build_model, count_params, layer_table
@@ -42,7 +43,7 @@ def trained_model(study: optuna.Study, number: int, store) -> tuple[torch.nn.Mod
     if t.state != TrialState.COMPLETE:
         raise ExportError(f"trial {number} is {t.state.name.lower()}: only complete trials have trained weights.")
     try:
-        weights = record.load_weights(t, study._storage, store)  # noqa: SLF001 - no public accessor for the storage
+        weights = record.load_weights(t, optuna_private.storage(study), store)
     except ArtifactNotFound:
         # The study records the weights but the store lacks the file: a study copied
         # without the -artifacts/ folder beside it, or a server whose weights stayed on

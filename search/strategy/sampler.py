@@ -35,6 +35,7 @@ from optuna.distributions import BaseDistribution
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from .. import optuna_private
 from ..config import SAMPLERS, Goal
 
 RUNG_SCORE = "rung_val_acc"  # user attribute: the rung's validation accuracy per epoch
@@ -70,9 +71,8 @@ class _StudyView:
         return not self._single
 
     def _get_trials(self, deepcopy: bool = False, states=None, use_cache: bool = False) -> list[FrozenTrial]:
-        trials = self._study._get_trials(deepcopy=False, states=states, use_cache=use_cache)  # noqa: SLF001 - see class
-        complete = [t for t in self._study._get_trials(deepcopy=False, states=(TrialState.COMPLETE,),  # noqa: SLF001
-                                                       use_cache=use_cache) if t.values]
+        trials = optuna_private.sampler_trials(self._study, states, use_cache)
+        complete = [t for t in optuna_private.sampler_trials(self._study, (TrialState.COMPLETE,), use_cache) if t.values]
         return [view_trial(t, self._goal, complete) for t in trials]
 
     def get_trials(self, deepcopy: bool = False, states=None) -> list[FrozenTrial]:
