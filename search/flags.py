@@ -132,7 +132,7 @@ def _version() -> str:
 
 
 def add_baselines(sub) -> None:
-    p = sub.add_parser("baselines", help="list the hand-designed rounds", description="List the four rounds.")
+    sub.add_parser("baselines", help="list the hand-designed rounds", description="List the four rounds.")
 
 
 def add_run(sub) -> None:

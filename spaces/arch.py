@@ -1,6 +1,6 @@
 """The value a search point stands for: a network's widths plus the training knobs.
 
-Every network here is the same chain (see `search.model` for the layers):
+Every network here is the same chain (see `search.engine.model` for the layers):
 
     block(1->c1) block(c1->c2) transition 1x1(c2->t) maxpool
     block(t->c4) [block(c4->c5)] block(->c6) block(c6->c7, pad 1) pool 1x1-conv(c7->10)

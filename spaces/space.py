@@ -109,10 +109,13 @@ def decode(params: dict[str, Any], kind: type = Candidate,
            conditions: dict[str, tuple[str, Any]] = CONDITIONS) -> Any:
     """The candidate a trial's parameters describe (inverse of `encode`).
 
-    A field whose condition does not hold is None. A parameter the trial lacks takes the
-    field's default: the trial was stored before that knob joined the space and trained
-    with the default (the notebooks' schedule, batch and rotation)."""
+    A field whose condition does not hold is None; one whose condition holds must be
+    stored. A training knob (a field of `kind` itself) the trial lacks takes the field's
+    default: the trial was stored before that knob joined the space and trained with the
+    default (the notebooks' schedule, batch and rotation). The network's fields (a nested
+    dataclass) are never guessed: a trial without one is a damaged record, not a network."""
     knobs = {name: (type_, default) for name, type_, default in _knobs(kind)}
+    training = {f for f, t, _ in _fields(kind) if not dataclasses.is_dataclass(t)}
 
     def value(name: str) -> Any:
         type_, default = knobs[name]
@@ -120,9 +123,10 @@ def decode(params: dict[str, Any], kind: type = Candidate,
             parent, wanted = conditions[name]
             if (value(parent) if parent in knobs else params[parent]) != wanted:
                 return None
+            return type_(params[name])  # its condition holds: it was stored
         if name in params:
             return type_(params[name])
-        if default is dataclasses.MISSING:
+        if default is dataclasses.MISSING or name not in training:
             raise KeyError(name)
         return default
 

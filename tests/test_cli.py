@@ -134,6 +134,7 @@ def test_search_report_export_from_the_cli(capsys, tmp_path, data_root):
         (["run", "--trials", "x"], "invalid int value"),
         (["run", "--baseline", "round3", "--train-size", "100", "--workers", "2"],
          "--workers, --train-size belong to a search"),
+        (["run", "--baseline", "round1", "--no-baselines"], "--no-baselines belong to a search"),  # the flag typed
         (["confirm", "--train-size", "0"], "--train-size must be between 1 and 60000"),
         (["confirm", "--workers", "0"], "--workers must be at least 1"),
         (["run", "--trials", "5", "--workers", "2"], "SQLite is not safe for 2 concurrent workers"),

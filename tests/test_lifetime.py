@@ -221,3 +221,12 @@ def test_a_use_case_hears_once_of_each_trial_that_finishes_while_it_runs():
     tell(study.get_trials(deepcopy=False))
     assert [e.trial.number for e in events if isinstance(e, supervisor.TrialFinished)] == [running.number]
     assert [e for e in events if not isinstance(e, supervisor.TrialFinished)] == [("polled", [0, 1])] * 3
+
+
+def test_a_worker_can_watch_its_command_before_torch_is_imported():
+    # Under spawn a worker imports the supervisor to find its entry point, then starts the
+    # watch on its command, then imports torch (seconds on a loaded machine): a supervisor
+    # that imported torch itself would leave a worker orphaned that long.
+    code = "import sys, search.execution.supervisor; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -115,17 +115,23 @@ def test_the_unpruned_sample_is_random_full_length_and_under_the_search_protocol
     assert len({(t.params["batch_size"], t.params["rotation"]) for t in trained}) > 1  # the new knobs vary
 
 
-def test_the_unpruned_sample_resumes_under_the_current_code():
+def test_the_unpruned_sample_resumes_under_the_current_code(tmp_path):
     # Made with an earlier commit: its stored identity must still match what the command
-    # that made it asks for now, or the resume would be refused.
+    # that made it asks for now, or the resume would be refused. On a copy: open_study
+    # creates a study it does not find, and the shipped file must never be written.
+    import shutil
+
     from search.config import DataConfig, Recipe, SearchConfig
 
-    storage = JournalStorage(JournalFileBackend(str(SAMPLE)))
+    copy = tmp_path / SAMPLE.name
+    shutil.copyfile(SAMPLE, copy)
+    storage = JournalStorage(JournalFileBackend(str(copy)))
     cfg = SearchConfig(storage=str(SAMPLE), recipe=Recipe(), data=DataConfig(root=Path("data")),
                        study_name="unpruned", trials=36, pruner="none", sampler="random", seed=15,
                        strategy="full")
     identity.open_study(storage, "unpruned", ["maximize", "minimize"], ["val_acc_last3", "params"],
                         identity.search_identity(cfg))  # an existing study: loaded and checked, never written
+    assert copy.read_bytes() == SAMPLE.read_bytes()
 
 
 V2 = ROOT / "studies" / "v2.journal"

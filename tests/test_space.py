@@ -145,3 +145,14 @@ def test_every_shipped_trial_encodes_back_to_the_params_it_stored(journal):
                 assert again == t.params
             read += 1
     assert read > 30
+
+
+@pytest.mark.parametrize("missing", ["c1", "pool", "lr_step"])
+def test_a_record_missing_a_network_field_or_a_field_its_condition_requires_is_not_guessed(missing):
+    # a training knob an older trial lacks takes its default (it trained with it); a
+    # missing network field, or a step schedule without its step, is a damaged record
+    params = spaces.encode(ROUNDS["round1"].candidate)
+    assert "lr_step" in params
+    del params[missing]
+    with pytest.raises(KeyError):
+        spaces.decode(params)

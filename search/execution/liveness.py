@@ -18,6 +18,7 @@ import dataclasses
 import os
 import socket
 import time
+import warnings
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -226,6 +227,8 @@ def fail_stale(study: optuna.Study, older_than: float | None = None) -> Swept:
     if older_than is not None:
         failed += fail_silent(study, older_than, retry=retry)
         spared = [t.number for t in silent(study, older_than) if lives_here(t.user_attrs.get("worker", ""))]
-    optuna.storages.fail_stale_trials(study)  # Optuna's heartbeat check: nothing where the storage has none
+    with warnings.catch_warnings():  # experimental in Optuna 5, warned of on every call
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)  # Optuna's heartbeat check: nothing where the storage has none
     running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
     return Swept(failed, spared, running, retry)

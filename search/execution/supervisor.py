@@ -24,7 +24,6 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from ..config import EXIT_INTERRUPTED
-from .hardware import gpus, worker_device
 from .liveness import fail_dead_workers, worker_id
 
 EXIT_ORPHANED = 137  # a worker whose command died (as if killed with it: 128 + SIGKILL)
@@ -191,6 +190,8 @@ class Supervisor:
     def start_on_its_device(self, index: int, config, *args) -> None:
         """`start` worker `index` with `config` (a frozen config with a `device`) moved to
         the worker's own device: the index-th GPU in turn when the device names none."""
+        from .hardware import gpus, worker_device  # here: it imports torch, which a worker must not load before its watch starts
+
         self.start(index, dataclasses.replace(config, device=worker_device(config.device, index, gpus(config.device))),
                    *args)
 
