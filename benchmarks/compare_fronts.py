@@ -31,11 +31,11 @@ import optuna
 from optuna.trial import TrialState
 
 from search.config import Recipe
-from search.prune import noise
-from search.confirm import PROTOCOL_SEEDS, Verdict, stored_verdicts
-from search.record import epochs_trained
-from search.replay import front
-from search.storage import open_storage, storage_url
+from search.execution.record import epochs_trained
+from search.execution.storage import open_storage, storage_url
+from search.results.verdicts import PROTOCOL_SEEDS, Verdict, stored_verdicts
+from search.strategy.replay import front
+from search.strategy.stats import noise
 
 REF_ACC, REF_PARAMS = 98.0, 10_000  # the hypervolume's reference point
 VAL_IMAGES = 5_000  # the shipped studies' validation images (their val_size)

@@ -37,7 +37,7 @@ from optuna.trial import TrialState
 
 from search.config import MAX_EPOCHS, DataConfig, Recipe, SearchConfig
 from search.config import DATA_ENV
-from search.storage import open_storage, storage_url
+from search.execution.storage import open_storage, storage_url
 
 sys.path.insert(0, str(Path(__file__).parent))
 from selection import bootstrap_se, spearman  # noqa: E402  (a sibling script)
@@ -91,7 +91,9 @@ def config(name: str, workers: int | None, root: Path) -> SearchConfig:
 
 
 def run(name: str, workers: int | None) -> None:
-    from search import identity, report, study as studies
+    from search import study as studies
+    from search.execution import identity
+    from search.results import report
 
     cfg = config(name, workers, Path(os.environ.get(DATA_ENV) or "data"))
     study = identity.open_search(cfg)

@@ -26,10 +26,9 @@ from pathlib import Path
 import torch
 
 from baselines import ROUNDS
-from search.config import Recipe
-from search.data import load_mnist, split_validation
-from search.objective import score
-from search.train import train
+from search.config import Recipe, score
+from search.engine.data import load_mnist, split_validation
+from search.engine.train import train
 from spaces import Arch, Candidate
 
 # Trial 13 of the reference study (v1): its best net under round3's size.

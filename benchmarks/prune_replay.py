@@ -45,17 +45,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import random
 import statistics
 
 import optuna
 
-from search.objective import score
 from baselines import ROUNDS
-from search.prune import AnyOf, Dominated, Gate, Hopeless, Median, NoPruner, Outpaced, Peer, noise, pareto
-from search.replay import front, recorded, replay
-from search.storage import open_storage, storage_url
+from search.config import score
+from search.execution.storage import open_storage, storage_url
+from search.strategy.prune import AnyOf, Dominated, Gate, Hopeless, Median, NoPruner, Outpaced, Peer, pareto
+from search.strategy.replay import front, recorded, replay
+from search.strategy.stats import difference_se
 
 
 def rules(epochs: int, n_val: int) -> dict:
@@ -192,7 +192,7 @@ def cuts_a_dip(rule, n_val: int) -> bool:
     Issue 15: a dip inside the noise must not get a candidate cut."""
     phases = tuple(ROUNDS["round3"].candidate.phase(e) for e in range(1, 16))
     level = 99.2
-    dip = math.hypot(noise(level, n_val), noise(level, n_val))
+    dip = difference_se(level, level, n_val)
     curves = [tuple([level + d] * 15) for d in (0.0, 0.03, 0.05)]
     me = Peer(6000, tuple([level] * 9 + [level - dip]), phases)
     for finished in (True, False):

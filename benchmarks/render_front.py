@@ -8,7 +8,7 @@ only with plotly < 6. So this runs in two steps, the second in a small separate 
     python3 -m venv /tmp/kvenv && /tmp/kvenv/bin/pip install "kaleido==0.2.1" "plotly<6"
     /tmp/kvenv/bin/python benchmarks/render_front.py --from-json /tmp/front.json --png studies/reference-front.png
 
-The figure is exactly `search.report.front_figure`, the one the HTML report and the
+The figure is exactly `search.results.report.front_figure`, the one the HTML report and the
 dashboard show.
 """
 
@@ -34,8 +34,8 @@ def main() -> None:
         return
     import optuna
 
-    from search import report
-    from search.storage import open_storage, storage_url
+    from search.execution.storage import open_storage, storage_url
+    from search.results import report
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.load_study(study_name=args.study_name, storage=open_storage(storage_url(args.storage)))

@@ -23,9 +23,9 @@ import optuna  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
 import spaces  # noqa: E402
-from search import report  # noqa: E402
-from search.model import count_params  # noqa: E402
-from search.identity import open_study  # noqa: E402
+from search.results import report  # noqa: E402
+from search.engine.model import count_params  # noqa: E402
+from search.execution.identity import open_study  # noqa: E402
 
 
 def fill(study: optuna.Study, n: int, rng: random.Random) -> None:

@@ -34,9 +34,10 @@ from optuna.trial import TrialState
 
 import spaces
 from search.config import Recipe
-from search.confirm import PROTOCOL_SEEDS, one_per_seed
-from search.runs import is_run, run_protocol
-from search.storage import open_storage, storage_url
+from search.execution.runs import is_run, run_protocol
+from search.execution.storage import open_storage, storage_url
+from search.results.selection import one_per_seed
+from search.results.verdicts import PROTOCOL_SEEDS
 
 METRICS = {
     "val_final": lambda a: a["val_acc"][-1],

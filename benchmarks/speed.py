@@ -8,7 +8,7 @@ The original pipeline is the notebooks' own: torchvision MNIST with per-image PI
 RandomRotation((-7, 7), fill=(1,)) + ToTensor + Normalize, a DataLoader with batch 64,
 shuffled, no worker processes (the notebooks' CPU setting), nn.Dropout, and a progress
 bar updated every step with loss.item() and the running accuracy. The engine is
-`search.train.train` with the recipe's defaults (or the options given).
+`search.engine.train.train` with the recipe's defaults (or the options given).
 
 Both are timed over the same number of steps, alternately, several times; the table
 shows medians. Timings on a shared machine vary by +-15%: compare only within one run.
@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from baselines import ROUNDS  # noqa: E402
 from search.config import Recipe  # noqa: E402
-from search.data import MEAN, STD, load_mnist  # noqa: E402
-from search.model import build_model  # noqa: E402
-from search.train import evaluate, train  # noqa: E402
+from search.engine.data import MEAN, STD, load_mnist  # noqa: E402
+from search.engine.model import build_model  # noqa: E402
+from search.engine.train import evaluate, train  # noqa: E402
 
 STEPS_PER_EPOCH = 938  # 60,000 images at batch 64
 
@@ -82,7 +82,7 @@ def time_original(loader, arch, lr: float, steps: int, warmup: int = 10, device=
 
 
 def time_engine(data, candidate, recipe: Recipe, steps: int, device=torch.device("cpu")) -> float:
-    """Seconds per image of search.train (its batched data path included), measured on a
+    """Seconds per image of search.engine.train (its batched data path included), measured on a
     shortened epoch of `steps` batches after a warm-up epoch of 10 batches."""
     one = dataclasses.replace(recipe, epochs=1)
     batch = recipe.batch_for(candidate)
@@ -118,7 +118,7 @@ def search_throughput(args, original_per_image: float) -> None:
 
     import spaces
     from search.config import DataConfig, SearchConfig
-    from search.identity import open_search
+    from search.execution.identity import open_search
     from search.study import run_search
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

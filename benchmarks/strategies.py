@@ -11,8 +11,8 @@ a candidate's search score is the surrogate's value plus seed noise of the measu
 its 3-epoch rung score the rung surrogate's value plus rung noise, and each costs what it
 costs in the tool, in full-run equivalents (FRE: 15 epochs on 55,000 images = 1; a
 3-epoch rung = 0.2). Candidates over the goal are rejected untrained, at no cost, as the
-tool does. The sampler code is the tool's own (`search.sampler.make_sampler`, the same
-`spaces.sample`), and the promotion rule is `search.promote.Promotion`.
+tool does. The sampler code is the tool's own (`search.strategy.sampler.make_sampler`, the same
+`spaces.sample`), and the promotion rule is `search.strategy.promote.Promotion`.
 
 A strategy is a sampler, a rung and a selection policy:
 - samplers: random sampling (the baseline to beat); Optuna's default multi-objective TPE
@@ -60,8 +60,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import spaces  # noqa: E402
 from search.config import Goal  # noqa: E402
-from search.promote import Promotion, RungResult  # noqa: E402
-from search.sampler import RUNG_SCORE, make_sampler  # noqa: E402
+from search.strategy.promote import Promotion, RungResult  # noqa: E402
+from search.strategy.sampler import RUNG_SCORE, make_sampler  # noqa: E402
 from surrogate import FAMILIES, full_runs, params_of, replicates, rung_runs, search_to_test, seed_sd  # noqa: E402
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)

@@ -62,8 +62,8 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 from optuna.trial import TrialState  # noqa: E402
 
 from search.config import STRATEGIES, DataConfig, Recipe, SearchConfig  # noqa: E402
-from search.liveness import lives_here, worker_id  # noqa: E402
-from search.storage import open_storage  # noqa: E402
+from search.execution.liveness import lives_here, worker_id  # noqa: E402
+from search.execution.storage import open_storage  # noqa: E402
 from search.study import run_search  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ measures that before anything uses it:
   that trained all 15 epochs under the search protocol (objective: mean validation
   accuracy of the last 3 epochs, 5,000 held-out images); for the 3-epoch rung, the
   fidelity study's `epochs3` runs and v3's rungs (final-epoch validation accuracy of the
-  compressed schedule, what `search.promote` reads);
+  compressed schedule, what `search.strategy.promote` reads);
 - the seed noise: the same candidate trained again under the same protocol (the rounds in
   v1, v2 and v3, and v3's re-evaluation), pooled within-candidate standard deviation;
 - validity, leaving one study out: fit on the others, predict the held-out study;
@@ -50,8 +50,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).parent))
 
 import spaces  # noqa: E402
-from search.model import count_params  # noqa: E402
-from search.storage import open_storage  # noqa: E402
+from search.engine.model import count_params  # noqa: E402
+from search.execution.storage import open_storage  # noqa: E402
 from selection import spearman  # noqa: E402  (a sibling script)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

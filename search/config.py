@@ -8,24 +8,32 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from spaces.arch import SCHEDULE_EPOCHS, Candidate
+
+if TYPE_CHECKING:
+    from baselines import Baseline
 
 MAX_EPOCHS = SCHEDULE_EPOCHS  # the exercise's limit
 PARAM_BUDGET = 10_000  # "under 10,000 parameters"
 TARGET_ACC = 99.4  # percent, on the MNIST test set
 MNIST_TRAIN = 60_000  # images in MNIST's training set
-SAMPLERS = ("tpe", "tpe-plain", "random", "nsga2")  # see search.sampler.make_sampler
+VAL_SIZE = 5_000  # held out of the training images for search selection, by default
+SAMPLERS = ("tpe", "tpe-plain", "random", "nsga2")  # see search.strategy.sampler.make_sampler
 # A new study's sampler: no guided sampler beat random sampling on the strategy benchmark
 # (studies/method.md, "Strategies compared on a surrogate").
 DEFAULT_SAMPLER = "random"
 # The sampler of a study made before studies recorded theirs (v1-v3): TPE was the default.
 LEGACY_SAMPLER = "tpe"
 STRATEGIES = ("promote", "full")  # see SearchConfig.strategy
-PRUNERS = ("pareto", "median", "none")  # see search.prune.make_pruner
+PRUNERS = ("pareto", "median", "none")  # see search.strategy.prune.make_pruner
 DATA_ENV = "DRILL_SEARCH_DATA"  # environment variable naming the data root
 MAX_RETRY = 2  # a failed trial (worker died, interrupted, error, out of memory) runs again at most this often
 MAX_SEED = 2**64 - 1  # torch.manual_seed's largest
+EXIT_INTERRUPTED = 130  # a command or worker stopped by SIGINT/SIGTERM (128 + SIGINT)
+BASELINE_STUDY = "baselines"  # where `run --baseline` records the rounds' reproductions
+SEARCH_STUDY = "search"  # the search a command reads or writes when given no --study-name
 
 
 SCORE_EPOCHS = 3  # the search's objective averages validation accuracy over this many last epochs
@@ -127,7 +135,7 @@ class Recipe:
 class DataConfig:
     root: Path  # holds MNIST/raw/ in torchvision's layout
     download: bool = True  # try torchvision's download when files are missing
-    val_size: int = 5_000  # held out of the 60,000 training images for search selection
+    val_size: int = VAL_SIZE  # held out of the training images for search selection
     val_seed: int = 0  # fixes which images are held out; the same for every trial
     train_size: int | None = None  # train on only this many of the rest (quick looks, tests)
 
@@ -173,16 +181,16 @@ class SearchConfig:
     storage: str  # an Optuna storage URL or a journal file path
     recipe: Recipe
     data: DataConfig
-    study_name: str = "search"
+    study_name: str = SEARCH_STUDY
     trials: int = 50  # total finished trials wanted in the study (complete + pruned)
     max_params: int = PARAM_BUDGET  # larger candidates are rejected before training
-    pruner: str = "pareto"  # see search.prune
+    pruner: str = "pareto"  # see search.strategy.prune
     prune_warmup: int = 3  # epochs before the pruner may judge
     # one of SAMPLERS; None: the study's own (the one it last ran with), DEFAULT_SAMPLER
     # for a new study. A resumed study keeps its sampler however the default moves.
     sampler: str | None = None
     # promote: every candidate first trains a cheap complete schedule of `rung_epochs`
-    # epochs; only those its rung ranks in the best 1/eta (search.promote) go on to the
+    # epochs; only those its rung ranks in the best 1/eta (search.strategy.promote) go on to the
     # full protocol. full: every candidate trains the full protocol (v1, v2).
     strategy: str = "promote"
     rung_epochs: int = 3
@@ -227,7 +235,7 @@ class ConfirmConfig:
     storage: str  # the search's storage: an Optuna storage URL or a journal file path
     recipe: Recipe  # its seed is the first seed; a re-evaluation keeps only its engine settings
     data: DataConfig  # the root; the check decides the splits
-    study_name: str = "search"  # the search whose trials are checked
+    study_name: str = SEARCH_STUDY  # the search whose trials are checked
     reevaluate: bool = False  # False: confirm on test; True: re-evaluate on validation
     trials: tuple[int, ...] | None = None  # None: the front (confirm) or the leaders (reevaluate)
     seeds: int | None = None  # how many; None: the check's own (3 for confirm, 2 for reevaluate)
@@ -247,3 +255,74 @@ class ConfirmConfig:
         if self.first_seed is not None and self.first_seed + (self.seeds or 1) - 1 > MAX_SEED:  # S, S + 1, ...
             raise ConfigError("seed", f"{self.first_seed:,} and --seeds {self.seeds} reach a seed past {MAX_SEED:,}, "
                               "torch's largest.")
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """One `run --baseline`: a hand-designed round trained with its own recipe on all the
+    training images, recorded as a run of a study of the rounds; see search.baseline."""
+
+    baseline: Baseline
+    storage: str  # an Optuna storage URL or a journal file path
+    recipe: Recipe
+    data: DataConfig  # the root; the round trains on every training image, tested on the test set
+    study_name: str = BASELINE_STUDY
+    device: str = "cpu"  # resolved torch device string
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """One `report`: the HTML file of a study, and its figures stored in it with `attach`;
+    see search.reporting."""
+
+    storage: str  # the storage URL read
+    study_name: str = SEARCH_STUDY
+    output: Path | None = None  # the HTML file; None: beside the study file
+    attach: bool = False  # also store the figures in the study (report otherwise only reads)
+    storage_given: str | None = None  # the --storage typed, if any: the commands the answer suggests repeat it
+
+    @property
+    def command_flags(self) -> str:
+        """The flags that name this study on a command line, as the commands the
+        report's answer suggests need them ("" for the default study in the default storage)."""
+        flags = "" if self.storage_given is None else f" --storage {self.storage_given}"
+        return flags if self.study_name == SEARCH_STUDY else f"{flags} --study-name {self.study_name}"
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """One `export`: a complete trial's trained model written to a folder; see
+    search.results.export."""
+
+    storage: str  # the storage URL read
+    trial: int  # the trial's number in the study
+    study_name: str = SEARCH_STUDY
+    output: Path | None = None  # the folder; None: exports/<study>-trial-<N>
+
+    @property
+    def folder(self) -> Path:
+        return self.output or Path("exports") / f"{self.study_name}-trial-{self.trial}"
+
+
+@dataclass(frozen=True)
+class StaleConfig:
+    """One `fail-stale`: end a study's trials left RUNNING by workers that died; see
+    search.execution.liveness.sweep."""
+
+    storage: str  # the storage URL
+    study_name: str = SEARCH_STUDY
+    older_than: float | None = None  # seconds: also end trials that recorded nothing for this long
+
+    def __post_init__(self) -> None:
+        if self.older_than is not None and not self.older_than > 0:  # NaN too: it compares false with every age
+            raise ConfigError("older_than", f"must be a positive number of seconds, got {self.older_than:g}.")
+
+
+@dataclass(frozen=True)
+class DashboardConfig:
+    """One `dashboard`: optuna-dashboard served on a study's storage; see search.dashboard."""
+
+    storage: str  # the storage URL read
+    study_name: str = SEARCH_STUDY
+    host: str = "127.0.0.1"  # this machine only
+    port: int = 8080

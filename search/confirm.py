@@ -3,11 +3,12 @@ And re-evaluation: which of the search's leaders is best on more seeds, judged o
 validation, before anything is confirmed on test.
 
 `run(cfg, on_event)` is both commands (`drill-search confirm`, `drill-search
-reevaluate`): it chooses what to train (`choose`, `leaders`), plans the runs once
-(`make_plan`: the choices x the seeds, under one protocol), hands each worker its part of
-the missing runs (`search.workers.confirm_worker`), and judges what is stored
-(`verdicts`). Each run is a trial of a companion study (`search.runs`), so results
-survive interruption and a second command only trains what is missing.
+reevaluate`): it chooses what to train (`results.selection`: `choose`, `leaders`), plans
+the runs once (`make_plan`: the choices x the seeds, under one protocol), hands each
+worker its part of the missing runs (`search.execution.workers.confirm_worker`), and
+judges what is stored (`results.verdicts`; in words: `results.confirmation`). Each run is
+a trial of a companion study (`search.execution.runs`), so results survive interruption
+and a second command only trains what is missing.
 
 `TEST` retrains the chosen architectures (by default the search's Pareto front under the
 budget, plus the hand-designed rounds under it) on all 60,000 training images, 15 epochs,
@@ -20,8 +21,6 @@ over the new seeds ranks them, and the test set still only reports.
 from __future__ import annotations
 
 import dataclasses
-import math
-import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,19 +28,19 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 import spaces
-from baselines import ROUNDS
 
-from . import report
-from .config import PARAM_BUDGET, TARGET_ACC, ConfirmConfig, Goal, Recipe
-from .data import ensure_mnist
-from .identity import SearchFailed, StudyError, load
-from .liveness import fail_dead_workers
-from .model import count_params
-from .prune import noise
-from .runs import CHECKS, TEST, VALIDATION, Check, Choice, Run, complete_runs, is_run, open_runs, run_protocol, stored
-from .storage import open_existing
-from .supervisor import GO_ON, Supervisor, TrialFinished, Worker
-from .workers import ConfirmJob, check_workers, confirm_worker, gpus, worker_device
+from .config import ConfirmConfig, Goal, Recipe
+from .engine.data import ensure_mnist
+from .execution.hardware import check_workers
+from .execution.identity import SearchFailed, StudyError, budget, load
+from .execution.liveness import fail_dead_workers
+from .execution.runs import (CHECKS, TEST, VALIDATION, Check, Choice, Run, is_run, open_runs, run_protocol,
+                             search_protocol, stored)
+from .execution.storage import open_existing
+from .execution.supervisor import GO_ON, Supervisor, TrialFinished, Worker, reporter
+from .execution.workers import ConfirmJob, confirm_worker
+from .results.selection import choose, leaders
+from .results.verdicts import Verdict, verdicts
 
 
 @dataclass(frozen=True)
@@ -123,7 +122,7 @@ def make_plan(cfg: ConfirmConfig, search: optuna.Study) -> Plan:
     check = (VALIDATION if cfg.reevaluate else TEST).of(search)
     first = check.seeds[0] if cfg.first_seed is None else cfg.first_seed
     seeds = list(range(first, first + (cfg.seeds or len(check.seeds))))
-    max_params = search.user_attrs.get("max_params", PARAM_BUDGET)
+    max_params = budget(search)
     numbers = list(cfg.trials) if cfg.trials else None
     if cfg.reevaluate and numbers is None:
         goal = Goal(max_params=cfg.goal_params if cfg.goal_params is not None
@@ -175,16 +174,7 @@ def supervise(runs_study: optuna.Study, the_plan: Plan, job: ConfirmJob, on_even
     stored FAIL with the reason, and no worker is replaced: a later command trains what is
     missing (studies of runs have no queue, so nothing is re-queued)."""
     n = job.workers
-    seen = {t.number for t in runs_study.get_trials(deepcopy=False) if t.state.is_finished()}
-
-    def tell(trials: list[FrozenTrial]) -> None:
-        ours = the_plan.runs_of(trials)
-        for t in ours:
-            if t.state.is_finished() and t.number not in seen:
-                seen.add(t.number)
-                on_event(TrialFinished(t))
-        on_event(Polled(ours, supervisor.ids))
-
+    tell = reporter(runs_study, on_event, lambda ours: Polled(ours, supervisor.ids), the_plan.runs_of)
     supervisor = Supervisor(runs_study, confirm_worker, tell, poll_seconds, retry=False)
     failed = []
 
@@ -195,8 +185,7 @@ def supervise(runs_study: optuna.Study, the_plan: Plan, job: ConfirmJob, on_even
 
     def start() -> None:
         for i in range(n):
-            supervisor.start(i, dataclasses.replace(job, device=worker_device(job.device, i, gpus(job.device))),
-                             the_plan.missing[i::n])
+            supervisor.start_on_its_device(i, job, the_plan.missing[i::n])
 
     supervisor.run(on_exit, start)
     if failed:
@@ -205,78 +194,6 @@ def supervise(runs_study: optuna.Study, the_plan: Plan, job: ConfirmJob, on_even
         reason = mine[-1].user_attrs.get("state_reason", "unknown") if mine else "see the worker's line above"
         raise SearchFailed(f"a confirmation run failed ({reason}); the finished runs are stored, and the "
                            "same command trains the missing ones.")
-
-
-@dataclass(frozen=True)
-class Verdict:
-    choice: Choice
-    params: int
-    final: tuple[float, ...]  # the check's score per seed: final-epoch test accuracy for TEST
-    best: tuple[float, ...]  # best-of-epochs test accuracy per seed (selects on test)
-    seconds: tuple[float, ...] = ()  # each run's time from start to end
-    test: tuple[float, ...] = ()  # final-epoch test accuracy per seed (reported only)
-
-    @property
-    def mean(self) -> float:
-        return statistics.fmean(self.final)
-
-    @property
-    def std(self) -> float:
-        return statistics.stdev(self.final) if len(self.final) > 1 else 0.0
-
-    @property
-    def reaches_target(self) -> bool:
-        return min(self.final) >= TARGET_ACC
-
-
-PROTOCOL_SEEDS = TEST.seeds  # what `confirm` runs by default, and what its verdicts compare
-
-
-def choose(study: optuna.Study, trial_numbers: list[int] | None, max_params: int,
-           with_baselines: bool = True) -> list[Choice]:
-    """The trials asked for (default: the Pareto front), plus the rounds under the budget."""
-    if trial_numbers:
-        trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-        missing = [n for n in trial_numbers if n not in trials or trials[n].state != TrialState.COMPLETE]
-        if missing:
-            raise ValueError(f"trial(s) {', '.join(map(str, missing))} of study {study.study_name!r} "
-                             "are not complete trials")
-        picked = [trials[n] for n in trial_numbers]
-    else:
-        picked = report.front(study)
-    choices, seen = [], set()
-    for t in picked:
-        cand = spaces.decode(t.params)
-        if cand not in seen:
-            seen.add(cand)
-            name = t.user_attrs.get("baseline")
-            choices.append(Choice(name or f"trial {t.number}", cand, source_trial=t.number, baseline=name,
-                                  search_score=t.values[0]))
-    if with_baselines:
-        for b in ROUNDS.values():
-            if b.candidate not in seen and count_params(b.candidate.arch) <= max_params:
-                seen.add(b.candidate)
-                choices.append(Choice(b.name, b.candidate, baseline=b.name))
-    return choices
-
-
-def leaders(study: optuna.Study, goal: Goal, most: int = 4, z: float = 2.0) -> list[optuna.trial.FrozenTrial]:
-    """The trials worth more seeds: complete ones within the goal's parameters (without a
-    parameter goal, the front), best score first, that one run cannot tell from the best
-    (within `z` standard errors of the difference on the held-out images), at most `most`."""
-    val_size = study.user_attrs.get("val_size", VALIDATION.val_size)
-    if goal.max_params is None:
-        pool = report.front(study)
-    else:
-        pool = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if t.values[1] <= goal.max_params]
-    pool = sorted(pool, key=lambda t: -t.values[0])
-    if not pool:
-        return []
-    best = pool[0].values[0]
-    close = [t for t in pool
-             if best - t.values[0] <= z * math.hypot(noise(best, val_size), noise(t.values[0], val_size))]
-    return close[:most]
 
 
 def plan(choices: list[Choice], seeds: list[int]) -> list[tuple[Choice, int]]:
@@ -303,238 +220,3 @@ def planned_runs(trials, choices: list[Choice], seeds: list[int], key: dict) -> 
     return out
 
 
-def search_protocol(search: optuna.Study, engine: Recipe) -> tuple[Recipe, int | None]:
-    """The recipe and training-set size a search trained with (its seed aside), on
-    `engine`'s engine settings: what a re-evaluation must train with to compare with it."""
-    fields = {f.name for f in dataclasses.fields(Recipe)}  # not "steps_scaled", nor keys of older versions
-    stored = {k: v for k, v in search.user_attrs.get("recipe", {}).items() if k in fields}
-    return Recipe(**{**engine.to_dict(), **stored}), search.user_attrs.get("train_size")
-
-
-def one_per_seed(runs: list) -> list:
-    """The first complete run of each seed, in seed order (tables list the seeds in that
-    order): two `confirm` commands on one storage may both train a missing run, and a seed
-    must count once in a mean."""
-    first: dict = {}
-    for t in sorted(runs, key=lambda t: t.number):
-        first.setdefault(t.user_attrs.get("confirm_seed"), t)
-    return [first[seed] for seed in sorted(first, key=lambda s: (s is None, s or 0))]
-
-
-def verdicts(study: optuna.Study, choices: list[Choice], seeds: list[int] | None, key: dict,
-             check: Check = TEST) -> list[Verdict]:
-    """One verdict per choice with stored runs: those of `seeds`, or all stored ones (None).
-    A re-evaluation's mean is over its own runs only: the search run is the draw the leaders
-    were picked on, biased upward (the winner's curse), so it is shown, never averaged."""
-    out = []
-    for choice in choices:
-        runs = [t for t in one_per_seed(complete_runs(study, choice.candidate, key))
-                if seeds is None or t.user_attrs.get("confirm_seed") in seeds]
-        if not runs:
-            continue
-        out.append(Verdict(
-            choice=choice,
-            params=int(runs[0].values[1]),
-            final=tuple(t.values[0] for t in runs),
-            best=tuple(max(t.user_attrs["test_acc"]) for t in runs),
-            seconds=tuple((t.datetime_complete - t.datetime_start).total_seconds() for t in runs),
-            test=tuple(t.user_attrs["test_acc"][-1] for t in runs),
-        ))
-    return out
-
-
-def table(verdicts_: list[Verdict], epochs: int, check: Check = TEST) -> str:
-    if check.val_size is not None:
-        return reeval_table(verdicts_, check)
-    lines = [
-        f"Final-epoch test accuracy (epoch {epochs}, MNIST test set) over seeds:",
-        f"{'candidate':<12} {'params':>6}  {'seeds':>5}  {'mean':>6}  {'std':>5}  {'min':>6}  "
-        f"{'>= 99.4 on every seed':<21}  best-of-epochs mean (selects on test)",
-    ]
-    for v in sorted(verdicts_, key=lambda v: v.params):
-        lines.append(
-            f"{v.choice.label:<12} {v.params:>6,}  {len(v.final):>5}  {v.mean:>6.2f}  {v.std:>5.2f}  "
-            f"{min(v.final):>6.2f}  {'yes' if v.reaches_target else 'no':<21}  {statistics.fmean(v.best):.2f}"
-        )
-    winners = [v.choice.label for v in verdicts_ if v.reaches_target]
-    lines.append(
-        "reach 99.4% on every seed: " + (", ".join(winners) if winners else "none")
-    )
-    return "\n".join(lines)
-
-
-def table_rows(verdicts_: list[Verdict], check: Check = TEST) -> tuple[list[str], list[list[str]]]:
-    """(header, rows) of a check's verdicts, for the HTML report."""
-    if check.val_size is not None:
-        header = ["network", "params", "search run (selected on)", "score per new seed", "mean", "SE",
-                  "test mean (reported)"]
-        return header, [[v.choice.label, f"{v.params:,}", _search_run(v), " / ".join(f"{x:.2f}" for x in v.final),
-                         f"{v.mean:.2f}", f"{standard_error(v):.2f}",
-                         f"{statistics.fmean(v.test):.2f}" if v.test else "-"]
-                        for v in sorted(verdicts_, key=lambda v: -v.mean)]
-    header = ["network", "params", "final test per seed", "mean", "std", "min", f">= {TARGET_ACC:g} on every seed"]
-    return header, [[v.choice.label, f"{v.params:,}", " / ".join(f"{x:.2f}" for x in v.final), f"{v.mean:.2f}",
-                     f"{v.std:.2f}", f"{min(v.final):.2f}", "yes" if v.reaches_target else "no"]
-                    for v in sorted(verdicts_, key=lambda v: v.params)]
-
-
-def standard_error(v: Verdict) -> float:
-    """Of the mean over seeds (seed-to-seed spread only: every run scores the same images)."""
-    return v.std / math.sqrt(len(v.final)) if len(v.final) > 1 else float("nan")
-
-
-def _search_run(v: Verdict) -> str:
-    return "-" if v.choice.search_score is None else f"{v.choice.search_score:.2f}"
-
-
-def reeval_table(verdicts_: list[Verdict], check: Check) -> str:
-    """The leaders by their mean score over seeds, the leader named, and who it cannot
-    be told from (within one standard error of the difference of the means)."""
-    ranked = sorted(verdicts_, key=lambda v: -v.mean)
-    header, rows = table_rows(ranked, check)  # the report's rows, in columns
-    widths = [max(len(c) for c in column) for column in zip(header, *rows)]
-    lines = [f"Re-evaluation on validation ({check.metric} on the search's {check.val_size:,} held-out images):"]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in (header, *rows)]
-    if ranked:
-        top = ranked[0]
-        ties = [v.choice.label for v in ranked[1:]
-                if top.mean - v.mean <= math.hypot(standard_error(top), standard_error(v))]
-        lines.append(f"leader: {top.choice.label} ({top.mean:.2f}%)"
-                     + (f"; within one standard error of it: {', '.join(ties)}" if ties else ""))
-    return "\n".join(lines)
-
-
-def _with_stored(choices: list[Choice], runs: optuna.Study, search: optuna.Study) -> list[Choice]:
-    """`choices`, plus the search's trials that `runs` holds runs of (confirmed or
-    re-evaluated by number, off the front)."""
-    have = {c.source_trial for c in choices}
-    trials = {t.number: t for t in search.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
-    extra = sorted({t.user_attrs["source_trial"] for t in runs.get_trials(deepcopy=False)
-                    if t.user_attrs.get("source_trial") in trials} - have)
-    return choices + (choose(search, extra, PARAM_BUDGET, with_baselines=False) if extra else [])
-
-
-def stored_verdicts(search: optuna.Study, storage, recipe: Recipe, check: Check = TEST
-                    ) -> tuple[list[Verdict], list[Choice]]:
-    """What `<search>-<check>` holds for the search's front, the rounds and any other trial
-    of the search it has runs of, under `recipe` (for TEST on all 60,000 images; for
-    VALIDATION under the search's own protocol) with the check's default seeds, trained by
-    earlier commands (nothing is trained here), and the choices it was looked up for."""
-    check = check.of(search)
-    try:
-        study = optuna.load_study(study_name=check.study_name(search.study_name), storage=storage)
-    except KeyError:
-        return [], []
-    if check.val_size is None:
-        choices = choose(search, None, search.user_attrs.get("max_params", PARAM_BUDGET))
-        key = run_protocol(recipe, None)
-    else:
-        choices = []
-        key = run_protocol(*search_protocol(search, recipe), check)
-    choices = _with_stored(choices, study, search)
-    # a confirmation is judged on its protocol's seeds; a re-evaluation on every seed it ran
-    seeds = list(check.seeds) if check.val_size is None else None
-    return verdicts(study, choices, seeds, key, check), choices
-
-
-def stored_table(search: optuna.Study, storage, recipe: Recipe, check: Check = TEST) -> str | None:
-    """The table of `stored_verdicts`; None when there is no such run."""
-    found, choices = stored_verdicts(search, storage, recipe, check)
-    if not found:
-        return None
-    unconfirmed = [c.label for c in choices if c.label not in {v.choice.label for v in found}]
-    note = f"\nnot confirmed yet: {', '.join(unconfirmed)}" if unconfirmed else ""
-    seconds = [s for v in found for s in v.seconds]
-    low, high = round(min(seconds) / 60), round(max(seconds) / 60)
-    cost = (f"\n{len(seconds)} runs took {sum(seconds) / 3600:.1f} process-hours, "
-            + (f"about {low} min each" if low == high else f"{low} to {high} min each"))
-    return table(found, recipe.epochs, check) + cost + note
-
-
-def answer(confirmed: list[Verdict], reevaluated: list[Verdict], max_params: int, storage_flag: str = "") -> list[str]:
-    """The report's first lines: the network to use within `max_params` (the leader of the
-    re-evaluation on validation, a searched trial or a round, when it is confirmed, else the
-    best searched network confirmed by test mean, which says so), the smallest that holds
-    the target on every seed, and round3 and round1 under the same protocol."""
-    full = [v for v in confirmed if len(v.final) >= len(PROTOCOL_SEEDS)]
-    searched = [v for v in full if v.choice.baseline is None and v.params <= max_params]
-    rounds = {v.choice.baseline: v for v in full if v.choice.baseline}
-    seeds = ", ".join(map(str, PROTOCOL_SEEDS))
-    within = sorted((v for v in reevaluated if v.params <= max_params), key=lambda v: -v.mean)
-    leader = within[0] if within else None
-    held = None if leader is None else next((v for v in full if _same(v.choice, leader.choice)), None)
-    lines = []
-    if leader is not None and held is None:
-        lines.append(
-            f"Leader of the re-evaluation on validation, at most {max_params:,} parameters: {leader.choice.label}, "
-            f"{leader.params:,} parameters ({leader.mean:.2f}% over {len(leader.final)} new seeds); not confirmed on "
-            f"test yet: drill-search confirm --trials {leader.choice.source_trial} --no-baselines{storage_flag}")
-    elif leader is not None or searched:
-        if leader is not None:
-            best, chosen = held, leader.choice
-            how = f"the leader of the re-evaluation on validation ({leader.mean:.2f}% over {len(leader.final)} new seeds)"
-        else:
-            best = max(searched, key=lambda v: v.mean)
-            chosen = best.choice
-            how = f"the best test mean of the {len(searched)} confirmed (a choice made on test)"
-        lines.append(
-            f"Network to use, at most {max_params:,} parameters: {chosen.label}, {best.params:,} parameters "
-            f"({chosen.candidate.describe()}), {how}: {best.mean:.2f}% mean final-epoch test accuracy over "
-            f"seeds {seeds} (min {min(best.final):.2f}), retrained on all 60,000 training images. Its search run's "
-            f"weights: drill-search export {chosen.source_trial}{storage_flag}")
-    else:
-        lines.append(f"No searched network of at most {max_params:,} parameters is confirmed on seeds {seeds} yet "
-                     "(drill-search confirm).")
-    holding = [v for v in full if v.reaches_target]
-    if holding:
-        small = min(holding, key=lambda v: v.params)
-        lines.append(f"Smallest confirmed network at {TARGET_ACC:g}% or more on every seed: {small.choice.label}, "
-                     f"{small.params:,} parameters (min {min(small.final):.2f}).")
-    else:
-        lines.append(f"No confirmed network holds {TARGET_ACC:g}% on every seed.")
-    named = [f"{n} ({rounds[n].params:,} parameters) {rounds[n].mean:.2f}%" for n in ("round3", "round1") if n in rounds]
-    if named:
-        lines.append("The hand-designed rounds, same protocol: " + "; ".join(named) + ".")
-    return lines
-
-
-def _same(confirmed: Choice, leader: Choice) -> bool:
-    """Whether a confirmation is of the re-evaluation's leader: the same trial, or for a
-    round the same round (`confirm` confirms the rounds by default, by name, with no trial
-    of the search when the round is off the front)."""
-    return (confirmed.source_trial is not None and confirmed.source_trial == leader.source_trial) or \
-        (leader.baseline is not None and confirmed.baseline == leader.baseline)
-
-
-@dataclass(frozen=True)
-class Summary:
-    """What a search's companion studies add to its report (nothing is trained)."""
-
-    answer: list[str]  # the sentences the report opens with
-    tables: list[tuple[str, str, list[str], list[list[str]]]]  # (title, words, header, rows)
-    spread: dict[int, tuple[float, float, int]]  # trial -> (mean, SE, runs) of its re-evaluated score
-    text: str  # the same tables for the terminal
-
-
-def summary(search: optuna.Study, storage, recipe: Recipe, storage_flag: str = "") -> Summary:
-    confirmed, _ = stored_verdicts(search, storage, recipe)
-    reevaluated, _ = stored_verdicts(search, storage, recipe, VALIDATION)
-    goal = search.user_attrs.get("goal", {}).get("max_params")
-    budget = goal or search.user_attrs.get("max_params", PARAM_BUDGET)
-    tables, text = [], []
-    if reevaluated:
-        check = VALIDATION.of(search)
-        tables.append(("Re-evaluation on validation",
-                       "The leaders trained again under the search's own protocol with more seeds "
-                       "(drill-search reevaluate); the mean over the new seeds selects (the search run is shown, not averaged); "
-                       "test is recorded, never used to choose.", *table_rows(reevaluated, check)))
-        text.append(table(reevaluated, recipe.epochs, check))
-    if confirmed:
-        tables.append(("Confirmation on test",
-                       "Retrained on all 60,000 training images, seeds 1, 2, 3 (drill-search confirm); "
-                       "final-epoch test accuracy.", *table_rows(confirmed)))
-        text.append(stored_table(search, storage, recipe) or "")
-    spread = {v.choice.source_trial: (v.mean, standard_error(v), len(v.final))
-              for v in reevaluated if v.choice.source_trial is not None and len(v.final) > 1}
-    lines = answer(confirmed, reevaluated, budget, storage_flag) if confirmed or reevaluated else []
-    return Summary(lines, tables, spread, "\n\n".join(text))

@@ -33,7 +33,7 @@ class Running:
     metric: str = "val"  # which accuracy `acc` is
     acc: float | None = None
     seconds_per_epoch: float | None = None
-    stage: str = "epoch"  # "rung epoch" while a candidate trains the cheap rung (search.promote)
+    stage: str = "epoch"  # "rung epoch" while a candidate trains the cheap rung (search.strategy.promote)
     within: dict | None = None  # how far the epoch under way has gone (record.StepRecorder)
 
     def text(self) -> str:

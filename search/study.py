@@ -1,38 +1,33 @@
-"""The search use case, and the rounds' reproduction.
+"""The search use case.
 
 `search(cfg, on_event)` is `drill-search run --trials N`: it checks what the run needs
 before any worker starts, fills the study to `cfg.trials` finished trials with worker
 processes (`run_search`: the restart and end-of-run policy), and attaches the report's
 figures to the study for the dashboard. It reports what happens as events (`Started`,
-`TrialFinished`, `Polled`, `Ended`); the CLI prints them. `reproduce` is `drill-search run
---baseline NAME`: a round trained with its own recipe, stored as a run of the
-"baselines" study.
+`TrialFinished`, `Polled`, `Ended`); the CLI prints them.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import optuna
-import torch
 from optuna.trial import FrozenTrial, TrialState
 
 import spaces
-from baselines import ROUNDS, Baseline
+from baselines import ROUNDS
 
-from . import report
-from .config import Recipe, SearchConfig
-from .data import Mnist, ensure_mnist
-from .identity import FINISHED, SearchFailed, StudyError, counts, open_search
-from .liveness import awaits_claim, fail_dead_workers, fail_trial, requeue
-from .model import count_params
-from .runs import record_run
-from .supervisor import GO_ON, STOP, Supervisor, TrialFinished, Worker
-from .train import EpochResult, TrainResult
-from .workers import EXIT_GAVE_UP, check_workers, gpus, search_worker, todo, worker_device
+from .config import SearchConfig
+from .engine.data import ensure_mnist
+from .engine.model import count_params
+from .execution.hardware import check_workers
+from .execution.identity import SearchFailed, StudyError, counts, open_search
+from .execution.liveness import awaits_claim, fail_dead_workers, fail_trial, requeue
+from .execution.supervisor import GO_ON, STOP, Supervisor, TrialFinished, Worker, reporter
+from .execution.workers import EXIT_GAVE_UP, search_worker, todo
+from .results import report
 
 
 @dataclass(frozen=True)
@@ -42,7 +37,7 @@ class Started:
     study: optuna.Study
     done: int
     left: int
-    sampler: str  # the study's (search.identity.study_sampler)
+    sampler: str  # the study's (search.execution.identity.study_sampler)
 
 
 @dataclass(frozen=True)
@@ -108,24 +103,14 @@ def run_search(
     if cfg.with_baselines:
         enqueue_baselines(study, cfg.max_params)
     fail_dead_workers(study)
-    seen = {t.number for t in study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.FAIL))}
     deaths, max_deaths = 0, max_deaths if max_deaths is not None else 3 * cfg.workers
     gave_up = False
-
-    def tell(trials: list[FrozenTrial]) -> None:
-        for t in trials:
-            if t.state in (*FINISHED, TrialState.FAIL) and t.number not in seen:
-                seen.add(t.number)
-                on_event(TrialFinished(t))
-        on_event(Polled(trials))
-
-    supervisor = Supervisor(study, search_worker, tell, poll_seconds)
+    supervisor = Supervisor(study, search_worker, reporter(study, on_event, Polled), poll_seconds)
 
     def spawn(index: int) -> None:
         if cfg.past_deadline(time.time()):
             return  # start nothing
-        supervisor.start(index, dataclasses.replace(cfg, device=worker_device(cfg.device, index, gpus(cfg.device))),
-                         index)
+        supervisor.start_on_its_device(index, cfg, index)
 
     def on_exit(w: Worker, code: int) -> bool:
         nonlocal deaths, gave_up
@@ -201,21 +186,3 @@ def enqueue_baselines(study: optuna.Study, max_params: int) -> list[str]:
             names.append(b.name)
     return names
 
-
-# --- the rounds -------------------------------------------------------------------------
-
-
-def reproduce(
-    baseline: Baseline,
-    recipe: Recipe,
-    data: Mnist,
-    device: torch.device,
-    study: optuna.Study,
-    on_epoch: Callable[[EpochResult], None] | None = None,
-    progress: bool = False,
-    artifacts=None,
-) -> TrainResult:
-    """Train a hand-designed round with its own recipe as a trial of `study` (see
-    `identity.open_baselines`)."""
-    return record_run(study, baseline.candidate, recipe, data.train, {"test": data.test}, device,
-                      {"baseline": baseline.name}, on_epoch=on_epoch, progress=progress, artifacts=artifacts)

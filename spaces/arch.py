@@ -1,6 +1,6 @@
 """The value a search point stands for: a network's widths plus the training knobs.
 
-Every network here is the same chain (see `search.model` for the layers):
+Every network here is the same chain (see `search.engine.model` for the layers):
 
     block(1->c1) block(c1->c2) transition 1x1(c2->t) maxpool
     block(t->c4) [block(c4->c5)] block(->c6) block(c6->c7, pad 1) pool 1x1-conv(c7->10)
@@ -87,6 +87,10 @@ class Candidate:
             raise ValueError(f"batch_size must be positive, got {self.batch_size}")
         if not 0.0 <= self.rotation <= 180.0:
             raise ValueError(f"rotation must be between 0 and 180 degrees, got {self.rotation}")
+
+    def to_dict(self) -> dict:
+        """{"arch": the network's fields, then each training knob}."""
+        return asdict(self)
 
     def lr_at(self, batch_size: int) -> float:
         """The learning rate to use at `batch_size`: linear scaling from batch 64."""

@@ -7,14 +7,18 @@ hand-designed rounds are points of this space (tests prove it): step schedule, l
 batch 64, rotation 7 degrees.
 
 Trials stored before `batch_size` and `rotation` joined the space have neither parameter;
-`decode` reads them as the notebooks' values (64, 7), which is what they trained with.
+`decode` reads them as `Candidate`'s defaults, the notebooks' values (64, 7), which is what
+they trained with.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import json
 import math
+import typing
 from typing import Any
 
 from optuna.distributions import (
@@ -25,7 +29,7 @@ from optuna.distributions import (
     distribution_to_json,
 )
 
-from .arch import NOTEBOOK_BATCH, NOTEBOOK_ROTATION, POOLS, SCHEDULES, Arch, Candidate
+from .arch import POOLS, SCHEDULES, Candidate
 
 _NARROW = IntDistribution(4, 16, step=2)  # first block and the transition
 _WIDE = IntDistribution(8, 32, step=2)  # second block: the widest layer of every round
@@ -55,16 +59,17 @@ SPACE: dict[str, BaseDistribution] = {
 CONDITIONS = {"c5": ("block5", True), "lr_step": ("schedule", "step")}
 
 
-def sample(trial: Any) -> Candidate:
+def sample(trial: Any, kind: type = Candidate, space: dict[str, BaseDistribution] = SPACE,
+           conditions: dict[str, tuple[str, Any]] = CONDITIONS) -> Any:
     """Ask an Optuna trial for every parameter of the space, in declaration order."""
     params: dict[str, Any] = {}
-    for name, dist in SPACE.items():
-        if name in CONDITIONS:
-            parent, value = CONDITIONS[name]
+    for name, dist in space.items():
+        if name in conditions:
+            parent, value = conditions[name]
             if params[parent] != value:
                 continue
         params[name] = _suggest(trial, name, dist)
-    return decode(params)
+    return decode(params, kind, conditions)
 
 
 def _suggest(trial: Any, name: str, dist: BaseDistribution) -> Any:
@@ -77,44 +82,90 @@ def _suggest(trial: Any, name: str, dist: BaseDistribution) -> Any:
     raise TypeError(f"unsupported distribution for {name}: {dist!r}")
 
 
-def encode(candidate: Candidate) -> dict[str, Any]:
-    """The Optuna parameters of a candidate (what `enqueue_trial` takes)."""
-    a = candidate.arch
-    params: dict[str, Any] = {
-        "c1": a.c1,
-        "c2": a.c2,
-        "t": a.t,
-        "c4": a.c4,
-        "block5": a.c5 is not None,
-    }
-    if a.c5 is not None:
-        params["c5"] = a.c5
-    params.update(c6=a.c6, c7=a.c7, dropout=a.dropout, pool=a.pool, lr=candidate.lr,
-                  schedule=candidate.schedule)
-    if candidate.lr_step is not None:
-        params["lr_step"] = candidate.lr_step
-    params.update(batch_size=candidate.batch_size, rotation=candidate.rotation)
+# A knob is a field of the candidate (of its Arch, for the network's) and the space's
+# parameter of the same name: encode and decode read the candidate's fields, so a knob is
+# declared once, as a field with a default, and its range once, in SPACE. A parameter that
+# is no field is a switch: whether the field it gates is set (block5: c5 is not None).
+
+
+def encode(candidate: Any, space: dict[str, BaseDistribution] = SPACE,
+           conditions: dict[str, tuple[str, Any]] = CONDITIONS) -> dict[str, Any]:
+    """The Optuna parameters of a candidate (what `enqueue_trial` takes), in the space's
+    order; a field that is None (its condition does not hold) is left out."""
+    values = _values(candidate)
+    if unranged := [name for name in values if name not in space]:
+        raise ValueError(f"the space has no range for {', '.join(unranged)} of {type(candidate).__name__}")
+    params: dict[str, Any] = {}
+    for name in space:
+        if name not in values:
+            gated, wanted = _gated(name, values, conditions)
+            params[name] = (values[gated] is not None) == wanted
+        elif values[name] is not None:
+            params[name] = values[name]
     return params
 
 
-def decode(params: dict[str, Any]) -> Candidate:
-    """The candidate a trial's parameters describe (inverse of `encode`)."""
-    arch = Arch(
-        c1=int(params["c1"]),
-        c2=int(params["c2"]),
-        t=int(params["t"]),
-        c4=int(params["c4"]),
-        c5=int(params["c5"]) if params["block5"] else None,
-        c6=int(params["c6"]),
-        c7=int(params["c7"]),
-        dropout=float(params["dropout"]),
-        pool=params["pool"],
-    )
-    schedule = params.get("schedule", "step")
-    lr_step = int(params["lr_step"]) if schedule == "step" else None
-    return Candidate(arch=arch, lr=float(params["lr"]), lr_step=lr_step, schedule=schedule,
-                     batch_size=int(params.get("batch_size", NOTEBOOK_BATCH)),
-                     rotation=float(params.get("rotation", NOTEBOOK_ROTATION)))
+def decode(params: dict[str, Any], kind: type = Candidate,
+           conditions: dict[str, tuple[str, Any]] = CONDITIONS) -> Any:
+    """The candidate a trial's parameters describe (inverse of `encode`).
+
+    A field whose condition does not hold is None; one whose condition holds must be
+    stored. A training knob (a field of `kind` itself) the trial lacks takes the field's
+    default: the trial was stored before that knob joined the space and trained with the
+    default (the notebooks' schedule, batch and rotation). The network's fields (a nested
+    dataclass) are never guessed: a trial without one is a damaged record, not a network."""
+    knobs = {name: (type_, default) for name, type_, default in _knobs(kind)}
+    training = {f for f, t, _ in _fields(kind) if not dataclasses.is_dataclass(t)}
+
+    def value(name: str) -> Any:
+        type_, default = knobs[name]
+        if name in conditions:
+            parent, wanted = conditions[name]
+            if (value(parent) if parent in knobs else params[parent]) != wanted:
+                return None
+            return type_(params[name])  # its condition holds: it was stored
+        if name in params:
+            return type_(params[name])
+        if default is dataclasses.MISSING or name not in training:
+            raise KeyError(name)
+        return default
+
+    def build(cls: type) -> Any:
+        return cls(**{f: build(t) if dataclasses.is_dataclass(t) else value(f) for f, t, _ in _fields(cls)})
+
+    return build(kind)
+
+
+def _values(candidate: Any) -> dict[str, Any]:
+    """Knob -> value of a candidate, its nested dataclass (the Arch) flattened."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(candidate):
+        v = getattr(candidate, f.name)
+        out.update(_values(v) if dataclasses.is_dataclass(v) else {f.name: v})
+    return out
+
+
+def _gated(switch: str, values: dict[str, Any], conditions: dict[str, tuple[str, Any]]) -> tuple[str, Any]:
+    """The field a switch gates, and the switch's value that makes it exist."""
+    for name, (parent, wanted) in conditions.items():
+        if parent == switch and name in values:
+            return name, wanted
+    raise ValueError(f"the space's parameter {switch} is neither a knob of the candidate nor a switch of one")
+
+
+def _knobs(kind: type) -> list[tuple[str, type, Any]]:
+    """(name, value type, default) of each knob of a candidate type, nested dataclasses flattened."""
+    return [knob for f, t, default in _fields(kind)
+            for knob in (_knobs(t) if dataclasses.is_dataclass(t) else [(f, t, default)])]
+
+
+@functools.cache
+def _fields(cls: type) -> tuple[tuple[str, type, Any], ...]:
+    """(name, type, default) of each field of a dataclass; the type is a nested dataclass or
+    the knob's value type (`int | None`: int), which decode converts the stored value to."""
+    hints = typing.get_type_hints(cls)
+    return tuple((f.name, next(t for t in typing.get_args(hints[f.name]) or (hints[f.name],) if t is not type(None)),
+                  f.default) for f in dataclasses.fields(cls))
 
 
 def outside(candidate: Candidate) -> list[str]:

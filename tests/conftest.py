@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from search.config import DATA_ENV
-from search.data import Mnist, Split, load_mnist
+from search.engine.data import Mnist, Split, load_mnist
 
 
 @pytest.fixture(scope="session")

@@ -84,7 +84,7 @@ def test_search_report_export_from_the_cli(capsys, tmp_path, data_root):
     store = str(tmp_path / "s.journal")
     common = ["--storage", store, "--data-dir", str(data_root)]
     code, out, err = run(capsys, "run", "--trials", "3", "--epochs", "1", "--train-size", "300",
-                         "--val-size", "500", "--with-baselines", "--device", "cpu", *common)
+                         "--val-size", "500", "--device", "cpu", *common)
     assert code == 0, err
     assert "[round1]" in out and "Pareto front" in out and f"drill-search dashboard --storage {store}" in out
     code, out, _ = run(capsys, "run", "--trials", "3", "--epochs", "1", "--train-size", "300",
@@ -134,6 +134,7 @@ def test_search_report_export_from_the_cli(capsys, tmp_path, data_root):
         (["run", "--trials", "x"], "invalid int value"),
         (["run", "--baseline", "round3", "--train-size", "100", "--workers", "2"],
          "--workers, --train-size belong to a search"),
+        (["run", "--baseline", "round1", "--no-baselines"], "--no-baselines belong to a search"),  # the flag typed
         (["confirm", "--train-size", "0"], "--train-size must be between 1 and 60000"),
         (["confirm", "--workers", "0"], "--workers must be at least 1"),
         (["run", "--trials", "5", "--workers", "2"], "SQLite is not safe for 2 concurrent workers"),
@@ -194,7 +195,7 @@ def test_reading_commands_open_the_shipped_study_when_there_is_none_of_your_own(
 
 
 def test_a_search_that_keeps_failing_is_one_sentence_and_exit_1(capsys, tmp_path, monkeypatch):
-    from search.identity import SearchFailed
+    from search.execution.identity import SearchFailed
 
     def failing(cfg, **kw):
         raise SearchFailed("training kept failing with errors (4 failed trials, the last: error: RuntimeError: x); "
@@ -234,7 +235,7 @@ def test_the_dependency_floors_are_versions_the_tests_ran_on():
 
 
 def test_a_checkout_with_only_the_old_default_sqlite_file_keeps_using_it(tmp_path, monkeypatch):
-    from search.storage import DEFAULT_STORAGE, LEGACY_STORAGE, reading_url, storage_url
+    from search.execution.storage import DEFAULT_STORAGE, LEGACY_STORAGE, reading_url, storage_url
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "studies").mkdir()
@@ -315,8 +316,8 @@ def test_a_journal_cut_mid_line_warns_and_a_damaged_one_is_one_sentence(tmp_path
 
 
 def test_reevaluate_refuses_a_recipe_of_its_own_and_the_search_runs_seed(capsys, tmp_path):
-    from search import identity
     from search.config import DataConfig, Recipe, SearchConfig
+    from search.execution import identity
 
     cfg = SearchConfig(storage=str(tmp_path / "s.journal"), recipe=Recipe(epochs=2), data=DataConfig(root=tmp_path))
     study = identity.open_search(cfg)
@@ -340,9 +341,9 @@ def test_reevaluate_refuses_a_recipe_of_its_own_and_the_search_runs_seed(capsys,
 ])
 def test_confirm_and_reevaluate_refuse_a_study_of_runs_as_the_search_and_write_nothing(
         capsys, tmp_path, command, given, words):
-    from search import identity, runs
     from search.config import DataConfig, Recipe, SearchConfig
-    from search.storage import open_storage
+    from search.execution import identity, runs
+    from search.execution.storage import open_storage
 
     store = tmp_path / "s.journal"
     search = identity.open_search(SearchConfig(storage=str(store), recipe=Recipe(epochs=2),
@@ -413,8 +414,8 @@ def test_a_rung_given_for_a_full_search_or_left_at_its_default_is_not_refused(ca
 
 
 def test_a_seed_beyond_torchs_is_refused_by_every_command_that_trains(capsys, tmp_path, monkeypatch):
-    from search import identity
     from search.config import ConfigError, ConfirmConfig, DataConfig, Recipe, SearchConfig
+    from search.execution import identity
 
     _no_workers(monkeypatch)
     journal = tmp_path / "s.journal"
@@ -506,8 +507,8 @@ def test_a_report_output_it_cannot_write_is_one_sentence(tmp_path, capsys, where
 
 
 def test_reevaluate_with_no_leader_says_so_in_words_that_read_right(capsys, tmp_path):
-    from search import identity
     from search.config import DataConfig, Recipe, SearchConfig
+    from search.execution import identity
 
     journal = str(tmp_path / "s.journal")
     study = identity.open_search(SearchConfig(storage=journal, recipe=Recipe(epochs=2), data=DataConfig(root=tmp_path)))
@@ -528,3 +529,13 @@ def test_fail_stale_refuses_an_age_that_is_not_a_positive_number(capsys, tmp_pat
     code, out, err = run(capsys, "fail-stale", "--storage", journal, "--older-than", value)
     assert (code, out) == (2, "") and err == (f"drill-search: error: --older-than must be a positive number of "
                                               f"seconds, got {float(value):g}.\n")
+
+
+def test_the_commands_a_report_suggests_name_its_study_as_the_user_did():
+    from search.config import ReportConfig
+
+    assert ReportConfig(storage="studies/drill-search.journal").command_flags == ""  # the defaults: nothing to repeat
+    assert ReportConfig(storage="/abs/v3.journal", storage_given="v3.journal").command_flags == " --storage v3.journal"
+    assert (ReportConfig(storage="/abs/v3.journal", study_name="big", storage_given="v3.journal").command_flags
+            == " --storage v3.journal --study-name big")
+    assert ReportConfig(storage="x.journal", study_name="big").command_flags == " --study-name big"

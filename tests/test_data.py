@@ -5,7 +5,7 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 from torchvision.transforms import InterpolationMode
 
-from search.data import (
+from search.engine.data import (
     FILES,
     MEAN,
     ROTATION_FILL,

@@ -10,8 +10,8 @@ import torch.nn.functional as F
 
 from baselines import ROUNDS
 from search.config import Recipe
-from search.model import build_model
-from search.train import train
+from search.engine.model import build_model
+from search.engine.train import train
 
 CPU = torch.device("cpu")
 ROUND3 = ROUNDS["round3"].candidate
@@ -67,7 +67,7 @@ def test_larger_batches_change_the_step_count_and_scale_the_lr(synthetic):
 
 
 def test_determinism_on_cuda_is_set_only_inside_a_run_and_only_when_asked():
-    from search.train import cuda_determinism
+    from search.engine.train import cuda_determinism
 
     cudnn = torch.backends.cudnn
     before = (cudnn.benchmark, cudnn.deterministic, torch.are_deterministic_algorithms_enabled())

@@ -16,11 +16,12 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search import liveness, report, supervisor, workers
-from search import identity
 from search import study as studies
 from search.config import Recipe
-from search.storage import open_storage
+from search.execution import liveness, supervisor, workers
+from search.execution import identity
+from search.execution.storage import open_storage
+from search.results import report
 from tests.test_search import config, synthetic_data
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,7 +160,7 @@ def test_a_diverging_candidate_ends_with_its_reason_and_the_study_goes_on(tmp_pa
 
 def flaky_train(monkeypatch, fails: int, error=RuntimeError("boom")):
     """Make the first `fails` training runs raise `error`."""
-    import search.objective as objective
+    import search.execution.objective as objective
 
     real_train = objective.train
     calls = {"n": 0}
@@ -182,7 +183,7 @@ def test_an_error_raised_while_an_interrupt_unwinds_is_the_interrupt(tmp_path, m
         except KeyboardInterrupt:
             raise FileNotFoundError("s.journal.lock.rename")  # noqa: B904 - as the lock's cleanup does
 
-    import search.objective as objective
+    import search.execution.objective as objective
 
     monkeypatch.setattr(objective, "train", interrupted_in_a_lock)
     cfg = config(tmp_path, trials=1, recipe=Recipe(epochs=1, batch_size=64), max_params=10**6)
@@ -223,7 +224,7 @@ def test_out_of_memory_at_the_rung_is_handled_as_on_the_full_run(tmp_path, monke
     # (dropped after two retries, four in a row stopping the search).
     import torch
 
-    import search.objective as objective
+    import search.execution.objective as objective
 
     freed = []
     real_free = objective.free_memory
@@ -250,7 +251,7 @@ def test_an_error_in_training_fails_the_trial_which_is_retried_and_never_counted
     assert a.state == TrialState.FAIL and a.user_attrs["state_reason"] == "error: RuntimeError: boom"
     assert b.user_attrs["retry_of"] == 0 and b.params == a.params and b.state == TrialState.COMPLETE
     assert c.state == TrialState.COMPLETE  # the failure did not use up one of the 2 trials
-    assert "failed: error: RuntimeError: boom" in __import__("search.report").report.trial_line(a)
+    assert "failed: error: RuntimeError: boom" in __import__("search.results.report").results.report.trial_line(a)
 
 
 def test_a_search_whose_training_always_raises_stops_with_one_sentence(tmp_path, monkeypatch, capsys):
@@ -359,7 +360,7 @@ def test_fail_stale_on_a_confirmation_fails_without_queueing(capsys, tmp_path):
 
     import spaces
     from baselines import ROUNDS
-    from search.runs import open_runs
+    from search.execution.runs import open_runs
 
     store = tmp_path / "s.journal"
     runs = open_runs(open_storage(str(store)), "search-confirm")
@@ -408,7 +409,7 @@ def test_a_reused_pid_does_not_hide_a_dead_worker(capsys, tmp_path):
 
     import spaces
     from baselines import ROUNDS
-    from search.liveness import worker_id
+    from search.execution.liveness import worker_id
 
     store = tmp_path / "s.journal"
     study = identity.open_search(config(tmp_path, storage=str(store)))
@@ -590,7 +591,7 @@ def test_a_worker_whose_trial_another_process_ended_goes_on_with_the_next(tmp_pa
     # fail-stale --older-than on another machine (or an RDB heartbeat) may end a trial whose
     # worker is alive: its next write finds the trial finished. The worker must drop that
     # trial and go on, not die with a traceback.
-    import search.objective as objective
+    import search.execution.objective as objective
 
     cfg = config(tmp_path, trials=1, storage=str(tmp_path / "s.journal"), recipe=Recipe(epochs=1, batch_size=64),
                  max_params=10**6)
@@ -760,8 +761,8 @@ def test_a_search_on_a_journal_cut_mid_line_moves_the_cut_aside_and_keeps_every_
 DISK_FULL = """
 import errno, os, resource, signal, sys
 import optuna
-from search.liveness import worker_id
-from search.storage import open_storage
+from search.execution.liveness import worker_id
+from search.execution.storage import open_storage
 
 path = sys.argv[1]
 study = optuna.load_study(study_name="search", storage=open_storage(path))
@@ -780,7 +781,7 @@ def test_a_write_cut_short_by_a_full_disk_loses_no_finished_trial_and_the_next_c
         tmp_path, capsys, caplog):
     import spaces
     from baselines import ROUNDS
-    from search.storage import cut_short
+    from search.execution.storage import cut_short
 
     store = tmp_path / "s.journal"
     study = identity.open_search(config(tmp_path, storage=str(store)))

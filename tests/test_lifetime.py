@@ -14,9 +14,11 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-from search import cli, identity, liveness, report, supervisor, workers
+from search import cli
 from search import study as studies
-from search.storage import open_storage
+from search.execution import identity, liveness, supervisor, workers
+from search.execution.storage import open_storage
+from search.results import report
 from tests.test_faults import ROOT, SEARCH, cli as command, finished, run_cli, wait_for_running_epoch
 from tests.test_search import config, synthetic_data
 
@@ -43,7 +45,7 @@ def kill_all(ids: list[str]) -> None:
 # A supervisor with two workers that would sleep ten minutes, in a process of its own.
 SUPERVISOR = """
 import time, optuna
-from search import supervisor
+from search.execution import supervisor
 sup = supervisor.Supervisor(optuna.create_study(), time.sleep, lambda trials: None, poll_seconds=0.1)
 def start():
     for i in range(2):
@@ -202,3 +204,29 @@ def test_stopping_workers_waits_one_minute_for_all_of_them_not_a_minute_each(mon
     stuck = [Stuck() for _ in range(3)]
     supervisor._stop(stuck)
     assert clock["now"] <= 60.0 and not any(p.alive for p in stuck)  # a minute in all, as interrupt_once says
+
+
+def test_a_use_case_hears_once_of_each_trial_that_finishes_while_it_runs():
+    # the search and the confirmation watch their workers through one reporter
+    study = optuna.create_study()
+    study.tell(study.ask(), 1.0)  # finished before the command: not reported
+    running, other = study.ask(), study.ask()
+    events = []
+    tell = supervisor.reporter(study, events.append, lambda ours: ("polled", [t.number for t in ours]),
+                               ours=lambda trials: [t for t in trials if t.number != other.number])
+    tell(study.get_trials(deepcopy=False))
+    study.tell(running, 2.0)
+    study.tell(other, 3.0)  # not the use case's: neither reported nor polled
+    tell(study.get_trials(deepcopy=False))
+    tell(study.get_trials(deepcopy=False))
+    assert [e.trial.number for e in events if isinstance(e, supervisor.TrialFinished)] == [running.number]
+    assert [e for e in events if not isinstance(e, supervisor.TrialFinished)] == [("polled", [0, 1])] * 3
+
+
+def test_a_worker_can_watch_its_command_before_torch_is_imported():
+    # Under spawn a worker imports the supervisor to find its entry point, then starts the
+    # watch on its command, then imports torch (seconds on a loaded machine): a supervisor
+    # that imported torch itself would leave a worker orphaned that long.
+    code = "import sys, search.execution.supervisor; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

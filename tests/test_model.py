@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from baselines import ROUNDS
-from search.model import SparseDropout, build_model, count_params, layer_table
+from search.engine.model import SparseDropout, build_model, count_params, layer_table
 from spaces import Arch
 
 

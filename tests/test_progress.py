@@ -71,7 +71,7 @@ def test_a_run_shows_how_far_its_first_epoch_has_gone():
 
 
 def test_the_step_recorder_writes_at_most_every_few_seconds():
-    from search.record import StepRecorder
+    from search.execution.record import StepRecorder
 
     class Trial:
         def __init__(self):

@@ -1,4 +1,4 @@
-"""Promotion from the rung (search.promote) on synthetic rung results."""
+"""Promotion from the rung (search.strategy.promote) on synthetic rung results."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import random
 import pytest
 
 from search.config import Goal
-from search.promote import Promotion, RungResult, peers_for
+from search.strategy.promote import Promotion, RungResult, peers_for
 
 RULE = Promotion(eta=3, z=1.0, val_size=5_000)
 
@@ -57,9 +57,9 @@ def test_a_promoting_search_trains_the_rung_first_and_only_the_promoted_in_full(
     # the decision and its reason; only promoted ones train the full protocol.
     from optuna.trial import TrialState
 
-    from search import workers
     from search.config import Recipe
-    from search.promote import Promotion, RungResult
+    from search.execution import workers
+    from search.strategy.promote import Promotion, RungResult
     from tests.test_search import config, load, synthetic_data
 
     goal = Goal(max_params=6_000)  # every network within it is a peer

@@ -4,10 +4,11 @@ import math
 
 import pytest
 
-from search.objective import score
-from search.prune import (AnyOf, Dominated, Gate, Hopeless, Median, NoPruner, Outpaced, Peer, make_pruner,
-                          noise, pareto)
-from search.replay import Recorded, front, replay
+from search.config import score
+from search.strategy.prune import (AnyOf, Dominated, Gate, Hopeless, Median, NoPruner, Outpaced, Peer, make_pruner,
+                                   pareto)
+from search.strategy.replay import Recorded, front, replay
+from search.strategy.stats import noise
 from spaces import Arch, Candidate
 
 ARCH = Arch(8, 16, 8, 12, None, 14, 14, 0.01)

@@ -8,9 +8,9 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from search import report
-from search import identity
-from search.objective import score
+from search.config import score
+from search.execution import identity
+from search.results import selection
 
 ROOT = Path(__file__).resolve().parents[1]
 JOURNAL = ROOT / "studies" / "reference.journal"
@@ -83,7 +83,7 @@ def confirmed_seeds(confirm: optuna.Study) -> dict[str, set[int]]:
 def test_every_front_net_and_round_is_confirmed_on_three_seeds():
     study = load()
     seeds = confirmed_seeds(load("search-confirm"))
-    wanted = [f"trial {t.number}" for t in report.front(study)] + ["round1", "round2", "round3"]
+    wanted = [f"trial {t.number}" for t in selection.front(study)] + ["round1", "round2", "round3"]
     assert {label: seeds.get(label, set()) & {1, 2, 3} for label in wanted} == {label: {1, 2, 3} for label in wanted}
     assert seeds["trial 13"] == seeds["round3"] == {1, 2, 3, 4, 5, 6}  # README's six-seed comparison
 
@@ -94,7 +94,7 @@ SAMPLE_TRAINED = 33  # complete trials in the shipped sample (issue 15 asks for 
 
 def test_the_unpruned_sample_is_random_full_length_and_under_the_search_protocol():
     import spaces
-    from search.model import count_params
+    from search.engine.model import count_params
 
     study = optuna.load_study(study_name="unpruned", storage=JournalStorage(JournalFileBackend(str(SAMPLE))))
     a = study.user_attrs
@@ -115,16 +115,23 @@ def test_the_unpruned_sample_is_random_full_length_and_under_the_search_protocol
     assert len({(t.params["batch_size"], t.params["rotation"]) for t in trained}) > 1  # the new knobs vary
 
 
-def test_the_unpruned_sample_resumes_under_the_current_code():
+def test_the_unpruned_sample_resumes_under_the_current_code(tmp_path):
     # Made with an earlier commit: its stored identity must still match what the command
-    # that made it asks for now, or the resume would be refused.
+    # that made it asks for now, or the resume would be refused. On a copy: open_study
+    # creates a study it does not find, and the shipped file must never be written.
+    import shutil
+
     from search.config import DataConfig, Recipe, SearchConfig
 
-    sample = optuna.load_study(study_name="unpruned", storage=JournalStorage(JournalFileBackend(str(SAMPLE))))
+    copy = tmp_path / SAMPLE.name
+    shutil.copyfile(SAMPLE, copy)
+    storage = JournalStorage(JournalFileBackend(str(copy)))
     cfg = SearchConfig(storage=str(SAMPLE), recipe=Recipe(), data=DataConfig(root=Path("data")),
                        study_name="unpruned", trials=36, pruner="none", sampler="random", seed=15,
                        strategy="full")
-    identity.check_study(sample, ["maximize", "minimize"], identity.search_identity(cfg))
+    identity.open_study(storage, "unpruned", ["maximize", "minimize"], ["val_acc_last3", "params"],
+                        identity.search_identity(cfg))  # an existing study: loaded and checked, never written
+    assert copy.read_bytes() == SAMPLE.read_bytes()
 
 
 V2 = ROOT / "studies" / "v2.journal"
@@ -164,7 +171,7 @@ def test_v2s_front_from_2000_params_and_the_rounds_are_confirmed_on_three_seeds(
     study, confirm = load(journal=V2), load("search-confirm", V2)
     seeds = confirmed_seeds(confirm)
     # README's table: front points from 2,000 params (the 9 below, search test 96.8-98.9, are left out), the rounds
-    wanted = {t.user_attrs.get("baseline", f"trial {t.number}") for t in report.front(study) if t.values[1] >= 2000}
+    wanted = {t.user_attrs.get("baseline", f"trial {t.number}") for t in selection.front(study) if t.values[1] >= 2000}
     wanted |= {"round1", "round2", "round3"}
     assert len(wanted) == 12
     assert {label: seeds.get(label, set()) & {1, 2, 3} for label in wanted} == {label: {1, 2, 3} for label in wanted}
@@ -190,7 +197,7 @@ def test_readmes_picture_shows_both_fronts_and_every_network_confirmed_on_three_
     spec.loader.exec_module(compare_fronts)
     storages = {name: JournalStorage(JournalFileBackend(str(path))) for name, path in (("v1", JOURNAL), ("v2", V2))}
     studies = {k: optuna.load_study(study_name="search", storage=s) for k, s in storages.items()}
-    fronts = {k: [tuple(t.values) for t in report.front(s)] for k, s in studies.items()}
+    fronts = {k: [tuple(t.values) for t in selection.front(s)] for k, s in studies.items()}
     fig = compare_fronts.figure(studies, storages, fronts)
     points = {tr.name: len(tr.x) for tr in fig.data}
     assert points == {"v1": 9, "v2": 19, "v1 confirmed": 9, "v2 confirmed": 9, "rounds confirmed": 3}

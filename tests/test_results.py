@@ -13,10 +13,12 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-from search import confirm, export, identity, report, runs as runs_module, study as studies, workers
+from search import confirm, study as studies
 from search.config import Recipe
-from search.data import Mnist, normalize
-from search.storage import artifact_store, open_storage
+from search.engine.data import Mnist, normalize
+from search.execution import identity, runs as runs_module, workers
+from search.execution.storage import artifact_store, open_storage
+from search.results import confirmation, export, report, selection, verdicts
 from tests.conftest import synthetic_split
 from tests.test_search import config, synthetic_data
 
@@ -38,7 +40,7 @@ def train_and_judge(choices, seeds, recipe, data, storage, name, check=runs_modu
     runs_module.train(confirm.plan(choices, seeds), recipe, data, torch.device("cpu"), storage, name, check,
                       train_size=train_size, **kw)
     study = runs_module.open_runs(storage, name, check)
-    return confirm.verdicts(study, choices, seeds, runs_module.run_protocol(recipe, train_size, check), check)
+    return verdicts.verdicts(study, choices, seeds, runs_module.run_protocol(recipe, train_size, check), check)
 
 
 def test_report_has_the_front_labels_budget_and_target(searched, tmp_path):
@@ -51,13 +53,13 @@ def test_report_has_the_front_labels_budget_and_target(searched, tmp_path):
         assert name in html
     assert "budget 10,000" in html and "99.4% target" in html
     assert "Plotly.newPlot" in html and '<script src="http' not in html  # self-contained
-    for t in report.front(study):
+    for t in selection.front(study):
         assert f"<td>{t.number}</td>" in html
 
 
 def test_front_holds_only_complete_trials_within_budget_that_nothing_beats(searched):
     _, study = searched
-    front = report.front(study)
+    front = selection.front(study)
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE and all(v <= 0 for v in t.constraints.values())]
     assert front and all(t in complete for t in front)
     for t in front:
@@ -140,7 +142,7 @@ def test_the_report_stores_figures_only_when_they_changed(searched, tmp_path):
 def test_export_loads_in_plain_torch_with_the_same_predictions(searched, tmp_path):
     cfg, study = searched
     store = artifact_store(cfg.storage)
-    number = report.front(study)[0].number
+    number = selection.front(study)[0].number
     model, _ = export.trained_model(study, number, store)
     out = export.export(study, number, store, tmp_path / "exp")
     loaded = torch.export.load(str(out / "model.pt2")).module()
@@ -156,7 +158,7 @@ def test_exported_arch_json_holds_the_schedule_batch_and_rotation(searched, tmp_
     import spaces
 
     cfg, study = searched
-    number = report.front(study)[0].number
+    number = selection.front(study)[0].number
     out = export.export(study, number, artifact_store(cfg.storage), tmp_path / "exp")
     meta = json.loads((out / "arch.json").read_text())
     c = spaces.decode(study.trials[number].params)
@@ -179,12 +181,12 @@ def test_export_of_a_study_copied_without_its_weights_is_one_sentence_and_exit_2
     import shutil
 
     from search.cli import main
-    from search.storage import storage_file
+    from search.execution.storage import storage_file
 
     cfg, study = searched
     copy = tmp_path / "copied.db"  # the study file alone, not its -artifacts/ folder beside it
     shutil.copy(storage_file(cfg.storage), copy)
-    number = report.front(study)[0].number
+    number = selection.front(study)[0].number
     code = main(["export", str(number), "--storage", str(copy), "--output", str(tmp_path / "e")])
     out, err = capsys.readouterr()
     assert code == 2, out + err
@@ -197,7 +199,7 @@ def test_confirm_stores_per_seed_results_and_resumes(searched, tmp_path):
     cfg, study = searched
     storage = open_storage(cfg.storage)
     data = Mnist(train=synthetic_split(256, 1), test=synthetic_split(128, 4))
-    choices = confirm.choose(study, [report.front(study)[0].number], cfg.max_params, with_baselines=False)
+    choices = selection.choose(study, [selection.front(study)[0].number], cfg.max_params, with_baselines=False)
     runs = []
     verdicts = train_and_judge(choices, [1, 2], Recipe(epochs=1), data, storage,
                                "confirm-test", on_run=lambda c, s, h: runs.append((c.label, s, h is None)))
@@ -210,7 +212,7 @@ def test_confirm_stores_per_seed_results_and_resumes(searched, tmp_path):
                             "confirm-test", on_run=lambda c, s, h: runs.append((c.label, s, h is None)))
     assert runs[-2:] == [(choices[0].label, 1, True), (choices[0].label, 2, True)]  # nothing retrained
     assert again[0].final == v.final
-    assert "reach 99.4% on every seed" in confirm.table(again, 1)
+    assert "reach 99.4% on every seed" in confirmation.table(again, 1)
 
 
 def test_reevaluation_trains_on_the_search_split_scores_validation_and_averages_only_its_own_runs(searched, tmp_path):
@@ -218,8 +220,8 @@ def test_reevaluation_trains_on_the_search_split_scores_validation_and_averages_
     storage = open_storage(f"sqlite:///{tmp_path}/reeval.db")
     data = Mnist(train=synthetic_split(300, 1), test=synthetic_split(128, 4))
     check = runs_module.Check("reeval", "val_acc_last3", (1, 2), "test", val_size=100, val_seed=0)
-    trial = report.front(study)[0]
-    choices = confirm.choose(study, [trial.number], cfg.max_params, with_baselines=False)
+    trial = selection.front(study)[0]
+    choices = selection.choose(study, [trial.number], cfg.max_params, with_baselines=False)
     (v,) = train_and_judge(choices, [1, 2], Recipe(epochs=2), data, storage, "r", check=check)
     runs = runs_module.open_runs(storage, "r", check).trials
     assert len(runs) == 2 and all(len(t.user_attrs["val_acc"]) == 2 for t in runs)
@@ -227,12 +229,12 @@ def test_reevaluation_trains_on_the_search_split_scores_validation_and_averages_
         assert t.values[0] == pytest.approx(sum(t.user_attrs["val_acc"]) / 2, abs=1e-3)
     # the search run picked the leaders (biased upward): shown beside, never in the mean
     assert v.final == tuple(t.values[0] for t in runs) and v.choice.search_score == trial.values[0]
-    assert f"{trial.values[0]:.2f}" in confirm.table([v], 2, check)
+    assert f"{trial.values[0]:.2f}" in confirmation.table([v], 2, check)
     assert v.test == tuple(t.user_attrs["test_acc"][-1] for t in runs)
     train, evals = check.splits(data, None)
     assert len(train) == 200 and len(evals["val"]) == 100 and set(evals) == {"val", "test"}
     assert runs_module.run_protocol(Recipe(), None, check)["val_size"] == 100  # a different protocol from TEST's
-    assert "leader: " in confirm.table([v], 2, check)
+    assert "leader: " in confirmation.table([v], 2, check)
 
 
 def test_leaders_are_the_best_within_the_goal_that_one_run_cannot_tell_apart():
@@ -245,21 +247,21 @@ def test_leaders_are_the_best_within_the_goal_that_one_run_cannot_tell_apart():
     for score, params in ((99.20, 4_000), (99.05, 4_500), (98.50, 3_000), (99.60, 8_000), (99.18, 4_900)):
         study.add_trial(optuna.trial.create_trial(params={"x": 0.0}, distributions={"x": FloatDistribution(0, 1)},
                                                   values=[score, params]))
-    leaders = confirm.leaders(study, Goal(max_params=5_000), most=4, z=2.0)
+    leaders = selection.leaders(study, Goal(max_params=5_000), most=4, z=2.0)
     # the 8,000-parameter net is outside the goal; 98.50 is 0.7 points behind (about 3 SE)
     assert [t.values[0] for t in leaders] == [99.20, 99.18, 99.05]
-    assert [t.values[0] for t in confirm.leaders(study, Goal(max_params=5_000), most=2)] == [99.20, 99.18]
-    assert [t.values[0] for t in confirm.leaders(study, Goal())][0] == 99.60  # no goal: the front
+    assert [t.values[0] for t in selection.leaders(study, Goal(max_params=5_000), most=2)] == [99.20, 99.18]
+    assert [t.values[0] for t in selection.leaders(study, Goal())][0] == 99.60  # no goal: the front
 
 
 def test_the_reevaluation_table_calls_a_noise_level_lead_a_tie():
     def verdict(label, scores):
-        return confirm.Verdict(runs_module.Choice(label, None), 4_000, tuple(scores), tuple(scores))
+        return verdicts.Verdict(runs_module.Choice(label, None), 4_000, tuple(scores), tuple(scores))
 
     check = runs_module.VALIDATION
-    close = confirm.table([verdict("a", (99.20, 99.10, 99.30)), verdict("b", (99.15, 99.05, 99.25))], 15, check)
+    close = confirmation.table([verdict("a", (99.20, 99.10, 99.30)), verdict("b", (99.15, 99.05, 99.25))], 15, check)
     assert "leader: a" in close and "within one standard error of it: b" in close
-    clear = confirm.table([verdict("a", (99.40, 99.41, 99.42)), verdict("b", (99.10, 99.11, 99.12))], 15, check)
+    clear = confirmation.table([verdict("a", (99.40, 99.41, 99.42)), verdict("b", (99.10, 99.11, 99.12))], 15, check)
     assert "leader: a (99.41%)" in clear and "within one standard error" not in clear
 
 
@@ -270,7 +272,7 @@ def test_a_waiting_trial_without_parameters_is_not_a_planned_run(searched, tmp_p
     storage = open_storage(f"sqlite:///{tmp_path}/w.db")
     runs = runs_module.open_runs(storage, "c")
     runs.enqueue_trial({})
-    choices = confirm.choose(study, [report.front(study)[0].number], cfg.max_params, with_baselines=False)
+    choices = selection.choose(study, [selection.front(study)[0].number], cfg.max_params, with_baselines=False)
     assert confirm.planned_runs(runs.trials, choices, [1], runs_module.run_protocol(Recipe(epochs=1), None)) == []
 
 
@@ -279,7 +281,7 @@ def test_a_run_stored_twice_counts_once(searched, tmp_path):
     cfg, study = searched
     storage = open_storage(f"sqlite:///{tmp_path}/twice.db")
     data = Mnist(synthetic_split(256, seed=1), synthetic_split(128, seed=2))
-    choices = confirm.choose(study, [report.front(study)[0].number], cfg.max_params, with_baselines=False)
+    choices = selection.choose(study, [selection.front(study)[0].number], cfg.max_params, with_baselines=False)
     train_and_judge(choices, [1, 2], Recipe(epochs=1), data, storage, "c")
     runs = runs_module.open_runs(storage, "c")
     key = runs_module.run_protocol(Recipe(epochs=1), None)
@@ -287,7 +289,7 @@ def test_a_run_stored_twice_counts_once(searched, tmp_path):
     runs.add_trial(optuna.trial.create_trial(params=first.params, distributions=first.distributions,
                                              values=[first.values[0] - 1.0, first.values[1]],
                                              user_attrs=first.user_attrs))
-    (v,) = confirm.verdicts(runs, choices, [1, 2], key)
+    (v,) = verdicts.verdicts(runs, choices, [1, 2], key)
     assert len(v.final) == 2 and first.values[0] in v.final and first.values[0] - 1.0 not in v.final
 
 
@@ -297,14 +299,14 @@ def test_runs_are_judged_in_seed_order_whichever_was_stored_first():
     from types import SimpleNamespace
 
     runs = [SimpleNamespace(number=n, user_attrs={"confirm_seed": seed}) for n, seed in ((0, 2), (1, 1), (2, 2))]
-    assert [(t.number, t.user_attrs["confirm_seed"]) for t in confirm.one_per_seed(runs)] == [(1, 1), (0, 2)]
+    assert [(t.number, t.user_attrs["confirm_seed"]) for t in selection.one_per_seed(runs)] == [(1, 1), (0, 2)]
 
 
 def test_confirm_workers_split_the_missing_runs_each_run_once(searched, tmp_path):
     cfg, study = searched
     storage = open_storage(f"sqlite:///{tmp_path}/c.db")
     data = Mnist(synthetic_split(256, seed=1), synthetic_split(128, seed=2))
-    choices = confirm.choose(study, [t.number for t in report.front(study)[:2]], cfg.max_params,
+    choices = selection.choose(study, [t.number for t in selection.front(study)[:2]], cfg.max_params,
                              with_baselines=False)
     key = runs_module.run_protocol(Recipe(epochs=1), None)
     train_and_judge(choices, [1], Recipe(epochs=1), data, storage, "c")  # seed 1 is stored
@@ -323,7 +325,7 @@ def test_confirm_workers_split_the_missing_runs_each_run_once(searched, tmp_path
 
 def test_a_confirm_worker_that_fails_is_one_sentence_and_its_reason(searched, tmp_path, capfd):
     cfg, study = searched
-    choices = confirm.choose(study, [report.front(study)[0].number], cfg.max_params, with_baselines=False)
+    choices = selection.choose(study, [selection.front(study)[0].number], cfg.max_params, with_baselines=False)
     not_a_folder = tmp_path / "file"  # no MNIST, and no download can land there, online or not
     not_a_folder.write_text("")
     url = f"sqlite:///{tmp_path}/c.db"
@@ -362,16 +364,16 @@ def test_confirm_progress_counts_stored_runs_and_shows_only_its_own_workers():
 
 def test_confirm_default_choice_is_the_front_plus_rounds_under_budget(searched):
     _, study = searched
-    labels = [c.label for c in confirm.choose(study, None, 10_000)]
+    labels = [c.label for c in selection.choose(study, None, 10_000)]
     assert {"round1", "round2", "round3"} <= set(labels) and "round0" not in labels
-    assert len(labels) == len({c.candidate for c in confirm.choose(study, None, 10_000)})
+    assert len(labels) == len({c.candidate for c in selection.choose(study, None, 10_000)})
 
 
 def test_confirm_never_mixes_runs_made_under_another_recipe(searched):
     cfg, study = searched
     storage = open_storage(cfg.storage)
     data = Mnist(train=synthetic_split(256, 1), test=synthetic_split(128, 4))
-    choices = confirm.choose(study, [report.front(study)[0].number], cfg.max_params, with_baselines=False)
+    choices = selection.choose(study, [selection.front(study)[0].number], cfg.max_params, with_baselines=False)
     runs = []
 
     def go(recipe):
@@ -391,21 +393,22 @@ def test_confirm_never_mixes_runs_made_under_another_recipe(searched):
 def test_the_report_shows_what_the_confirmation_study_holds_under_its_recipe(searched, tmp_path):
     cfg, study = searched
     storage = open_storage(cfg.storage)
-    assert confirm.stored_table(study, storage, Recipe(epochs=1)) is None  # nothing confirmed yet
+    assert confirmation.stored_table(study, storage, Recipe(epochs=1)) is None  # nothing confirmed yet
     data = Mnist(train=synthetic_split(256, 1), test=synthetic_split(128, 4))
-    first = confirm.choose(study, [report.front(study)[0].number], cfg.max_params, with_baselines=False)
+    first = selection.choose(study, [selection.front(study)[0].number], cfg.max_params, with_baselines=False)
     train_and_judge(first, [1, 2, 7], Recipe(epochs=1), data, storage,
                     runs_module.TEST.study_name(study.study_name))
-    text = confirm.stored_table(study, storage, Recipe(epochs=1))
+    text = confirmation.stored_table(study, storage, Recipe(epochs=1))
     row = next(line for line in text.splitlines() if line.startswith(first[0].label + " "))
     assert row[len(first[0].label):].split()[1] == "2"  # params, then seeds: 1 and 2, not the extra seed 7
     assert "\n2 runs took " in text and " process-hours, " in text  # what the runs shown cost
-    others = [c.label for c in confirm.choose(study, None, cfg.max_params) if c.label != first[0].label]
+    others = [c.label for c in selection.choose(study, None, cfg.max_params) if c.label != first[0].label]
     assert text.splitlines()[-1] == "not confirmed yet: " + ", ".join(others)
-    assert confirm.stored_table(study, storage, Recipe(epochs=1, batch_size=128)) is None  # another recipe's runs
+    assert confirmation.stored_table(study, storage, Recipe(epochs=1, batch_size=128)) is None  # another recipe's runs
     path = tmp_path / "r.html"
-    report.write_html(study, path, confirmation=text)
-    assert "<h2>Confirmation</h2>" in path.read_text() and first[0].label in path.read_text()
+    extra = confirmation.summary(study, storage, Recipe(epochs=1))
+    report.write_html(study, path, answer=extra.answer, tables=extra.tables)
+    assert "<h2>Confirmation on test</h2>" in path.read_text() and first[0].label in path.read_text()
 
 
 def test_a_recorded_run_holds_its_own_candidate_even_with_a_trial_waiting(tmp_path):
@@ -413,7 +416,7 @@ def test_a_recorded_run_holds_its_own_candidate_even_with_a_trial_waiting(tmp_pa
     # run must train and record exactly the candidate it was given, and leave the other.
     import spaces
     from baselines import ROUNDS
-    from search.runs import record_run
+    from search.execution.runs import record_run
 
     storage = open_storage(f"sqlite:///{tmp_path}/b.db")
     study = identity.open_baselines(storage)
@@ -487,7 +490,7 @@ def test_the_answer_names_the_validation_leader_and_falls_back_to_test_saying_so
     cand = ROUNDS["round3"].candidate
 
     def verdict(label, params, scores, trial=None, baseline=None):
-        return confirm.Verdict(runs_module.Choice(label, cand, source_trial=trial, baseline=baseline), params,
+        return verdicts.Verdict(runs_module.Choice(label, cand, source_trial=trial, baseline=baseline), params,
                                tuple(scores), tuple(scores))
 
     confirmed = [verdict("trial 4", 4_800, (99.30, 99.32, 99.31), trial=4),
@@ -496,16 +499,16 @@ def test_the_answer_names_the_validation_leader_and_falls_back_to_test_saying_so
                  verdict("round3", 5_760, (99.28, 99.47, 99.29), baseline="round3")]
     reevaluated = [verdict("trial 4", 4_800, (99.20, 99.25, 99.22), trial=4),
                    verdict("trial 9", 4_900, (99.10, 99.12, 99.11), trial=9)]
-    lines = confirm.answer(confirmed, reevaluated, 5_000, " --storage s.journal")
+    lines = confirmation.answer(confirmed, reevaluated, 5_000, " --storage s.journal")
     assert lines[0].startswith("Network to use, at most 5,000 parameters: trial 4, 4,800 parameters")
     assert "leader of the re-evaluation on validation" in lines[0] and lines[0].endswith("export 4 --storage s.journal")
     unconfirmed = [verdict("trial 7", 4_700, (99.30, 99.31), trial=7), *reevaluated]
-    lines = confirm.answer(confirmed, unconfirmed, 5_000)  # the leader is named, never swapped for a confirmed one
+    lines = confirmation.answer(confirmed, unconfirmed, 5_000)  # the leader is named, never swapped for a confirmed one
     assert lines[0].startswith("Leader of the re-evaluation on validation, at most 5,000 parameters: trial 7")
     assert lines[0].endswith("drill-search confirm --trials 7 --no-baselines")
     assert lines[1].startswith("Smallest confirmed network at 99.4% or more on every seed: trial 9")
     assert "round3 (5,760 parameters) 99.35%" in lines[2]
-    fallback = confirm.answer(confirmed, [], 5_000)
+    fallback = confirmation.answer(confirmed, [], 5_000)
     assert "trial 9" in fallback[0] and "a choice made on test" in fallback[0]
     assert spaces.contains(cand)
 
@@ -531,7 +534,7 @@ def test_a_study_shorter_than_the_protocol_is_labelled_a_quick_look(tmp_path):
 
 
 def test_a_retry_that_inherits_a_decided_rung_does_not_count_it_again():
-    from search.record import epochs_trained
+    from search.execution.record import epochs_trained
 
     dist = {"x": optuna.distributions.IntDistribution(0, 9)}
     rung = {"promoted": True, "rung_val_acc": [97.0] * 3, "rung_epoch_seconds": [41.0, 40.0, 42.0]}
@@ -563,7 +566,7 @@ def test_a_reevaluation_reads_the_recipe_of_a_study_made_by_an_older_version():
     study.set_user_attr("recipe", {"epochs": 15, "batch_size": 64, "momentum": 0.9, "lr_gamma": 0.01,
                                    "augment": True, "bf16": False, "reference_batch": 64})
     study.set_user_attr("train_size", None)
-    recipe, train_size = confirm.search_protocol(study, Recipe(seed=5))
+    recipe, train_size = runs_module.search_protocol(study, Recipe(seed=5))
     assert recipe == Recipe(epochs=15, batch_size=64, seed=5) and train_size is None
 
 
@@ -571,10 +574,10 @@ def _store_runs(storage, search, check, choice, scores):
     """Runs of `choice` as `confirm` (check TEST) or `reevaluate` (VALIDATION) store them,
     one per seed, made by hand: nothing is trained."""
     import spaces
-    from search.model import count_params
+    from search.engine.model import count_params
 
     check = check.of(search)
-    recipe, train_size = confirm.search_protocol(search, Recipe()) if check.val_size else (Recipe(), None)
+    recipe, train_size = runs_module.search_protocol(search, Recipe()) if check.val_size else (Recipe(), None)
     key = runs_module.run_key(runs_module.run_protocol(recipe, train_size, check), choice.candidate)
     runs = runs_module.open_runs(storage, check.study_name(search.study_name), check)
     params = spaces.encode(choice.candidate)
@@ -598,7 +601,7 @@ def test_a_round_that_leads_the_reevaluation_is_the_answer_with_its_own_confirma
     from baselines import ROUNDS
     from search import cli
     from search.config import DataConfig, SearchConfig
-    from search.model import count_params
+    from search.engine.model import count_params
 
     journal = str(tmp_path / "s.journal")
     search = identity.open_search(SearchConfig(storage=journal, recipe=Recipe(), data=DataConfig(root=tmp_path)))
@@ -611,10 +614,10 @@ def test_a_round_that_leads_the_reevaluation_is_the_answer_with_its_own_confirma
             params=params, distributions={k: spaces.SPACE[k] for k in params},
             values=[score, count_params(cand.arch)], user_attrs={"seed": 99, **attrs}))
     storage = open_storage(journal)
-    leaders = confirm.choose(search, [0, 1], 10_000, with_baselines=False)  # `reevaluate --trials 0,1`
+    leaders = selection.choose(search, [0, 1], 10_000, with_baselines=False)  # `reevaluate --trials 0,1`
     _store_runs(storage, search, runs_module.VALIDATION, leaders[0], (99.40, 99.36))  # round3 leads
     _store_runs(storage, search, runs_module.VALIDATION, leaders[1], (99.20, 99.22))
-    defaults = confirm.choose(search, None, 10_000)  # what `confirm` stores by default
+    defaults = selection.choose(search, None, 10_000)  # what `confirm` stores by default
     assert next(c for c in defaults if c.baseline == "round3").source_trial == (None if "off" in case else 0)
     for choice in defaults:
         if choice.baseline != "round3" or case != "not confirmed":
@@ -645,7 +648,7 @@ def test_export_to_a_file_that_exists_is_one_sentence_and_leaves_it_as_it_was(se
     cfg, study = searched
     taken = tmp_path / "model"
     taken.write_text("mine")
-    number = report.front(study)[0].number  # a trial with weights: export gets as far as writing
+    number = selection.front(study)[0].number  # a trial with weights: export gets as far as writing
     code = main(["export", str(number), "--storage", cfg.storage, "--output", str(taken)])
     out, err = capsys.readouterr()
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, out + err

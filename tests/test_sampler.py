@@ -1,4 +1,4 @@
-"""The goal's view of a study (search.sampler) and TPE run through it, on a toy space."""
+"""The goal's view of a study (search.strategy.sampler) and TPE run through it, on a toy space."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from search.config import Goal
-from search.sampler import RUNG_SCORE, GoalSampler, _StudyView, make_sampler
+from search.strategy.sampler import RUNG_SCORE, GoalSampler, _StudyView, make_sampler
 
 X = {"x": FloatDistribution(0.0, 1.0)}
 
@@ -81,8 +81,8 @@ def test_tpe_through_the_view_spends_its_budget_at_the_parameter_goal():
 def test_a_resumed_study_keeps_its_sampler_however_the_default_moves(tmp_path):
     # v1-v3 were TPE studies made before studies recorded their sampler; resuming one
     # without --sampler must not switch it to the new default.
-    from search import identity
     from search.config import DEFAULT_SAMPLER, LEGACY_SAMPLER, DataConfig, Recipe, SearchConfig
+    from search.execution import identity
 
     def opened(storage, sampler=None) -> str:
         cfg = SearchConfig(storage=str(storage), recipe=Recipe(epochs=2), data=DataConfig(root=tmp_path),

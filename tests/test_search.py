@@ -16,12 +16,12 @@ from optuna.trial import TrialState
 
 import spaces
 from baselines import ROUNDS
-from search import liveness, record, workers
-from search import identity
-from search import report, study as studies
+from search import study as studies
 from search.config import DataConfig, Recipe, SearchConfig
-from search.data import Split
-from search.objective import SearchData
+from search.engine.data import Split
+from search.execution import hardware, identity, liveness, record, workers
+from search.execution.objective import SearchData
+from search.results import report
 from tests.conftest import synthetic_split
 
 
@@ -184,19 +184,19 @@ def test_rewording_the_protocol_sentence_refuses_no_study(tmp_path, monkeypatch)
 
 
 def test_a_study_stored_before_an_identity_key_existed_opens_with_the_value_it_had(tmp_path):
-    from types import SimpleNamespace
-
     cfg = config(tmp_path)
     want = identity.search_identity(cfg)
     # as a study stored before these keys changed: no "objective" key, "reference_batch" in its recipe
     v1 = {k: v for k, v in want.items() if k != "objective"}
-    v1 = {**v1, "schema": identity.SCHEMA, "recipe": {**want["recipe"], "reference_batch": 64}}
-    old = SimpleNamespace(study_name="search", user_attrs=v1, directions=identity.open_search(cfg).directions)
-    identity.check_study(old, ["maximize", "minimize"], want)
+    v1 = {**v1, "recipe": {**want["recipe"], "reference_batch": 64}}
+    storage, directions, metrics = optuna.storages.InMemoryStorage(), ["maximize", "minimize"], ["score", "params"]
+    identity.open_study(storage, "search", directions, metrics, v1)  # stored then
+    identity.open_study(storage, "search", directions, metrics, want)  # opened now
     with pytest.raises(identity.StudyError, match="objective"):
-        identity.check_study(old, ["maximize", "minimize"], {**want, "objective": "val_loss_last3"})
+        identity.open_study(storage, "search", directions, metrics, {**want, "objective": "val_loss_last3"})
     with pytest.raises(identity.StudyError, match="recipe"):
-        identity.check_study(old, ["maximize", "minimize"], {**want, "recipe": {**want["recipe"], "reference_batch": 32}})
+        identity.open_study(storage, "search", directions, metrics,
+                            {**want, "recipe": {**want["recipe"], "reference_batch": 32}})
 
 
 def test_sqlite_refuses_concurrent_workers(tmp_path):
@@ -294,8 +294,8 @@ def test_a_killed_worker_trial_ends_failed_and_runs_again(tmp_path, data_root):
 def test_rdb_heartbeat_fails_and_requeues_a_silent_trial(tmp_path, monkeypatch):
     # A trial whose worker stopped beating (killed on another machine, say) is failed by
     # Optuna's heartbeat check and re-queued by drill-search's callback.
-    monkeypatch.setattr("search.storage.HEARTBEAT_SECONDS", 1)
-    monkeypatch.setattr("search.storage.GRACE_SECONDS", 1)
+    monkeypatch.setattr("search.execution.storage.HEARTBEAT_SECONDS", 1)
+    monkeypatch.setattr("search.execution.storage.GRACE_SECONDS", 1)
     cfg = config(tmp_path)
     study = identity.open_search(cfg, on_stale=liveness.requeue)
     study.enqueue_trial(spaces.encode(ROUNDS["round2"].candidate), user_attrs={"baseline": "round2"})
@@ -321,14 +321,14 @@ def test_rdb_heartbeat_fails_and_requeues_a_silent_trial(tmp_path, monkeypatch):
 def test_a_trial_trained_beside_another_worker_equals_the_candidate_trained_alone(tmp_path, data_root):
     # Worker processes share nothing but the storage: a candidate's curve must not depend
     # on what the other worker trains at the same time.
-    from search.train import train
+    from search.engine.train import train
 
     cfg = real_config(tmp_path, data_root, trials=3, workers=2, with_baselines=True,
                       recipe=Recipe(epochs=2, batch_size=64))
     studies.run_search(cfg, poll_seconds=0.2)
     searched = {t.user_attrs["baseline"]: t.user_attrs["val_acc"] for t in load(cfg).trials}
     threads = torch.get_num_threads()
-    workers.use_cores(torch.device("cpu"), cfg.workers)  # the threads each worker used
+    hardware.use_cores(torch.device("cpu"), cfg.workers)  # the threads each worker used
     try:
         data = workers.load_search_data(cfg, torch.device("cpu"))
         for name in ("round2", "round3"):
@@ -342,7 +342,7 @@ def test_a_trial_trained_beside_another_worker_equals_the_candidate_trained_alon
 def test_by_default_a_search_uses_every_core_on_a_journal_and_one_worker_on_sqlite(monkeypatch, tmp_path):
     from search import cli
 
-    monkeypatch.setattr(workers, "usable_cores", lambda: 2)  # a 2-core machine
+    monkeypatch.setattr(hardware, "usable_cores", lambda: 2)  # a 2-core machine
     args = cli.build_parser().parse_args(["run", "--trials", "2", "--device", "cpu"])
     cfg = cli.search_config(args, torch.device("cpu"))
     assert cfg.workers == 2 and cfg.storage == "studies/drill-search.journal"
@@ -354,11 +354,11 @@ def test_by_default_a_search_uses_every_core_on_a_journal_and_one_worker_on_sqli
 
 def test_cuda_workers_spread_over_the_visible_gpus(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    assert [workers.worker_device("cuda", i, workers.gpus("cuda")) for i in range(4)] == \
+    assert [hardware.worker_device("cuda", i, hardware.gpus("cuda")) for i in range(4)] == \
         ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
-    assert workers.worker_device("cuda:1", 0, 2) == "cuda:1"  # a named GPU is every worker's
-    assert workers.worker_device("cpu", 3, 0) == "cpu" and workers.worker_device("cuda", 1, 1) == "cuda"
-    assert workers.default_workers(torch.device("cuda")) == 2
+    assert hardware.worker_device("cuda:1", 0, 2) == "cuda:1"  # a named GPU is every worker's
+    assert hardware.worker_device("cpu", 3, 0) == "cpu" and hardware.worker_device("cuda", 1, 1) == "cuda"
+    assert hardware.default_workers(torch.device("cuda")) == 2
 
 
 def test_a_command_joining_a_running_search_draws_its_own_candidates(tmp_path):

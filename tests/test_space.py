@@ -1,9 +1,15 @@
+from dataclasses import dataclass
+from pathlib import Path
+
 import optuna
 import pytest
+from optuna.distributions import FloatDistribution
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
 
 import spaces
 from baselines import ROUNDS
-from search.model import count_params
+from search.engine.model import count_params
 from spaces import Arch, Candidate
 
 
@@ -85,3 +91,68 @@ def test_batch_size_and_rotation_are_candidate_knobs_with_the_notebooks_values_b
 def test_trials_stored_before_batch_and_rotation_joined_decode_as_the_notebooks_recipe():
     old = {k: v for k, v in spaces.encode(ROUNDS["round2"].candidate).items() if k not in ("batch_size", "rotation")}
     assert spaces.decode(old) == ROUNDS["round2"].candidate
+
+
+@dataclass(frozen=True)
+class WithMomentum(Candidate):
+    """A candidate with one knob more, declared once: the field and its default."""
+
+    momentum: float = 0.9
+
+
+WITH_MOMENTUM = {**spaces.SPACE, "momentum": FloatDistribution(0.5, 0.99, step=0.01)}  # ... and its range
+
+
+def test_a_knob_declared_once_as_a_field_round_trips_through_the_derived_encoding():
+    cand = WithMomentum(ROUNDS["round3"].candidate.arch, lr=0.05, momentum=0.8)
+    params = spaces.encode(cand, WITH_MOMENTUM)
+    assert params == {**spaces.encode(ROUNDS["round3"].candidate), "lr": 0.05, "momentum": 0.8}
+    assert list(params)[-1] == "momentum"  # in the space's order
+    assert spaces.decode(params, WithMomentum) == cand
+    # a trial stored before the knob joined the space trained with its default
+    older = spaces.decode(spaces.encode(ROUNDS["round3"].candidate), WithMomentum)
+    assert older.momentum == 0.9 and older.arch == cand.arch
+    # and through a real study: sampled, stored, read back
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    for _ in range(10):
+        trial = study.ask()
+        drawn = spaces.sample(trial, WithMomentum, WITH_MOMENTUM)
+        assert trial.params["momentum"] == drawn.momentum and 0.5 <= drawn.momentum <= 0.99
+        study.tell(trial, 0.0)
+        assert spaces.decode(study.trials[-1].params, WithMomentum) == drawn
+
+
+def test_a_knob_without_a_range_in_the_space_is_refused_not_dropped():
+    with pytest.raises(ValueError, match="no range for momentum of WithMomentum"):
+        spaces.encode(WithMomentum(ROUNDS["round3"].candidate.arch, lr=0.1))
+
+
+STUDIES = Path(__file__).parents[1] / "studies"
+
+
+@pytest.mark.parametrize("journal", ["reference", "unpruned", "v2", "fidelity", "v3"])
+def test_every_shipped_trial_encodes_back_to_the_params_it_stored(journal):
+    storage = JournalStorage(JournalFileBackend(str(STUDIES / f"{journal}.journal")))
+    read = 0
+    for summary in optuna.get_all_study_summaries(storage):
+        for t in optuna.load_study(study_name=summary.study_name, storage=storage).get_trials(deepcopy=False):
+            if not t.params:  # a trial that stopped before it drew its parameters
+                continue
+            again = spaces.encode(spaces.decode(t.params))
+            if journal == "reference":  # v1, stored before batch and rotation joined the space
+                assert again == {**t.params, "batch_size": 64, "rotation": 7.0}
+            else:
+                assert again == t.params
+            read += 1
+    assert read > 30
+
+
+@pytest.mark.parametrize("missing", ["c1", "pool", "lr_step"])
+def test_a_record_missing_a_network_field_or_a_field_its_condition_requires_is_not_guessed(missing):
+    # a training knob an older trial lacks takes its default (it trained with it); a
+    # missing network field, or a step schedule without its step, is a damaged record
+    params = spaces.encode(ROUNDS["round1"].candidate)
+    assert "lr_step" in params
+    del params[missing]
+    with pytest.raises(KeyError):
+        spaces.decode(params)

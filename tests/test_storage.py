@@ -3,9 +3,9 @@
 import optuna
 import pytest
 
-from search.storage import is_sqlite, storage_url
-from search.identity import StudyError
-from search.workers import check_workers
+from search.execution.identity import StudyError
+from search.execution.storage import is_sqlite, storage_url
+from search.execution.hardware import check_workers
 
 
 @pytest.mark.parametrize(
@@ -39,7 +39,7 @@ def test_a_write_after_a_journal_cut_mid_line_moves_the_cut_aside_and_keeps_the_
     appends the next record after it, and the line after that makes the file unreadable."""
     from optuna.trial import create_trial
 
-    from search.storage import open_storage
+    from search.execution.storage import open_storage
 
     path = tmp_path / "s.journal"
     study = optuna.create_study(study_name="s", storage=open_storage(str(path)))
@@ -62,7 +62,7 @@ def test_a_write_after_a_journal_cut_mid_line_moves_the_cut_aside_and_keeps_the_
 
 
 def test_a_journal_that_is_one_unfinished_line_is_refused_and_left_as_it_is(tmp_path):
-    from search.storage import StorageError, open_storage
+    from search.execution.storage import StorageError, open_storage
 
     path = tmp_path / "notes.txt"
     path.write_bytes(b'{"op_code": 0, "worker_id": "a", "study_na')
@@ -82,7 +82,7 @@ def test_a_journal_that_is_one_unfinished_line_is_refused_and_left_as_it_is(tmp_
     ("rdis:/host:6379", "redis://"),  # no known backend: the forms there are
 ])
 def test_a_url_short_of_its_slashes_is_refused_not_taken_for_a_journal_file(spec, form):
-    from search.storage import StorageError
+    from search.execution.storage import StorageError
 
     with pytest.raises(StorageError) as e:
         storage_url(spec)

@@ -6,7 +6,7 @@ import torch
 
 from baselines import ROUNDS
 from search.config import Recipe
-from search.train import Diverged, evaluate, train
+from search.engine.train import Diverged, evaluate, train
 
 CPU = torch.device("cpu")
 ROUND3 = ROUNDS["round3"].candidate
@@ -106,7 +106,7 @@ def test_evaluate_counts_correct_predictions(synthetic):
     r = train(ROUND3, short(), synthetic.train, {}, CPU)
     m = evaluate(r.model, synthetic.test, batch_size=100)
     with torch.no_grad():
-        from search.data import normalize
+        from search.engine.data import normalize
 
         r.model.eval()
         pred = r.model(normalize(synthetic.test.images)).argmax(1)
@@ -130,7 +130,7 @@ def test_the_candidates_batch_sets_the_steps_and_a_recipe_batch_overrides_it(syn
 
 
 def test_rotation_zero_trains_on_the_plain_images(synthetic, monkeypatch):
-    from search import train as train_module
+    from search.engine import train as train_module
 
     seen = []
     real = train_module.augmented_epoch

@@ -64,10 +64,7 @@ def storage_url(spec: str | None) -> str:
         return LEGACY_STORAGE if legacy.exists() and not Path(DEFAULT_STORAGE).exists() else DEFAULT_STORAGE
     if "://" in spec:
         if _scheme(spec) not in (*_RDB_SCHEMES, "redis"):
-            raise StorageError(
-                f"cannot read the storage {spec!r}: use sqlite:///FILE, postgresql://..., "
-                "mysql://..., redis://..., or a path to a journal file."
-            )
+            raise _unknown_form(spec)
         return spec
     if _LOOKS_LIKE_URL.match(spec):
         prefix = spec.split(":", 1)[0]
@@ -124,7 +121,7 @@ def open_storage(url: str, on_stale: StaleCallback | None = None) -> BaseStorage
     RDB storages (SQLite, PostgreSQL, MySQL) get Optuna's heartbeat: a trial whose worker
     stops beating for GRACE_SECONDS is failed when the next trial starts, and `on_stale`
     is called with it (drill-search re-queues its parameters there). Journal storages have
-    no heartbeat; see `search.study.fail_dead_workers`.
+    no heartbeat; see `search.execution.liveness.fail_dead_workers`.
     """
     scheme = _scheme(url)
     try:
@@ -155,10 +152,12 @@ def open_storage(url: str, on_stale: StaleCallback | None = None) -> BaseStorage
             raise StorageError(f"cannot read the journal {url!r}: {_bad_line(Path(url))}") from None
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise StorageError(f"cannot open the storage {url!r}: {first}") from None
-    raise StorageError(
-        f"cannot read the storage {url!r}: use sqlite:///FILE, postgresql://..., "
-        "mysql://..., redis://..., or a path to a journal file."
-    )
+    raise _unknown_form(url)
+
+
+def _unknown_form(spec: str) -> StorageError:
+    return StorageError(f"cannot read the storage {spec!r}: use sqlite:///FILE, postgresql://..., "
+                        "mysql://..., redis://..., or a path to a journal file.")
 
 
 def _bad_line(path: Path) -> str:

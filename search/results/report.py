@@ -13,7 +13,11 @@ import statistics
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from .config import MAX_EPOCHS, PARAM_BUDGET, TARGET_ACC
+from ..config import MAX_EPOCHS, MAX_RETRY, MNIST_TRAIN, TARGET_ACC, VAL_SIZE
+from ..execution.identity import budget as study_budget
+from .selection import front
+
+TIMES = {1: "once", 2: "twice"}  # a count in words (MAX_RETRY)
 
 
 def outcome(t: FrozenTrial) -> str:
@@ -54,12 +58,6 @@ def trial_line(t: FrozenTrial) -> str:
     return f"trial {t.number:>3}{name}  {size}{curve}  {tail}{secs}"
 
 
-def front(study: optuna.Study) -> list[FrozenTrial]:
-    """Complete, within-budget trials that no other such trial beats on both objectives
-    (validation accuracy, parameters), fewest parameters first."""
-    return sorted(study.best_trials, key=lambda t: (t.values[1], -t.values[0]))
-
-
 def objective_name(study: optuna.Study) -> str:
     """What objective 0 is called in the study (val_acc_last3 for a search)."""
     return (study.metric_names or ["objective 0"])[0]
@@ -88,13 +86,13 @@ def front_table(study: optuna.Study) -> str:
 
 def quick_look(study: optuna.Study) -> str | None:
     """A sentence when the study trains less than the exercise's protocol, else None."""
-    epochs = (study.user_attrs.get("recipe") or {}).get("epochs", 15)
+    epochs = (study.user_attrs.get("recipe") or {}).get("epochs", MAX_EPOCHS)
     images = study.user_attrs.get("train_size")
-    if epochs >= 15 and images is None:
+    if epochs >= MAX_EPOCHS and images is None:
         return None
     what = f"{epochs} epochs" + (f" on {images:,} training images" if images is not None else "")
-    return (f"Quick look: this study trains {what}, not the exercise's protocol (15 epochs on the 55,000 "
-            "training images); its figures do not compare with full-protocol studies.")
+    return (f"Quick look: this study trains {what}, not the exercise's protocol ({MAX_EPOCHS} epochs on the "
+            f"{MNIST_TRAIN - VAL_SIZE:,} training images); its figures do not compare with full-protocol studies.")
 
 
 def counts_line(study: optuna.Study) -> str:
@@ -113,14 +111,14 @@ def cost_line(study: optuna.Study) -> str:
     included) in full-run equivalents against an unpruned search of the same finished
     trials; worker-hours as the sum of trial durations (everything a worker spent on the
     trial); wall time."""
-    from .record import epochs_trained
+    from ..execution.record import epochs_trained
 
     trials = study.get_trials(deepcopy=False)
     finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     per_trial = epochs_trained(trials)
     trained = sum(r + f for r, f in per_trial.values())
     on_rungs = sum(r for r, _ in per_trial.values())
-    epochs = (study.user_attrs.get("recipe") or {}).get("epochs", 15)
+    epochs = (study.user_attrs.get("recipe") or {}).get("epochs", MAX_EPOCHS)
     spans = sorted(s for s in map(span, trials) if s is not None)
     worker_s = sum(b - a for a, b in spans)
     wall, end = 0.0, float("-inf")  # the union of trial spans: time between sessions is left out
@@ -176,7 +174,7 @@ def running_text(trials: list[FrozenTrial], storage: str, study_name: str) -> st
     commands', sharing the study): where each runs (host:pid), and in one line those that
     no one will finish (their worker on this machine is gone) with the command that
     re-queues them. Empty when nothing is running."""
-    from .liveness import gone, where
+    from ..execution.liveness import gone, where
 
     running = [t for t in trials if t.state == TrialState.RUNNING]
     lost = {t.number: why for t in running if (why := gone(t)) is not None}
@@ -213,7 +211,7 @@ def front_figure(study: optuna.Study, spread: dict[int, tuple[float, float, int]
     error bars beside the single run."""
     import plotly.graph_objects as go
 
-    budget = study.user_attrs.get("max_params", PARAM_BUDGET)
+    budget = study_budget(study)
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
     best = front(study)
     best_ids = {t.number for t in best}
@@ -404,13 +402,11 @@ def table_html(header: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def write_html(study: optuna.Study, path, figs: dict | None = None, confirmation: str | None = None,
-               answer: list[str] | None = None, tables: list[tuple[str, str, list[str], list[list[str]]]] = ()
-               ) -> None:
+def write_html(study: optuna.Study, path, figs: dict | None = None, answer: list[str] | None = None,
+               tables: list[tuple[str, str, list[str], list[list[str]]]] = ()) -> None:
     """One self-contained HTML file: plotly.js is embedded, nothing is fetched.
     `answer`: the sentences it opens with (the network to use); `tables`: (title, words,
-    header, rows) of the confirmation and the re-evaluation; `confirmation`: a text table
-    shown as it is, when there are no `tables`."""
+    header, rows) of the confirmation and the re-evaluation."""
     import html
     from pathlib import Path
 
@@ -425,15 +421,12 @@ def write_html(study: optuna.Study, path, figs: dict | None = None, confirmation
     metric = objective_name(study)
     failed = failures(study)
     failed_html = "" if not failed else (
-        "<h2>Failed trials</h2><p>Retried at most twice; never counted as finished.</p><table>"
+        f"<h2>Failed trials</h2><p>Retried at most {TIMES.get(MAX_RETRY, f'{MAX_RETRY} times')}; never counted as "
+        "finished.</p><table>"
         "<thead><tr><th>trial</th><th>reason</th></tr></thead><tbody>"
         + "".join(f"<tr><td>{n}</td><td style='text-align:left'>{html.escape(r)}</td></tr>" for n, r in failed)
         + "</tbody></table>")
-    confirmed_html = "" if not confirmation or tables else (
-        "<h2>Confirmation</h2><p>Retrained on all 60,000 training images with several seeds "
-        "(<code>drill-search confirm</code>); final-epoch test accuracy.</p>"
-        f"<pre>{html.escape(confirmation)}</pre>")
-    confirmed_html += "".join(f"<h2>{html.escape(title)}</h2><p>{html.escape(words)}</p>{table_html(header, rows)}"
+    confirmed_html = "".join(f"<h2>{html.escape(title)}</h2><p>{html.escape(words)}</p>{table_html(header, rows)}"
                               for title, words, header, rows in tables)
     answer_html = "" if not answer else (
         "<div class='answer'><h2>The answer</h2>" + "".join(f"<p>{html.escape(line)}</p>" for line in answer)

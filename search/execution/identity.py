@@ -6,7 +6,7 @@ schema, space fingerprint, the recipe's values, ...) and refuses runs made under
 one. The kinds: a search ("search" by default; objective 0 is the mean validation
 accuracy of the last epochs, test accuracy only recorded), "baselines" (the rounds
 reproduced with their own recipe) and a search's companion studies of runs
-(`search.runs`: `<search>-confirm`, `<search>-reeval`).
+(`search.execution.runs`: `<search>-confirm`, `<search>-reeval`).
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from optuna.trial import TrialState
 
 import spaces
 
-from . import __version__
-from .config import DEFAULT_SAMPLER, LEGACY_SAMPLER, SCORE_EPOCHS, SearchConfig
+from .. import __version__
+from ..config import (BASELINE_STUDY, DEFAULT_SAMPLER, LEGACY_SAMPLER, MNIST_TRAIN, PARAM_BUDGET, SCORE_EPOCHS,
+                      SearchConfig)
 from .storage import open_storage
 
-BASELINE_STUDY = "baselines"
 SCHEMA = 2  # bump when the meaning of stored attributes changes (2: objective 0 is the last-3 mean)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -113,12 +113,6 @@ def _await_creation(study: optuna.Study) -> None:
         time.sleep(0.1)
 
 
-def check_study(study: optuna.Study, directions: list[str], attrs: dict) -> None:
-    """Refuse a study made with other directions or under another protocol."""
-    _check_directions(study, directions)
-    _check_attrs(study, attrs)
-
-
 def _check_directions(study: optuna.Study, directions: list[str]) -> None:
     want = [StudyDirection.MAXIMIZE if d == "maximize" else StudyDirection.MINIMIZE for d in directions]
     if study.directions != want:
@@ -167,10 +161,15 @@ def counts(study: optuna.Study) -> dict[str, int]:
     return c
 
 
+def budget(study: optuna.Study) -> int:
+    """The parameter budget `study` was made under (PARAM_BUDGET when it recorded none)."""
+    return study.user_attrs.get("max_params", PARAM_BUDGET)
+
+
 # --- baselines --------------------------------------------------------------------------
 
 BASELINE_ATTRS = {"kind": "baselines"}
-BASELINE_PROTOCOL = "train on all 60,000 training images; objective 0 is final-epoch test accuracy"
+BASELINE_PROTOCOL = f"train on all {MNIST_TRAIN:,} training images; objective 0 is final-epoch test accuracy"
 
 
 def open_baselines(storage: optuna.storages.BaseStorage, name: str = BASELINE_STUDY) -> optuna.Study:

@@ -18,12 +18,15 @@ import dataclasses
 import os
 import socket
 import time
+import warnings
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from .config import MAX_RETRY
-from .storage import GRACE_SECONDS
+from .. import optuna_private
+from ..config import MAX_RETRY, StaleConfig
+from .identity import load
+from .storage import GRACE_SECONDS, open_existing
 
 
 def process_start(pid: int) -> str | None:
@@ -60,7 +63,7 @@ def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
     if retries > MAX_RETRY or not params:
         return
     # The baseline name, and a promotion decided already with the rung it was decided on
-    # (search.promote: a candidate is promoted once; its retry does not train the rung again).
+    # (search.strategy.promote: a candidate is promoted once; its retry does not train the rung again).
     keep = {k: v for k, v in trial.user_attrs.items()
             if k in ("baseline", "promoted", "promotion") or (k.startswith("rung_") and "promoted" in trial.user_attrs)}
     if "promoted" in trial.user_attrs:
@@ -78,15 +81,11 @@ def fail_trial(study: optuna.Study, trial: FrozenTrial, reason: str, retry: bool
     trial finishes between its read and its write. The storage's own state change
     succeeds exactly once, which is what decides who re-queues.
     """
-    storage = study._storage  # noqa: SLF001 - see above
-    try:
-        storage.set_trial_user_attr(trial._trial_id, "state_reason", reason)  # noqa: SLF001
-        if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):  # noqa: SLF001
-            return False
-    except optuna.exceptions.UpdateFinishedTrialError:
+    failed = optuna_private.fail_once(study, trial, reason)
+    if failed is None:
         return False
     if retry:
-        requeue(study, storage.get_trial(trial._trial_id))  # noqa: SLF001
+        requeue(study, failed)
     return True
 
 
@@ -210,6 +209,13 @@ class Swept:
     retried: bool
 
 
+def sweep(cfg: StaleConfig) -> Swept:
+    """`drill-search fail-stale`: `fail_stale` on the stored study (Optuna's heartbeat
+    re-queues through `requeue` as well)."""
+    study = load(open_existing(cfg.storage, on_stale=requeue), cfg.study_name, cfg.storage)
+    return fail_stale(study, cfg.older_than)
+
+
 def fail_stale(study: optuna.Study, older_than: float | None = None) -> Swept:
     """`drill-search fail-stale`: fail the RUNNING trials of dead workers on this machine,
     and with `older_than` those silent that long elsewhere; re-queue them if the study is a
@@ -221,7 +227,8 @@ def fail_stale(study: optuna.Study, older_than: float | None = None) -> Swept:
     if older_than is not None:
         failed += fail_silent(study, older_than, retry=retry)
         spared = [t.number for t in silent(study, older_than) if lives_here(t.user_attrs.get("worker", ""))]
-    if getattr(study._storage, "get_heartbeat_interval", lambda: None)():  # noqa: SLF001 - RDB with heartbeats
-        optuna.storages.fail_stale_trials(study)
+    with warnings.catch_warnings():  # experimental in Optuna 5, warned of on every call
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)  # Optuna's heartbeat check: nothing where the storage has none
     running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
     return Swept(failed, spared, running, retry)

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.datasets.utils import check_integrity
 
-from .config import DATA_ENV
+from ..config import DATA_ENV
 
 MEAN, STD = 0.1307, 0.3081  # training-set pixel statistics on the 0..1 scale
 ROTATION_FILL = 1.0  # on the 0..255 scale, as RandomRotation(fill=(1,)) on uint8 images

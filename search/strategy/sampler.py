@@ -19,7 +19,7 @@ values it ranks, so `GoalSampler` hands it the same trials with other values
 - `Goal(min_score=S)`: one objective, the parameters, minimised; a trial whose score is
   below S, or that never reached the full protocol, is infeasible.
 
-Trials that stopped at the cheap rung (`search.promote`) carry their rung score as an
+Trials that stopped at the cheap rung (`search.strategy.promote`) carry their rung score as an
 intermediate value in the view, which single-objective TPE ranks among pruned trials.
 The stored study is never changed: the dashboard and the report read the real values.
 """
@@ -35,7 +35,8 @@ from optuna.distributions import BaseDistribution
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from .config import SAMPLERS, Goal
+from .. import optuna_private
+from ..config import SAMPLERS, Goal
 
 RUNG_SCORE = "rung_val_acc"  # user attribute: the rung's validation accuracy per epoch
 
@@ -70,9 +71,8 @@ class _StudyView:
         return not self._single
 
     def _get_trials(self, deepcopy: bool = False, states=None, use_cache: bool = False) -> list[FrozenTrial]:
-        trials = self._study._get_trials(deepcopy=False, states=states, use_cache=use_cache)  # noqa: SLF001 - see class
-        complete = [t for t in self._study._get_trials(deepcopy=False, states=(TrialState.COMPLETE,),  # noqa: SLF001
-                                                       use_cache=use_cache) if t.values]
+        trials = optuna_private.sampler_trials(self._study, states, use_cache)
+        complete = [t for t in optuna_private.sampler_trials(self._study, (TrialState.COMPLETE,), use_cache) if t.values]
         return [view_trial(t, self._goal, complete) for t in trials]
 
     def get_trials(self, deepcopy: bool = False, states=None) -> list[FrozenTrial]:
@@ -115,14 +115,15 @@ def _rescaled(values, complete: list[FrozenTrial]) -> list[float]:
     return [unit(max(scores) - values[0], 0.0, max(scores) - min(scores)), unit(values[1], min(sizes), max(sizes))]
 
 
-class GoalSampler(optuna.samplers.BaseSampler):
-    """A sampler (TPE) that sees the study through the goal's view (see the module)."""
+class ForwardingSampler(optuna.samplers.BaseSampler):
+    """`inner`, every call handed on; the sampling calls see the study through `_view`
+    (the study itself here). Subclasses change the view or one call."""
 
-    def __init__(self, inner: optuna.samplers.BaseSampler, goal: Goal) -> None:
-        self.inner, self.goal = inner, goal
+    def __init__(self, inner: optuna.samplers.BaseSampler) -> None:
+        self.inner = inner
 
     def _view(self, study: optuna.Study) -> Any:
-        return _StudyView(study, self.goal)
+        return study
 
     def infer_relative_search_space(self, study, trial) -> dict[str, BaseDistribution]:
         return self.inner.infer_relative_search_space(self._view(study), trial)
@@ -141,6 +142,17 @@ class GoalSampler(optuna.samplers.BaseSampler):
 
     def reseed_rng(self) -> None:
         self.inner.reseed_rng()
+
+
+class GoalSampler(ForwardingSampler):
+    """A sampler (TPE) that sees the study through the goal's view (see the module)."""
+
+    def __init__(self, inner: optuna.samplers.BaseSampler, goal: Goal) -> None:
+        super().__init__(inner)
+        self.goal = goal
+
+    def _view(self, study: optuna.Study) -> Any:
+        return _StudyView(study, self.goal)
 
 
 def make_sampler(name: str, seed: int | None, workers: int = 1, goal: Goal = Goal()) -> optuna.samplers.BaseSampler:

@@ -1,6 +1,8 @@
 """The supervisor: starts worker processes, polls the storage while they run, stops them
 cleanly, and fails the trials of any that died. One supervisor serves the search and the
-confirmation; what an exit means (replace the worker, stop everything) is the caller's.
+confirmation, with what they share: each worker on its own device (`start_on_its_device`)
+and each finished trial reported once (`reporter`); what an exit means (replace the
+worker, stop everything) is the caller's.
 
 Workers are separate processes (real concurrency; no GIL), started with "spawn" so that
 CUDA and threads start fresh in each; a worker ends when its command dies (`_worker_main`).
@@ -21,9 +23,9 @@ from collections.abc import Callable
 import optuna
 from optuna.trial import FrozenTrial
 
+from ..config import EXIT_INTERRUPTED
 from .liveness import fail_dead_workers, worker_id
 
-EXIT_INTERRUPTED = 130  # a worker stopped by SIGINT/SIGTERM after closing its trial
 EXIT_ORPHANED = 137  # a worker whose command died (as if killed with it: 128 + SIGKILL)
 
 
@@ -133,6 +135,25 @@ class TrialFinished:
     trial: FrozenTrial
 
 
+def reporter(study: optuna.Study, on_event: Callable, polled: Callable[[list[FrozenTrial]], object],
+             ours: Callable[[list[FrozenTrial]], list[FrozenTrial]] = lambda trials: trials,
+             ) -> Callable[[list[FrozenTrial]], None]:
+    """A use case's `on_poll`: `TrialFinished` once for each of `ours(trials)` that
+    finishes (complete, pruned, rejected or failed) from now on, then the use case's own
+    event, `polled(ours(trials))`. What `study` holds finished already is not reported."""
+    seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+
+    def tell(trials: list[FrozenTrial]) -> None:
+        mine = ours(trials)
+        for t in mine:
+            if t.state.is_finished() and t.number not in seen:
+                seen.add(t.number)
+                on_event(TrialFinished(t))
+        on_event(polled(mine))
+
+    return tell
+
+
 # What the caller says when a worker exits: go on polling, or stop every worker.
 GO_ON, STOP = True, False
 
@@ -165,6 +186,14 @@ class Supervisor:
         p = self._ctx.Process(target=_worker_main, args=(pickle.dumps((self.target, args)),), daemon=False)
         p.start()
         self.workers.append(Worker(index, p, worker_id(p.pid)))
+
+    def start_on_its_device(self, index: int, config, *args) -> None:
+        """`start` worker `index` with `config` (a frozen config with a `device`) moved to
+        the worker's own device: the index-th GPU in turn when the device names none."""
+        from .hardware import gpus, worker_device  # here: it imports torch, which a worker must not load before its watch starts
+
+        self.start(index, dataclasses.replace(config, device=worker_device(config.device, index, gpus(config.device))),
+                   *args)
 
     def poll(self) -> None:
         self.on_poll(self.study.get_trials(deepcopy=False))

@@ -3,7 +3,7 @@
     exports/<study>-trial-<n>/
       model.pt2     torch.export program: torch.export.load(path).module() runs it with
                     nothing but PyTorch (eval mode; input normalized MNIST, N x 1 x 28 x 28)
-      weights.pt    the state dict, for search.model.build_model(arch)
+      weights.pt    the state dict, for search.engine.model.build_model(arch)
       arch.json     architecture, schedule, batch size, rotation, the recipe that trained it,
                     parameter count, recorded accuracies, provenance
       layers.txt    the layer table
@@ -21,9 +21,13 @@ from optuna.trial import TrialState
 
 import spaces
 
-from . import record
-from .data import MEAN, STD
-from .model import build_model, count_params, layer_table
+from .. import optuna_private
+from ..config import ExportConfig
+from ..engine.data import MEAN, STD
+from ..engine.model import build_model, count_params, layer_table
+from ..execution import record
+from ..execution.identity import load
+from ..execution.storage import artifact_store, open_existing
 
 
 class ExportError(Exception):
@@ -39,7 +43,7 @@ def trained_model(study: optuna.Study, number: int, store) -> tuple[torch.nn.Mod
     if t.state != TrialState.COMPLETE:
         raise ExportError(f"trial {number} is {t.state.name.lower()}: only complete trials have trained weights.")
     try:
-        weights = record.load_weights(t, study._storage, store)  # noqa: SLF001 - no public accessor for the storage
+        weights = record.load_weights(t, optuna_private.storage(study), store)
     except ArtifactNotFound:
         # The study records the weights but the store lacks the file: a study copied
         # without the -artifacts/ folder beside it, or a server whose weights stayed on
@@ -52,6 +56,12 @@ def trained_model(study: optuna.Study, number: int, store) -> tuple[torch.nn.Mod
     model = build_model(spaces.decode(t.params).arch)
     model.load_state_dict(weights)
     return model.eval(), t
+
+
+def write(cfg: ExportConfig) -> Path:
+    """`drill-search export`: the trial of the stored study written to `cfg.folder`."""
+    study = load(open_existing(cfg.storage), cfg.study_name, cfg.storage)
+    return export(study, cfg.trial, artifact_store(cfg.storage), cfg.folder)
 
 
 def export(study: optuna.Study, number: int, store, out_dir: Path) -> Path:
@@ -72,14 +82,9 @@ def export(study: optuna.Study, number: int, store, out_dir: Path) -> Path:
         "study": study.study_name,
         "trial": t.number,
         "baseline": a.get("baseline"),
-        "arch": cand.arch.to_dict(),
-        # the candidate's training, lr at batch 64; `recipe` is what trained it (a recipe's
-        # batch size overrides the candidate's, its lr scaled linearly)
-        "lr": cand.lr,
-        "lr_step": cand.lr_step,
-        "schedule": cand.schedule,
-        "batch_size": cand.batch_size,
-        "rotation": cand.rotation,
+        # the candidate: "arch", then its training knobs, lr at batch 64; `recipe` is what
+        # trained it (a recipe's batch size overrides the candidate's, its lr scaled linearly)
+        **cand.to_dict(),
         "recipe": a.get("recipe"),
         "params": count_params(model),
         "input": {"shape": [None, 1, 28, 28], "normalize": {"mean": MEAN, "std": STD},

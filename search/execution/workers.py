@@ -7,16 +7,13 @@ fails (its worker died, it was interrupted, training raised) is re-queued at mos
 MAX_RETRY times and never counts as finished.
 
 A confirmation worker (`confirm_worker`) trains the runs it is handed
-(`search.runs.train`); `search.confirm` plans them and starts the workers.
-
-The hardware policy lives here too: how many workers, on which device, with how many
-threads each.
+(`search.execution.runs.train`); `search.confirm` plans them and starts the workers.
+How many workers, on which device, with how many threads: `hardware`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import signal
 import sys
 import time
@@ -26,17 +23,19 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
-from .config import MAX_RETRY, ConfigError, Recipe, SearchConfig
-from .data import load_mnist, split_validation
-from .identity import FINISHED, StudyError, counts, open_search
+from .. import optuna_private
+from ..config import EXIT_INTERRUPTED, MAX_RETRY, Recipe, SearchConfig
+from ..engine.data import load_mnist, split_validation
+from ..strategy.promote import Promotion
+from ..strategy.prune import make_pruner
+from ..strategy.sampler import ForwardingSampler, make_sampler
+from .hardware import use_cores
+from .identity import FINISHED, counts, open_search
 from .liveness import requeue, worker_id
 from .objective import Objective, SearchData, TrialError
-from .promote import Promotion
-from .prune import make_pruner
 from .runs import TEST, Check, Run, train as train_runs
-from .sampler import make_sampler
-from .storage import artifact_store, is_sqlite, open_storage
-from .supervisor import EXIT_INTERRUPTED, interrupt_once
+from .storage import artifact_store, open_storage
+from .supervisor import interrupt_once
 
 MAX_ERRORS_IN_A_ROW = MAX_RETRY + 2  # a worker whose trials keep raising stops the search
 
@@ -62,8 +61,8 @@ def sampler_seed(seed: int | None, index: int, trials: list[FrozenTrial]) -> int
     a respawned worker starts where the study has grown, so it draws new candidates
     instead of replaying the stream that produced the trials already stored. The trials
     running then count too: a second command joining a running search (README: the same
-    command on another core or machine) has worker index 0 like the first, and once drew
-    the very candidates the first was drawing (v3's trials 3 and 4).
+    command on another core or machine) has worker index 0 like the first, and would
+    otherwise draw the very candidates the first is drawing.
     """
     if seed is None:
         return None
@@ -139,7 +138,7 @@ class TotalReached(Exception):
     """The trial just asked for is beyond the study's total; it went back to the queue."""
 
 
-class WithinTotal(optuna.samplers.BaseSampler):
+class WithinTotal(ForwardingSampler):
     """`inner`, refusing a trial that would take the study past `total` finished or running
     trials: it goes back to the queue (WAITING) untouched and the worker stops.
 
@@ -152,31 +151,16 @@ class WithinTotal(optuna.samplers.BaseSampler):
     """
 
     def __init__(self, inner: optuna.samplers.BaseSampler, total: int) -> None:
-        self.inner, self.total = inner, total
+        super().__init__(inner)
+        self.total = total
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if counted_before(study, trial.number) >= self.total:
-            # RUNNING -> WAITING: no public call hands a trial back to the queue. Marked, so
-            # that counts do not show it as work left (a resume takes it like any other).
-            study._storage.set_trial_user_attr(trial._trial_id, "beyond_total", True)  # noqa: SLF001
-            study._storage.set_trial_state_values(trial._trial_id, TrialState.WAITING)  # noqa: SLF001
+            # RUNNING -> WAITING, marked so that counts do not show it as work left (a resume
+            # takes it like any other).
+            optuna_private.back_to_queue(study, trial, "beyond_total")
             raise TotalReached(f"trial {trial.number} is beyond the {self.total} trials asked for")
-        self.inner.before_trial(study, trial)
-
-    def infer_relative_search_space(self, study, trial):
-        return self.inner.infer_relative_search_space(study, trial)
-
-    def sample_relative(self, study, trial, search_space):
-        return self.inner.sample_relative(study, trial, search_space)
-
-    def sample_independent(self, study, trial, param_name, param_distribution):
-        return self.inner.sample_independent(study, trial, param_name, param_distribution)
-
-    def after_trial(self, study, trial, state, values) -> None:
-        self.inner.after_trial(study, trial, state, values)
-
-    def reseed_rng(self) -> None:
-        self.inner.reseed_rng()
+        super().before_trial(study, trial)
 
 
 def counted_before(study: optuna.Study, number: int) -> int:
@@ -204,8 +188,8 @@ class _EndedElsewhere:
         return values
 
     def _note(self, trial: optuna.Trial) -> None:
-        # The storage's state, not the trial object's: no public call re-reads one trial.
-        if trial.study._storage.get_trial(trial._trial_id).state.is_finished():  # noqa: SLF001
+        # The storage's state, not the trial object's.
+        if optuna_private.stored_state(trial).is_finished():
             self.ended = trial.number
 
 
@@ -232,73 +216,6 @@ class ErrorCallback:
 EXIT_GAVE_UP = 3  # a worker's trials kept failing with errors
 
 
-def usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def default_workers(device: torch.device, storage: str | None = None) -> int:
-    """Worker processes when --workers is not given: one on SQLite (`storage`), which takes
-    one writer; else one per usable core on the CPU (two single-threaded workers get about
-    1.3x more out of 2 cores than one with two threads, benchmarks/README.md), one per
-    visible GPU on CUDA (a GPU with room for more is not measured: give --workers; with a
-    named GPU, --device cuda:1, they all share it), one elsewhere."""
-    if storage is not None and is_sqlite(storage):
-        return 1
-    if device.type == "cpu":
-        return usable_cores()
-    if device.type == "cuda":
-        return max(1, torch.cuda.device_count())
-    return 1
-
-
-def resolve_device(name: str) -> torch.device:
-    """The device `name` asks for ("auto": the GPU when there is one), refused with one
-    sentence (ConfigError) when this machine does not have it."""
-    name = name.strip().lower()
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError("device", f"{name!r} is an unknown device; use auto, cpu, cuda, cuda:N or mps.") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError("device", f"{name} was asked for, but this PyTorch sees no CUDA GPU; use --device cpu.")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError("device", f"{name}: there is no such GPU, this machine has "
-                              f"{torch.cuda.device_count()} CUDA device(s).")
-    elif device.type == "mps":
-        if getattr(torch.backends, "mps", None) is None or not torch.backends.mps.is_available():
-            raise ConfigError("device", f"{name} was asked for, but MPS is not available here; use --device cpu.")
-    elif device.type != "cpu":
-        raise ConfigError("device", f"{name!r} is an unsupported device; use auto, cpu, cuda, cuda:N or mps.")
-    return device
-
-
-def worker_device(device: str, index: int, gpus: int) -> str:
-    """The device of worker `index`: plain "cuda" spreads workers round-robin over the
-    `gpus` visible GPUs; a named device ("cuda:1", "cpu") is every worker's."""
-    if device == "cuda" and gpus > 1:
-        return f"cuda:{index % gpus}"
-    return device
-
-
-def gpus(device: str) -> int:
-    """GPUs a worker on `device` may be spread over (none off CUDA)."""
-    return torch.cuda.device_count() if device.startswith("cuda") else 0
-
-
-def use_cores(device: torch.device, workers: int) -> None:
-    """Share the cores this process may use among `workers` processes training on the
-    CPU, unless OMP_NUM_THREADS says how many threads to use."""
-    if device.type == "cpu" and not os.environ.get("OMP_NUM_THREADS"):
-        torch.set_num_threads(max(1, usable_cores() // workers))
-
-
 def search_worker(cfg: SearchConfig, index: int) -> None:
     """Entry point of a search worker process: SIGINT/SIGTERM close the running trial once."""
     interrupt_once(signal.SIGINT, signal.SIGTERM)
@@ -308,16 +225,6 @@ def search_worker(cfg: SearchConfig, index: int) -> None:
         raise SystemExit(EXIT_INTERRUPTED) from None
     except TrialError:  # the supervisor says why, from the failed trials in storage
         raise SystemExit(EXIT_GAVE_UP) from None
-
-
-def check_workers(storage: str, workers: int) -> None:
-    """Refuse several writers on SQLite ("database is locked", no row locks)."""
-    if workers > 1 and is_sqlite(storage):
-        raise StudyError(
-            f"SQLite is not safe for {workers} concurrent workers (\"database is locked\", no row "
-            "locks): use a journal file (--storage studies/search.journal) on one machine, a postgresql:// "
-            "URL, or --workers 1."
-        )
 
 
 # --- confirmation workers ---------------------------------------------------------------

@@ -1,14 +1,12 @@
 """The only trial-aware glue: sample -> budget -> build -> train -> record -> return.
 
 Objectives: the validation score (maximize) and the parameter count (minimize). The
-score is the mean validation accuracy over the last `SCORE_EPOCHS` epochs, all in the
-low-lr tail of every schedule in the space (lr_step <= 12 of 15): the mean smooths the
-epoch-to-epoch wobble there (sd 0.04 points on the unpruned sample), not the sampling
-error of the fixed 5,000 images (about 0.14 points at 99%), which every epoch shares.
-Validation is a fixed held-out part of the training images; test accuracy is recorded
-for reporting and never read by anything that selects or prunes.
+score is the mean validation accuracy over the last `SCORE_EPOCHS` epochs (`config.score`;
+why: studies/method.md, "Validation selects, test reports"). Validation is a fixed
+held-out part of the training images; test accuracy is recorded for reporting and never
+read by anything that selects or prunes.
 
-Under the `promote` strategy (`search.promote`) a trial first trains the cheap rung, a
+Under the `promote` strategy (`search.strategy.promote`) a trial first trains the cheap rung, a
 complete schedule of `rung_epochs` epochs, recorded as `rung_*` user attributes; only a
 promoted candidate goes on to the full protocol, from scratch, whose curves are the
 trial's `val_acc` etc. and whose score is its objective. A trial is one candidate either
@@ -35,15 +33,15 @@ from optuna.trial import TrialState
 
 import spaces
 
+from ..config import MAX_EPOCHS, MAX_RETRY, Goal, Recipe, score
+from ..engine.data import Split
+from ..engine.model import count_params
+from ..engine.train import Diverged, EpochResult, TrainResult, train
+from ..strategy.promote import Promotion, RungResult, peers_for
+from ..strategy.prune import Peer, Pruner
+from ..strategy.sampler import RUNG_SCORE
 from . import record
-from .config import MAX_EPOCHS, MAX_RETRY, Goal, Recipe, score
-from .data import Split
 from .liveness import worker_id
-from .model import count_params
-from .promote import Promotion, RungResult, peers_for
-from .prune import Peer, Pruner
-from .sampler import RUNG_SCORE
-from .train import Diverged, EpochResult, TrainResult, train
 
 _PEER_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 

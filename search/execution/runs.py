@@ -21,12 +21,13 @@ from optuna.trial import TrialState
 
 import spaces
 
+from .. import optuna_private
+from ..config import VAL_SIZE, Recipe, score as search_score
+from ..engine.data import Mnist, Split, split_validation
+from ..engine.model import count_params
+from ..engine.train import EpochResult, TrainResult, train as train_candidate
 from . import record
-from .config import Recipe, score as search_score
-from .data import Mnist, Split, split_validation
-from .identity import open_study, same_protocol
-from .model import count_params
-from .train import EpochResult, TrainResult, train as train_candidate
+from .identity import BASELINE_PROTOCOL, open_study, same_protocol
 
 
 def final_test_acc(history: list[EpochResult]) -> float:
@@ -52,27 +53,32 @@ class Check:
     val_size: int | None = None  # images held out of training and scored; None: none
     val_seed: int = 0
 
+    @property
+    def is_test(self) -> bool:
+        """Whether this is the verdict on test (`TEST`), not a re-evaluation on held-out images."""
+        return self.val_size is None
+
     def splits(self, data: Mnist, train_size: int | None) -> tuple[Split, dict[str, Split]]:
         """(what the runs train on, what they evaluate every epoch)."""
         train, evals = data.train, {}
-        if self.val_size is not None:
+        if not self.is_test:
             train, evals["val"] = split_validation(train, self.val_size, self.val_seed)
         if train_size is not None:
             train = train.take(slice(0, train_size))
         return train, {**evals, "test": data.test}
 
     def score(self, history: list[EpochResult]) -> float:
-        if self.val_size is None:
+        if self.is_test:
             return final_test_acc(history)
         return search_score(e.evals["val"].acc for e in history)
 
     def protocol(self) -> dict:
         """What this check adds to a run's protocol key."""
-        return {} if self.val_size is None else {"val_size": self.val_size, "val_seed": self.val_seed}
+        return {} if self.is_test else {"val_size": self.val_size, "val_seed": self.val_seed}
 
     def of(self, search: optuna.Study) -> Check:
         """This check for `search`: re-evaluation holds out what the search held out."""
-        if self.val_size is None:
+        if self.is_test:
             return self
         a = search.user_attrs
         return dataclasses.replace(self, val_size=a.get("val_size", self.val_size), val_seed=a.get("val_seed", 0))
@@ -81,12 +87,11 @@ class Check:
         return f"{search_name}-{self.name}"
 
 
-TEST = Check("confirm", "test_acc", (1, 2, 3),
-             "train on all 60,000 training images; objective 0 is final-epoch test accuracy")
+TEST = Check("confirm", "test_acc", (1, 2, 3), BASELINE_PROTOCOL)  # the rounds' reproductions' protocol
 VALIDATION = Check("reeval", "val_acc_last3", (1, 2),
                    "train on the search's training split; objective 0 is the search's score, the mean "
                    "validation accuracy of the last 3 epochs on its held-out images; test accuracy is "
-                   "recorded, never used to select", val_size=5_000)
+                   "recorded, never used to select", val_size=VAL_SIZE)
 CHECKS = {c.name: c for c in (TEST, VALIDATION)}
 
 
@@ -176,16 +181,13 @@ def new_trial(study: optuna.Study, candidate: spaces.Candidate, attrs: dict) -> 
     """A RUNNING trial of `study` holding exactly `candidate`'s parameters.
 
     Not enqueue + ask: `ask` takes the oldest waiting trial, which may be another
-    command's (two `run --baseline` or `confirm` at once, or a leftover re-queue). Optuna
-    has no public call that creates a running trial with given parameters, so this does
-    what `Study.add_trial` does, with a RUNNING template.
+    command's (two `run --baseline` or `confirm` at once, or a leftover re-queue).
     """
     params = spaces.encode(candidate)
     template = optuna.trial.create_trial(
         state=TrialState.RUNNING, params=params,
         distributions={k: spaces.SPACE[k] for k in params}, user_attrs=attrs)
-    trial_id = study._storage.create_new_trial(study._study_id, template_trial=template)  # noqa: SLF001
-    return optuna.trial.Trial(study, trial_id)
+    return optuna_private.running_trial(study, template)
 
 
 def record_run(
@@ -232,3 +234,11 @@ def record_run(
     record.finish(trial, "complete", started)
     study.tell(trial, [score(history), n_params])
     return result
+
+
+def search_protocol(search: optuna.Study, engine: Recipe) -> tuple[Recipe, int | None]:
+    """The recipe and training-set size a search trained with (its seed aside), on
+    `engine`'s engine settings: what a re-evaluation must train with to compare with it."""
+    fields = {f.name for f in dataclasses.fields(Recipe)}  # not "steps_scaled", nor keys of older versions
+    stored = {k: v for k, v in search.user_attrs.get("recipe", {}).items() if k in fields}
+    return Recipe(**{**engine.to_dict(), **stored}), search.user_attrs.get("train_size")

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from spaces import Candidate
 from spaces.arch import ONECYCLE_WARMUP
 
-from .config import Recipe
+from ..config import Recipe
 from .data import Split, augmented_epoch, batches, normalize
 from .model import build_model
 

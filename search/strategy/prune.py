@@ -8,15 +8,11 @@ machines), and returns a reason to stop, or None. Rules never see test accuracy.
 
 Like with like: a peer counts at epoch e only when it was at the same point of its
 learning-rate schedule there (`Candidate.phase`: the same number of StepLR drops so far;
-for one-cycle runs, the same epoch).
-
-Noise: one epoch's accuracy on n validation images has a standard error of
-sqrt(p(1 - p) / n), about 0.14 points at 99% on 5,000 images and 0.2 at 98%. `Dominated`
-asks a peer to be ahead by `z` standard errors of the difference, not by a fixed
-hair, and may compare curves averaged over the last `window` epochs (the figures move by
-about 0.1 from epoch to epoch at a high learning rate). The standard error is not
-divided by the window: the same images are scored every epoch, so averaging removes the
-epoch-to-epoch wobble but not the luck of the validation draw.
+for one-cycle runs, the same epoch). "Ahead" means by `z` standard errors of the
+difference (`search.strategy.stats`), not by a fixed hair. A curve averaged over the last
+`window` epochs keeps the standard error of one epoch: the same images are scored every
+epoch, so averaging removes the epoch-to-epoch wobble but not the luck of the validation
+draw.
 
 The rules:
 
@@ -24,28 +20,24 @@ The rules:
                trial (complete, final score within `slack` of the best) at the same point
                of the schedule: far behind everything that matters, whatever its size.
     Dominated  at least `dominators` networks with no more parameters were ahead of it at
-               that point by `z` standard errors (plus `margin` points): it is unlikely to
-               reach the accuracy-vs-parameters front. A small network is never pruned
-               for losing to larger ones.
+               that point by `z` standard errors (plus `margin` points). A small network
+               is never pruned for losing to larger ones.
     Outpaced   even the largest gain from this point to the end that a finished trial at
                the same point of its schedule made would leave it `z` standard errors
                below the final score of `dominators` finished networks with no more
                parameters. Final scores compare across schedules, so a StepLR candidate
-               can lose to a one-cycle one, which `Dominated` never judges. The same
-               point of the schedule is not the same future (a StepLR run with its drop
-               at epoch 12 matches one dropping at 8 until epoch 8); taking the largest
-               gain of all matching curves is what keeps the bound optimistic.
+               can lose to a one-cycle one, which `Dominated` never judges; taking the
+               largest gain of all matching curves keeps the bound optimistic.
     Median     below the median of the comparable peers (not Optuna's MedianPruner,
                which compares against complete trials' best values).
     NoPruner   trains every candidate to the end.
     AnyOf      stops when any of its rules does (the first reason is given).
     Gate       holds a rule's judgement until epoch `warmup`, and for one-cycle runs
-               until their learning rate has passed its peak (early one-cycle figures,
-               taken while the rate still climbs, barely predict the end: in the v1 study
-               trial 34 stood at 95.5% after epoch 3 and ended at 99.04%).
+               until their learning rate has passed its peak.
 
 `make_pruner` builds the named rules of the CLI; `benchmarks/prune_replay.py` measures
-them on the unpruned sample (`search/replay.py`).
+them on the unpruned sample (`search/strategy/replay.py`); why the rules are what they
+are: studies/method.md, Pruning.
 """
 
 from __future__ import annotations
@@ -58,14 +50,9 @@ from typing import Protocol
 
 from spaces.arch import ONECYCLE_WARMUP
 
-from .config import PRUNERS
+from ..config import MAX_EPOCHS, PRUNERS, VAL_SIZE
+from .stats import difference_se
 
-
-
-def noise(acc: float, n: int) -> float:
-    """Standard error, in points, of an accuracy of `acc` percent measured on `n` images."""
-    p = min(max(acc / 100.0, 0.0), 1.0)
-    return 100.0 * math.sqrt(max(p * (1 - p), 1.0 / n) / n)  # never 0: one image either way
 
 
 @dataclass(frozen=True)
@@ -150,7 +137,7 @@ class Hopeless:
 class Dominated:
     z: float = 2.0  # standard errors of the difference a smaller peer must be ahead by
     margin: float = 0.0  # plus this many points
-    n_val: int = 5_000  # validation images behind each figure (sets the standard error)
+    n_val: int = VAL_SIZE  # validation images behind each figure (sets the standard error)
     window: int = 1  # compare means over this many epochs (same phases throughout)
     dominators: int = 2  # smaller-or-equal networks that must be ahead
     min_peers: int = 3  # comparable curves needed before judging
@@ -174,13 +161,13 @@ class Dominated:
 
     def needed(self, mine: float, theirs: float) -> float:
         """How far ahead a peer must be, in points."""
-        return self.margin + self.z * math.hypot(noise(mine, self.n_val), noise(theirs, self.n_val))
+        return self.margin + self.z * difference_se(mine, theirs, self.n_val)
 
 
 @dataclass(frozen=True)
 class Outpaced:
     z: float = 2.0  # standard errors of the difference the finished peers must stay ahead by
-    n_val: int = 5_000
+    n_val: int = VAL_SIZE
     window: int = 2  # its figure now: the mean over this many epochs
     dominators: int = 2  # finished networks with no more parameters that must stay ahead
     min_curves: int = 3  # finished curves at the same point of the schedule to learn the gain from
@@ -196,7 +183,7 @@ class Outpaced:
         gain = max(0.0, max(gains))  # curves that all fell from here: still hope for no loss
         hope = mine + gain
         ahead = [p for p in peers if p.final is not None and p.params <= me.params
-                 and p.final >= hope + self.z * math.hypot(noise(hope, self.n_val), noise(p.final, self.n_val))]
+                 and p.final >= hope + self.z * difference_se(hope, p.final, self.n_val)]
         if len(ahead) < self.dominators:
             return None
         best = max(ahead, key=lambda p: p.final)
@@ -218,7 +205,7 @@ class AnyOf:
 class Gate:
     rule: Pruner
     warmup: int = 3  # judge from this epoch on
-    epochs: int = 15  # the run's length: where a one-cycle run's peak lies
+    epochs: int = MAX_EPOCHS  # the run's length: where a one-cycle run's peak lies
     after_peak: bool = True  # one-cycle runs are judged only once their lr has peaked
 
     def prune(self, epoch: int, me: Peer, peers: Sequence[Peer]) -> str | None:
@@ -233,18 +220,15 @@ class Gate:
         return self.warmup
 
 
-def pareto(warmup: int = 3, epochs: int = 15, n_val: int = 5_000, after_peak: bool = True) -> Pruner:
-    """The default rule, chosen on the unpruned sample (`benchmarks/prune_replay.py`, its
-    "fallback" line): outpaced by one finished smaller net at 2 standard errors, or
+def pareto(warmup: int = 3, epochs: int = MAX_EPOCHS, n_val: int = VAL_SIZE, after_peak: bool = True) -> Pruner:
+    """The default rule: outpaced by one finished smaller net at 2 standard errors, or
     dominated by two smaller nets at 1 standard error on 3-epoch means, gated by the
-    schedule. It cut none of the sample's front in the recorded order, in 20 random
-    orders and in 20 resampled 100-candidate searches, and no one-epoch dip inside the
-    noise. `Hopeless` is left out: it cut the sample's two smallest front nets."""
+    schedule (how it was chosen: studies/method.md, Pruning)."""
     return Gate(AnyOf((Outpaced(z=2.0, n_val=n_val, window=1, dominators=1),
                        Dominated(z=1.0, n_val=n_val, window=3))), warmup, epochs, after_peak)
 
 
-def make_pruner(name: str, warmup: int = 3, epochs: int = 15, n_val: int = 5_000) -> Pruner:
+def make_pruner(name: str, warmup: int = 3, epochs: int = MAX_EPOCHS, n_val: int = VAL_SIZE) -> Pruner:
     if name == "pareto":
         return pareto(warmup, epochs, n_val)
     if name == "median":

@@ -7,12 +7,12 @@ rung: `rung_epochs` epochs with the whole learning-rate schedule compressed into
 It does so at once, from the rung results stored so far, as ASHA does (Li et al. 2020):
 no worker waits for a rung to fill, and nothing is ever promoted twice, because the
 decision belongs to the trial that trained the rung (a retry of a trial that lost its
-worker inherits its decision, see `search.liveness.requeue`).
+worker inherits its decision, see `search.execution.liveness.requeue`).
 
 The rule: a candidate is promoted unless at least ceil(n / eta) of the n rung results
 (its own included) are ahead of it by more than `z` standard errors of the difference,
 one accuracy on `val_size` images having a standard error of sqrt(p(1 - p) / n_images)
-(`search.prune.noise`). So the best 1/eta move on, and a difference within noise of the
+(`search.strategy.stats`). So the best 1/eta move on, and a difference within noise of the
 best is never what keeps a candidate back. Whom it is compared with depends on the goal
 (`peers_for`): with a parameter goal, every rung result within it (the best under the
 goal is wanted, whatever its size); otherwise only networks with no more parameters
@@ -29,8 +29,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .config import Goal
-from .prune import noise
+from ..config import VAL_SIZE, Goal
+from .stats import difference_se
 
 
 @dataclass(frozen=True)
@@ -45,11 +45,10 @@ class RungResult:
 class Promotion:
     eta: int = 3  # the best 1/eta of a rung move on
     z: float = 1.0  # standard errors of the difference that count as "ahead"
-    val_size: int = 5_000
+    val_size: int = VAL_SIZE
 
     def ahead(self, peer: RungResult, me: RungResult) -> bool:
-        se = math.hypot(noise(peer.score, self.val_size), noise(me.score, self.val_size))
-        return peer.score - me.score > self.z * se
+        return peer.score - me.score > self.z * difference_se(peer.score, me.score, self.val_size)
 
     def decide(self, me: RungResult, peers: Sequence[RungResult]) -> str | None:
         """None to promote `me`; otherwise why not, in words."""

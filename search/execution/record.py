@@ -1,6 +1,6 @@
 """What a trial records, written here and nowhere else: architecture, size, provenance,
 per-epoch curves, outcome and weights. The search objective and the runs
-(`search.runs.record_run`: rounds, confirmations, re-evaluations) both write through
+(`search.execution.runs.record_run`: rounds, confirmations, re-evaluations) both write through
 these functions.
 
 Everything here is readable with plain `optuna.load_study(...)`: per-epoch figures are
@@ -27,9 +27,9 @@ from torch import nn
 
 import spaces
 
-from .config import Recipe
+from ..config import Recipe
+from ..engine.train import EpochResult
 from .liveness import worker_id
-from .train import EpochResult
 
 WEIGHTS = "weights.pt"  # the artifact holding a trained model's state dict
 # What a trial's numbers depend on: the space and its learning-rate scaling and schedule
@@ -75,7 +75,7 @@ class StepRecorder:
 
 
 def rung(trial: optuna.Trial, history: list[EpochResult]) -> None:
-    """The cheap rung's curves (search.promote), as `rung_<name>` beside the full run's, and
+    """The cheap rung's curves (search.strategy.promote), as `rung_<name>` beside the full run's, and
     when they were written (fail-stale reads it)."""
     for key, value in curves(history).items():
         trial.set_user_attr(f"rung_{key}", value)
@@ -128,7 +128,7 @@ def versions() -> dict[str, str]:
     import torch
     import torchvision
 
-    from . import __version__
+    from .. import __version__
 
     return {
         "drill_search": __version__,
@@ -143,7 +143,7 @@ def versions() -> dict[str, str]:
 def _git_revision() -> str:
     """The checkout's commit (with '+dirty' when the code that shapes a run has local
     changes), or 'unknown'."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     try:
         rev = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
