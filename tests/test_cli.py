@@ -250,13 +250,7 @@ def test_a_checkout_with_only_the_old_default_sqlite_file_keeps_using_it(tmp_pat
 def test_a_negative_seed_is_one_sentence_and_exit_2_before_any_worker_starts(capsys, tmp_path, monkeypatch, command):
     # NumPy's SeedSequence refuses it inside every worker, which were respawned until the
     # death limit: it must be refused at the edge.
-    def started(*args, **kwargs):
-        raise AssertionError("a worker was started")
-
-    monkeypatch.setattr("search.study.run_search", started)
-    monkeypatch.setattr("search.confirm.supervise", started)
-    monkeypatch.setattr("search.study.ensure_mnist", lambda root, download=True: root)
-    monkeypatch.setattr("search.confirm.ensure_mnist", lambda root, download=True: root)
+    _no_workers(monkeypatch)
     store = tmp_path / "s.journal"
     code, out, err = run(capsys, *command, "--seed", "-1", "--storage", str(store))
     assert code == 2, out + err

@@ -510,6 +510,9 @@ def test_the_answer_names_the_validation_leader_and_falls_back_to_test_saying_so
     assert "round3 (5,760 parameters) 99.35%" in lines[2]
     fallback = confirmation.answer(confirmed, [], 5_000)
     assert "trial 9" in fallback[0] and "a choice made on test" in fallback[0]
+    only = confirmation.answer(confirmed[:1], [], 5_000)  # one confirmed: nothing was chosen on test
+    assert "trial 4" in only[0] and "the only one confirmed (chosen before its test runs)" in only[0]
+    assert "choice made on test" not in only[0]
     assert spaces.contains(cand)
 
 

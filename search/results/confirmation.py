@@ -110,7 +110,8 @@ def answer(confirmed: list[Verdict], reevaluated: list[Verdict], max_params: int
         else:
             best = max(searched, key=lambda v: v.mean)
             chosen = best.choice
-            how = f"the best test mean of the {len(searched)} confirmed (a choice made on test)"
+            how = ("the only one confirmed (chosen before its test runs)" if len(searched) == 1 else
+                   f"the best test mean of the {len(searched)} confirmed (a choice made on test)")
         lines.append(
             f"Network to use, at most {max_params:,} parameters: {chosen.label}, {best.params:,} parameters "
             f"({chosen.candidate.describe()}), {how}: {best.mean:.2f}% mean final-epoch test accuracy over "
