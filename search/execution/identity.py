@@ -222,9 +222,9 @@ def open_search(cfg: SearchConfig, sampler: optuna.samplers.BaseSampler | None =
         # the goal of the latest run (not identity: a study may be resumed with another
         # goal); `reevaluate` and the report read it
         study.set_user_attr("goal", cfg.goal.to_dict())
-    sampler = cfg.sampler or study_sampler(study)
-    if study.user_attrs.get("sampler") != sampler:  # the sampler of the latest run, as the goal
-        study.set_user_attr("sampler", sampler)
+    sampler_name = cfg.sampler or study_sampler(study)
+    if study.user_attrs.get("sampler") != sampler_name:  # the sampler of the latest run, as the goal
+        study.set_user_attr("sampler", sampler_name)
     return study
 
 
