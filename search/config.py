@@ -74,14 +74,13 @@ def _between(field: str, value, low, high) -> None:
 class Recipe:
     """How a candidate is trained; its learning rate and step come from the candidate.
 
-    Defaults are the notebooks' recipe: SGD momentum 0.9, StepLR gamma 0.01, 15 epochs,
-    seed 99; the batch size and the rotation range are the candidate's (the rounds: 64
+    Defaults are the notebooks' recipe: StepLR gamma 0.01, 15 epochs, seed 99; the batch
+    size, SGD's momentum and the augmentation are the candidate's (the rounds: 64, 0.9
     and 7 degrees).
     """
 
     epochs: int = MAX_EPOCHS
     batch_size: int | None = None  # None: the candidate's; a number overrides it (lr scaled)
-    momentum: float = 0.9
     lr_gamma: float = 0.01  # StepLR factor at the candidate's lr_step
     seed: int = 99  # weights, dropout masks, batch order and rotation angles
     augment: bool = True  # random rotation of training images by the candidate's range
@@ -112,9 +111,6 @@ class Recipe:
         convolutions; nn.Dropout on GPUs, where it is one cheap kernel. The one place
         this is decided."""
         return device_type == "cpu" if self.sparse_dropout is None else self.sparse_dropout
-
-    def rotation_for(self, candidate: Candidate) -> float:
-        return candidate.rotation if self.augment else 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -5,10 +5,11 @@ CLI's parser, which needs only `spaces.arch`, must answer `--help` without it.
 """
 
 from .arch import POOLS, SCHEDULES, Arch, Candidate
+from .net import Net, Stage
 
 _FROM_SPACE = ("CONDITIONS", "SPACE", "contains", "decode", "encode", "fingerprint", "outside", "sample")
 
-__all__ = ["POOLS", "SCHEDULES", "Arch", "Candidate", *_FROM_SPACE]
+__all__ = ["POOLS", "SCHEDULES", "Arch", "Candidate", "Net", "Stage", *_FROM_SPACE]
 
 
 def __getattr__(name: str):

@@ -14,14 +14,20 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+from .net import Net, Stage
+
 POOLS = ("avg6", "gap")  # avg6: AvgPool2d(6) as in the notebooks; gap: true global average
 # step: the notebooks' StepLR (the lr drops 100x every lr_step epochs: once at lr_step 8
 # over 15 epochs, twice or more at 7 and below);
-# onecycle: OneCycleLR per batch, warm-up to lr over 30% of the run, then cosine down.
-SCHEDULES = ("step", "onecycle")
+# onecycle: OneCycleLR per batch, warm-up to lr over 30% of the run, then cosine down;
+# warmlinear: the published 3,762-parameter design's, one lr per epoch, interpolated
+# linearly between WARMLINEAR's knots (epoch of a 15-epoch run, fraction of the peak lr).
+SCHEDULES = ("step", "onecycle", "warmlinear")
+WARMLINEAR = ((0, 0.5), (2, 1.0), (8, 0.1), (12, 0.05), (15, 0.0))
 ONECYCLE_WARMUP = 0.3  # onecycle: the lr climbs over this part of the run (OneCycleLR pct_start)
 NOTEBOOK_BATCH = 64  # the notebooks' batch; learning rates are given for it
 NOTEBOOK_ROTATION = 7.0  # degrees: RandomRotation((-7, 7)) in every round
+JITTER_P = 0.5  # the chance of brightness and contrast jitter, albumentations' RandomBrightnessContrast default
 SCHEDULE_EPOCHS = 15  # lr_step counts epochs of a run this long (the exercise's limit)
 
 
@@ -53,6 +59,14 @@ class Arch:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def to_net(self) -> Net:
+        """The same network as stages: (c1, c2, transition, max-pool), (c4, [c5], c6),
+        (c7 padded), then the pool and the 1x1 head; built, it has the same layers in the
+        same order, so the same seed gives it the same weights (tested)."""
+        middle = (self.c4,) + ((self.c5,) if self.c5 is not None else ()) + (self.c6,)
+        return Net((Stage((self.c1, self.c2), transition=self.t, pool=True), Stage(middle),
+                    Stage((self.c7,), pad=True)), dropout=self.dropout, head=self.pool)
+
     def describe(self) -> str:
         """Widths in chain order, e.g. '8-16-t8-12-14-14 d0.01'."""
         widths = [self.c1, self.c2, f"t{self.t}", self.c4]
@@ -73,6 +87,14 @@ class Candidate:
     schedule: str = "step"
     batch_size: int = NOTEBOOK_BATCH
     rotation: float = NOTEBOOK_ROTATION  # training images turn by a uniform angle in [-rotation, rotation]
+    # Knobs the first space does not search; each default is what its studies trained with.
+    momentum: float = 0.9  # SGD's
+    shift: float = 0.0  # and move by a uniform fraction of the side in [-shift, shift], each axis
+    scale: float = 0.0  # and scale by a uniform factor in [1 - scale, 1 + scale]
+    affine_p: float = 1.0  # the chance that an image is turned, moved and scaled at all
+    jitter: float = 0.0  # brightness and contrast: p = JITTER_P, x * (1 + U(-j, j)) + 255 U(-j, j)
+    smoothing: float = 0.0  # label smoothing of the loss
+    ema: float = 0.0  # epochs: evaluate an exponential moving average of the weights over about this many; 0: off
 
     def __post_init__(self) -> None:
         if self.lr <= 0:
@@ -87,6 +109,11 @@ class Candidate:
             raise ValueError(f"batch_size must be positive, got {self.batch_size}")
         if not 0.0 <= self.rotation <= 180.0:
             raise ValueError(f"rotation must be between 0 and 180 degrees, got {self.rotation}")
+        for name, high in (("momentum", 0.99), ("shift", 0.5), ("scale", 0.5), ("affine_p", 1.0), ("jitter", 1.0), ("smoothing", 0.5)):
+            if not 0.0 <= getattr(self, name) <= high:
+                raise ValueError(f"{name} must be between 0 and {high}, got {getattr(self, name)}")
+        if self.ema < 0:
+            raise ValueError(f"ema must be a number of epochs, 0 or more, got {self.ema}")
 
     def to_dict(self) -> dict:
         """{"arch": the network's fields, then each training knob}."""
@@ -121,4 +148,11 @@ class Candidate:
         sched = f"step {self.lr_step}" if self.schedule == "step" else self.schedule
         extra = "" if self.batch_size == NOTEBOOK_BATCH else f" bs{self.batch_size}"
         extra += "" if self.rotation == NOTEBOOK_ROTATION else f" rot{self.rotation:g}"
+        extra += f" m{self.momentum:g}" if self.momentum != 0.9 else ""
+        extra += f" shift{self.shift:g}" if self.shift else ""
+        extra += f" scale{self.scale:g}" if self.scale else ""
+        extra += f" p{self.affine_p:g}" if self.affine_p != 1.0 else ""
+        extra += f" jitter{self.jitter:g}" if self.jitter else ""
+        extra += f" ls{self.smoothing:g}" if self.smoothing else ""
+        extra += f" ema{self.ema:g}" if self.ema else ""
         return f"{self.arch.describe()} lr {self.lr:.3g} {sched}{extra}"

@@ -47,7 +47,7 @@ SPACE: dict[str, BaseDistribution] = {
     "dropout": FloatDistribution(0.0, 0.15, step=0.01),
     "pool": CategoricalDistribution(POOLS),
     "lr": FloatDistribution(0.01, 0.3, log=True),
-    "schedule": CategoricalDistribution(SCHEDULES),
+    "schedule": CategoricalDistribution(SCHEDULES[:2]),  # step, onecycle
     "lr_step": IntDistribution(4, 12),  # only for schedule "step"
     # The drill-down's other levers. Batch: the lr scales linearly from 64, and a larger
     # batch is the CPU's main speed lever. Rotation: the rounds use +-7 degrees; public
@@ -92,7 +92,9 @@ def encode(candidate: Any, space: dict[str, BaseDistribution] = SPACE,
            conditions: dict[str, tuple[str, Any]] = CONDITIONS) -> dict[str, Any]:
     """The Optuna parameters of a candidate (what `enqueue_trial` takes), in the space's
     order; a field that is None (its condition does not hold) is left out."""
-    values = _values(candidate)
+    # a knob this space does not search must hold its default: the value the space implies
+    defaults = {name: default for name, _, default in _knobs(type(candidate))}
+    values = {name: v for name, v in _values(candidate).items() if name in space or v != defaults.get(name)}
     if unranged := [name for name in values if name not in space]:
         raise ValueError(f"the space has no range for {', '.join(unranged)} of {type(candidate).__name__}")
     params: dict[str, Any] = {}

@@ -94,37 +94,41 @@ def test_trials_stored_before_batch_and_rotation_joined_decode_as_the_notebooks_
 
 
 @dataclass(frozen=True)
-class WithMomentum(Candidate):
+class WithDecay(Candidate):
     """A candidate with one knob more, declared once: the field and its default."""
 
-    momentum: float = 0.9
+    weight_decay: float = 0.0
 
 
-WITH_MOMENTUM = {**spaces.SPACE, "momentum": FloatDistribution(0.5, 0.99, step=0.01)}  # ... and its range
+WITH_DECAY = {**spaces.SPACE, "weight_decay": FloatDistribution(0.0, 0.01, step=0.001)}  # ... and its range
 
 
 def test_a_knob_declared_once_as_a_field_round_trips_through_the_derived_encoding():
-    cand = WithMomentum(ROUNDS["round3"].candidate.arch, lr=0.05, momentum=0.8)
-    params = spaces.encode(cand, WITH_MOMENTUM)
-    assert params == {**spaces.encode(ROUNDS["round3"].candidate), "lr": 0.05, "momentum": 0.8}
-    assert list(params)[-1] == "momentum"  # in the space's order
-    assert spaces.decode(params, WithMomentum) == cand
+    cand = WithDecay(ROUNDS["round3"].candidate.arch, lr=0.05, weight_decay=0.005)
+    params = spaces.encode(cand, WITH_DECAY)
+    assert params == {**spaces.encode(ROUNDS["round3"].candidate), "lr": 0.05, "weight_decay": 0.005}
+    assert list(params)[-1] == "weight_decay"  # in the space's order
+    assert spaces.decode(params, WithDecay) == cand
     # a trial stored before the knob joined the space trained with its default
-    older = spaces.decode(spaces.encode(ROUNDS["round3"].candidate), WithMomentum)
-    assert older.momentum == 0.9 and older.arch == cand.arch
+    older = spaces.decode(spaces.encode(ROUNDS["round3"].candidate), WithDecay)
+    assert older.weight_decay == 0.0 and older.arch == cand.arch
     # and through a real study: sampled, stored, read back
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
     for _ in range(10):
         trial = study.ask()
-        drawn = spaces.sample(trial, WithMomentum, WITH_MOMENTUM)
-        assert trial.params["momentum"] == drawn.momentum and 0.5 <= drawn.momentum <= 0.99
+        drawn = spaces.sample(trial, WithDecay, WITH_DECAY)
+        assert trial.params["weight_decay"] == drawn.weight_decay and 0.0 <= drawn.weight_decay <= 0.01
         study.tell(trial, 0.0)
-        assert spaces.decode(study.trials[-1].params, WithMomentum) == drawn
+        assert spaces.decode(study.trials[-1].params, WithDecay) == drawn
 
 
-def test_a_knob_without_a_range_in_the_space_is_refused_not_dropped():
-    with pytest.raises(ValueError, match="no range for momentum of WithMomentum"):
-        spaces.encode(WithMomentum(ROUNDS["round3"].candidate.arch, lr=0.1))
+def test_a_knob_without_a_range_in_the_space_is_refused_off_its_default_and_implied_at_it():
+    with pytest.raises(ValueError, match="no range for weight_decay of WithDecay"):
+        spaces.encode(WithDecay(ROUNDS["round3"].candidate.arch, lr=0.1, weight_decay=0.001))
+    # at its default it is what the space implies: left out, and decoded back as the default
+    at_default = WithDecay(ROUNDS["round3"].candidate.arch, lr=0.1)
+    assert "weight_decay" not in spaces.encode(at_default)
+    assert spaces.decode(spaces.encode(at_default), WithDecay) == at_default
 
 
 STUDIES = Path(__file__).parents[1] / "studies"

@@ -135,7 +135,7 @@ def test_rotation_zero_trains_on_the_plain_images(synthetic, monkeypatch):
     seen = []
     real = train_module.augmented_epoch
     monkeypatch.setattr(train_module, "augmented_epoch",
-                        lambda split, gen, degrees: seen.append(degrees) or real(split, gen, degrees=degrees))
+                        lambda split, gen, degrees, **kw: seen.append(degrees) or real(split, gen, degrees, **kw))
     train(dataclasses.replace(ROUND3, rotation=0.0), Recipe(epochs=1), synthetic.train, {}, CPU)
     train(dataclasses.replace(ROUND3, rotation=14.0), Recipe(epochs=1), synthetic.train, {}, CPU)
     train(ROUND3, Recipe(epochs=1, augment=False), synthetic.train, {}, CPU)

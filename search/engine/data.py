@@ -138,22 +138,31 @@ def normalize(images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch
     return (x / 255.0 - MEAN) / STD
 
 
-def rotate(images: torch.Tensor, degrees: torch.Tensor, fill: float = ROTATION_FILL) -> torch.Tensor:
-    """Rotate each image counter-clockwise by its own angle, as torchvision's `rotate` does.
+def rotate(images: torch.Tensor, degrees: torch.Tensor, fill: float = ROTATION_FILL,
+           scale: torch.Tensor | None = None, shift: torch.Tensor | None = None) -> torch.Tensor:
+    """Rotate each image counter-clockwise by its own angle, as torchvision's `rotate` does,
+    and, when given, scale it by its own factor and move it by its own shift.
 
-    images: (N, 28, 28) uint8; degrees: (N,). Returns float32 (N, 1, 28, 28) on the
-    0..255 scale. Nearest-neighbour sampling about the image centre; pixels that come
-    from outside the image take `fill`.
+    images: (N, 28, 28) uint8; degrees, scale: (N,); shift: (N, 2), (right, down) as a
+    fraction of the side. Returns float32 (N, 1, 28, 28) on the 0..255 scale.
+    Nearest-neighbour sampling about the image centre; pixels that come from outside the
+    image take `fill`. The order is albumentations' ShiftScaleRotate's: turn and scale
+    about the centre, then move.
     """
     n, h, w = images.shape
     rad = degrees.to(torch.float32) * (math.pi / 180.0)
     cos, sin = torch.cos(rad).view(n, 1, 1), torch.sin(rad).view(n, 1, 1)
     # grid_sample reads each output pixel from the input point the grid names, in a
     # frame where x runs right and y down over [-1, 1] (pixel centres, align_corners=False).
-    # A counter-clockwise turn on screen therefore reads from the point turned by -angle.
+    # A counter-clockwise turn on screen therefore reads from the point turned by -angle,
+    # a move by f of the side from 2f back, a scale by s from 1/s of the way to the centre.
     # Built elementwise: affine_grid's batched 3x2 matmul is 10x slower on CPU.
     xs = ((torch.arange(w, device=images.device) * 2 + 1) / w - 1).view(1, 1, w)
     ys = ((torch.arange(h, device=images.device) * 2 + 1) / h - 1).view(1, h, 1)
+    if shift is not None:
+        xs, ys = xs - 2 * shift[:, 0].view(n, 1, 1), ys - 2 * shift[:, 1].view(n, 1, 1)
+    if scale is not None:
+        xs, ys = xs / scale.view(n, 1, 1), ys / scale.view(n, 1, 1)
     grid = torch.stack((cos * xs - sin * (h / w) * ys, sin * (w / h) * xs + cos * ys), dim=-1)
     # Sampling (image - fill) with zero padding and adding fill back gives `fill` exactly
     # where the source point falls outside the image.
@@ -162,25 +171,51 @@ def rotate(images: torch.Tensor, degrees: torch.Tensor, fill: float = ROTATION_F
 
 
 def augmented_epoch(
-    split: Split, generator: torch.Generator, degrees: float, chunk: int = 8192
+    split: Split, generator: torch.Generator, degrees: float, chunk: int = 8192, *,
+    shift: float = 0.0, scale: float = 0.0, p: float = 1.0, jitter: float = 0.0, jitter_p: float = 0.5,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One epoch's training inputs: shuffled, each image rotated by its own uniform angle
     in [-degrees, degrees] (none when `degrees` is 0), normalized. Returns (inputs,
-    labels) on the split's device; batches are then plain slices of them."""
+    labels) on the split's device; batches are then plain slices of them.
+
+    With `shift` or `scale`, each image also moves by a uniform fraction of the side in
+    [-shift, shift] per axis and scales by a uniform factor in [1 - scale, 1 + scale];
+    with `p` below 1 an image is turned, moved and scaled with that chance, else left as
+    it is (albumentations' ShiftScaleRotate). With `jitter`, an image's brightness and
+    contrast change with chance `jitter_p`: x * (1 + U(-jitter, jitter)) + 255 *
+    U(-jitter, jitter), clipped to 0..255 (RandomBrightnessContrast). Random numbers for
+    these are drawn only when they are on, so a run without them draws what it always did.
+    """
     device = split.labels.device
     n = len(split)
     order = torch.randperm(n, generator=generator, device=device)
     labels = split.labels[order]
     inputs = torch.empty((n, 1, 28, 28), dtype=torch.float32, device=device)
-    augment = degrees > 0
+    augment = degrees > 0 or shift > 0 or scale > 0
+    affine = shift > 0 or scale > 0 or p < 1.0
     if augment:
         angles = (torch.rand(n, generator=generator, device=device) * 2 - 1) * degrees
+    if augment and affine:
+        u = torch.rand(n, 4, generator=generator, device=device) * 2 - 1
+        skip = u[:, 3] >= 2 * p - 1  # an image is transformed with chance p
+        angles = angles.masked_fill(skip, 0.0)
+        scales = (1 + u[:, 0] * scale).masked_fill(skip, 1.0)
+        shifts = (u[:, 1:3] * shift).masked_fill(skip.unsqueeze(1), 0.0)
+    if jitter > 0:
+        v = torch.rand(n, 3, generator=generator, device=device)
+        on = v[:, 0] < jitter_p
+        alphas = torch.where(on, 1 + (v[:, 1] * 2 - 1) * jitter, 1.0).view(n, 1, 1, 1)
+        betas = torch.where(on, (v[:, 2] * 2 - 1) * jitter * 255.0, 0.0).view(n, 1, 1, 1)
     for start in range(0, n, chunk):
-        idx = order[start : start + chunk]
-        images = split.images[idx]
+        part = slice(start, start + chunk)
+        images = split.images[order[part]]
         if augment:
-            images = rotate(images, angles[start : start + chunk])
-        inputs[start : start + chunk] = normalize(images)
+            extra = dict(scale=scales[part], shift=shifts[part]) if affine else {}
+            images = rotate(images, angles[part], **extra)
+        if jitter > 0:
+            images = images.to(torch.float32).view(-1, 1, 28, 28)  # 0..255
+            images = (images * alphas[part] + betas[part]).clamp(0.0, 255.0)
+        inputs[part] = normalize(images)
     return inputs, labels
 
 

@@ -26,7 +26,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from spaces import Arch
+from spaces import Arch, Net
 
 
 class SparseDropout(nn.Module):
@@ -92,24 +92,65 @@ def _flat(t: torch.Tensor) -> torch.Tensor:
     return t.as_strided((t.numel(),), (1,), t.storage_offset())
 
 
-def block(cin: int, cout: int, dropout: float, padding: int = 0, sparse_dropout: bool = False) -> nn.Sequential:
-    """Conv3x3 (no bias) -> ReLU -> BatchNorm -> Dropout; dropout 0 leaves the layer out."""
-    layers: list[tuple[str, nn.Module]] = [
-        ("conv", nn.Conv2d(cin, cout, 3, padding=padding, bias=False)),
-        ("relu", nn.ReLU()),
-        ("bn", nn.BatchNorm2d(cout)),
-    ]
+def block(cin: int, cout: int, dropout: float, padding: int = 0, sparse_dropout: bool = False,
+          order: str = "relu-bn", bias: bool = False) -> nn.Sequential:
+    """Conv3x3 -> ReLU -> BatchNorm (or BatchNorm -> ReLU) -> Dropout; dropout 0 leaves the layer out."""
+    act = [("relu", nn.ReLU()), ("bn", nn.BatchNorm2d(cout))]
+    layers = [("conv", nn.Conv2d(cin, cout, 3, padding=padding, bias=bias))]
+    layers += act if order == "relu-bn" else act[::-1]
     if dropout > 0:
-        layers.append(("drop", SparseDropout(dropout) if sparse_dropout else nn.Dropout(dropout)))
+        layers.append(("drop", _dropout(dropout, sparse_dropout)))
     return nn.Sequential(OrderedDict(layers))
 
 
-def build_model(arch: Arch, sparse_dropout: bool = False) -> nn.Sequential:
+def _dropout(p: float, sparse: bool) -> nn.Module:
+    return SparseDropout(p) if sparse else nn.Dropout(p)
+
+
+def build_model(arch: Arch | Net, sparse_dropout: bool = False) -> nn.Sequential:
     """The network `arch` describes; output: log-probabilities of shape (batch, 10).
 
     `sparse_dropout` swaps nn.Dropout for `SparseDropout` (same distribution, cheaper
     on a CPU); the parameters and the state dict are the same either way.
     """
+    if isinstance(arch, Net):
+        return _build_net(arch, sparse_dropout)
+    return _build_chain(arch, sparse_dropout)
+
+
+def _build_net(net: Net, sparse_dropout: bool) -> nn.Sequential:
+    """A network of stages (spaces.net): blocks, optional transition and max-pool per stage,
+    then the head. The notebooks' chain as a Net gets the same layers in the same order
+    as `_build_chain` gives it, under other names (stageN.blockM)."""
+    conv_drop = net.dropout if net.drop == "conv" else 0.0
+    stages: list[tuple[str, nn.Module]] = []
+    cin = 1
+    for i, stage in enumerate(net.stages, 1):
+        layers: list[tuple[str, nn.Module]] = []
+        for j, width in enumerate(stage.widths, 1):
+            layers.append((f"block{j}", block(cin, width, conv_drop, padding=int(stage.pad),
+                                              sparse_dropout=sparse_dropout, order=net.order, bias=net.bias)))
+            cin = width
+        if stage.transition:
+            layers.append(("transition", nn.Conv2d(cin, stage.transition, 1, bias=net.bias)))
+            cin = stage.transition
+        if stage.pool:
+            layers.append(("maxpool", nn.MaxPool2d(2, 2)))
+        if net.drop == "stage" and net.dropout > 0 and i < len(net.stages):
+            layers.append(("drop", _dropout(net.dropout, sparse_dropout)))
+        stages.append((f"stage{i}", nn.Sequential(OrderedDict(layers))))
+    stages += [
+        ("pool", nn.AvgPool2d(6) if net.head == "avg6" else nn.AdaptiveAvgPool2d(1)),
+        ("head", nn.Conv2d(cin, 10, 1, bias=net.bias)),
+        ("flatten", nn.Flatten()),
+        ("log_softmax", nn.LogSoftmax(dim=1)),
+    ]
+    return nn.Sequential(OrderedDict(stages))
+
+
+def _build_chain(arch: Arch, sparse_dropout: bool) -> nn.Sequential:
+    """The notebooks' chain under the notebooks' layer names, which the weights stored by
+    the first space's studies (v1-v4) are keyed by."""
     p, s = arch.dropout, sparse_dropout
     layers: list[tuple[str, nn.Module]] = [
         ("block1", block(1, arch.c1, p, sparse_dropout=s)),
@@ -133,9 +174,9 @@ def build_model(arch: Arch, sparse_dropout: bool = False) -> nn.Sequential:
     return nn.Sequential(OrderedDict(layers))
 
 
-def count_params(model_or_arch: nn.Module | Arch) -> int:
+def count_params(model_or_arch: nn.Module | Arch | Net) -> int:
     """Trainable parameters as torchsummary counts them (BN running stats are buffers)."""
-    model = build_model(model_or_arch) if isinstance(model_or_arch, Arch) else model_or_arch
+    model = build_model(model_or_arch) if isinstance(model_or_arch, (Arch, Net)) else model_or_arch
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 

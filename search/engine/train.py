@@ -14,13 +14,15 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from spaces import Candidate
-from spaces.arch import ONECYCLE_WARMUP
+from spaces.arch import JITTER_P, ONECYCLE_WARMUP, SCHEDULE_EPOCHS, WARMLINEAR
 
 from ..config import Recipe
 from .data import Split, augmented_epoch, batches, normalize
@@ -121,17 +123,19 @@ def _train(candidate, recipe, train_split, evals, device, on_epoch, progress, on
         forward = torch.compile(model, mode="reduce-overhead" if device.type == "cuda" else None)
     batch_size = recipe.batch_for(candidate)
     # fused: one kernel for the whole SGD step on CUDA (the CPU step is cheap already)
-    optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr_for(candidate), momentum=recipe.momentum,
+    optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr_for(candidate), momentum=candidate.momentum,
                                 fused=device.type == "cuda")
     steps_per_epoch = math.ceil(len(train_split) / batch_size)
     scheduler, per_batch = make_scheduler(optimizer, candidate, recipe, steps_per_epoch)
-    result = TrainResult(model=model)
+    ema = moving_average(model, candidate.ema, steps_per_epoch)
+    judged = model if ema is None else ema.module  # the weights evaluated and returned
+    result = TrainResult(model=judged)
     start = time.perf_counter()
 
     for epoch in range(1, recipe.epochs + 1):
         t0 = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
-        inputs, labels = augmented_epoch(train_split, generator, degrees=recipe.rotation_for(candidate))
+        inputs, labels = augmented_epoch(train_split, generator, **augmentation(candidate, recipe))
         n_steps = steps_per_epoch
         bar = tqdm(total=n_steps, desc=f"epoch {epoch}/{recipe.epochs}", leave=False,
                    disable=None if progress else True, unit="step")
@@ -143,10 +147,12 @@ def _train(candidate, recipe, train_split, evals, device, on_epoch, progress, on
             # forward / backward / step
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=recipe.bf16):
                 out = forward(x)
-            loss = F.nll_loss(out.float(), y)
+            loss = loss_of(out.float(), y, candidate.smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if ema is not None:
+                ema.update_parameters(model)
             result.steps += 1
             if per_batch:
                 scheduler.step()
@@ -170,7 +176,7 @@ def _train(candidate, recipe, train_split, evals, device, on_epoch, progress, on
             epoch=epoch,
             lr=lr,
             train=Metrics(train_loss, 100.0 * correct.item() / seen),
-            evals={name: evaluate(model, split) for name, split in evals.items()},
+            evals={name: evaluate(judged, split) for name, split in evals.items()},
             seconds=time.perf_counter() - t0,
         )
         result.history.append(figures)
@@ -180,12 +186,44 @@ def _train(candidate, recipe, train_split, evals, device, on_epoch, progress, on
     return result
 
 
+def augmentation(candidate: Candidate, recipe: Recipe) -> dict:
+    """`augmented_epoch`'s arguments for the candidate: its augmentation, or none at all
+    when the recipe turns augmentation off."""
+    if not recipe.augment:
+        return {"degrees": 0.0}
+    return {"degrees": candidate.rotation, "shift": candidate.shift, "scale": candidate.scale,
+            "p": candidate.affine_p, "jitter": candidate.jitter, "jitter_p": JITTER_P}
+
+
+def loss_of(log_probs: torch.Tensor, labels: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """Mean negative log-likelihood, with label smoothing when asked. cross_entropy applies
+    log_softmax to its input, which leaves log-probabilities as they are."""
+    if smoothing:
+        return F.cross_entropy(log_probs, labels, label_smoothing=smoothing)
+    return F.nll_loss(log_probs, labels)
+
+
+def moving_average(model: nn.Module, epochs: float, steps_per_epoch: int) -> AveragedModel | None:
+    """An exponential moving average of the weights and BatchNorm statistics over about
+    `epochs` epochs (decay 1 - 1 / its steps), or None when `epochs` is 0."""
+    if not epochs:
+        return None
+    decay = 1.0 - 1.0 / max(1.0, epochs * steps_per_epoch)
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
 def make_scheduler(optimizer: torch.optim.Optimizer, candidate: Candidate, recipe: Recipe,
                    steps_per_epoch: int) -> tuple[torch.optim.lr_scheduler.LRScheduler, bool]:
     """The candidate's learning-rate schedule, and whether it steps every batch."""
     if candidate.schedule == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=candidate.lr_step, gamma=recipe.lr_gamma), False
-    # onecycle: momentum stays at the recipe's value, so only the lr differs from step runs
+    if candidate.schedule == "warmlinear":
+        # one lr per epoch, the knots' epochs stretched over a run of recipe.epochs
+        stretch = SCHEDULE_EPOCHS / recipe.epochs
+        knots, factors = zip(*WARMLINEAR)
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda epoch: float(np.interp(epoch * stretch, knots, factors))), False
+    # onecycle: momentum stays at the candidate's value, so only the lr differs from step runs
     return torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=recipe.lr_for(candidate), epochs=recipe.epochs,
         steps_per_epoch=steps_per_epoch, pct_start=ONECYCLE_WARMUP, cycle_momentum=False,

@@ -32,7 +32,9 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 # Keys older versions recorded in a protocol, with the value the code now implies: a
 # stored protocol that has them with that value is the same protocol without them.
-_IMPLIED = {"reference_batch": 64}  # learning rates scale linearly from batch 64
+# learning rates scale linearly from batch 64; SGD's momentum moved from the recipe to the
+# candidate (its default there, 0.9, is what every study made before trained with)
+_IMPLIED = {"reference_batch": 64, "momentum": 0.9}
 
 
 # Identity keys added after studies were shipped, with the only value older studies had.

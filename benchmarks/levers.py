@@ -1,0 +1,279 @@
+"""The lever pilot: does each lever help small networks, paired against the same network and seed?
+
+    DRILL_SEARCH_DATA=../shared/datasets python benchmarks/levers.py --seeds 1,2   # run (resumes)
+    python benchmarks/levers.py --table                                           # the table, from the file
+
+Three networks (v3's trial 50, v4's trial 28, the published 3,762-parameter design), each
+trained at its own recipe (the base) and with one lever changed, on the search's 55,000
+training images for 15 epochs, judged on the 5,000 held-out validation images (the
+search's score: mean validation accuracy over the last 3 epochs; the test set is never
+read). A lever is "on" in one arm of a pair and "off" in the other: added to a network
+that lacks it, removed from one that has it; the paired difference is always on minus
+off, so a lever's pairs read the same way on every network.
+
+Each finished run is one JSON line in `--out` (default studies/levers.jsonl), written as
+it finishes; a run already there is not run again, so the same command resumes. (A JSON
+line per run rather than an Optuna study: the runs are a fixed list, not a search, and
+the file is read by this script alone.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import replace
+from pathlib import Path
+
+from baselines.published import DESIGN_3762
+from spaces import Candidate, Net
+
+ROOT = Path(__file__).resolve().parents[1]
+
+def _chain(c1, c2, t, c4, c6, c7, dropout, lr, batch, rotation) -> Candidate:
+    from spaces import Arch
+
+    return Candidate(Arch(c1, c2, t, c4, None, c6, c7, dropout).to_net(), lr=lr, lr_step=None,
+                     schedule="onecycle", batch_size=batch, rotation=rotation)
+
+
+# The three networks at their own recipes.
+NETS = {
+    "v3-t50": _chain(4, 12, 16, 16, 6, 16, 0.0, 0.10343165724431835, 128, 7.0),  # 4,960 params
+    "v4-t28": _chain(12, 8, 16, 6, 6, 20, 0.02, 0.1839184022650476, 256, 9.0),  # 3,672 params
+    "design3762": DESIGN_3762,
+}
+
+
+def _net(c: Candidate, **fields) -> Candidate:
+    return replace(c, arch=replace(c.arch, **fields))
+
+
+def _ends_gap(c: Candidate, stages) -> Candidate:
+    """The network with these stages and a head that fits them (avg6 needs a map of 6 or more)."""
+    head = c.arch.head if Net(stages, head="gap").sizes()[-1] >= 6 else "gap"
+    return _net(c, stages=stages, head=head)
+
+
+def _toggle(c: Candidate, on: bool, add, remove) -> tuple[Candidate, bool] | None:
+    """(the other arm, whether it is the arm with the lever on), or None when a network cannot take it."""
+    other = remove(c) if on else add(c)
+    return None if other is None or other == c else (other, not on)
+
+
+# Each lever: name -> (what it is, c -> (the other arm, lever on in it?) or None).
+def _padded(c):
+    stages = tuple(replace(s, pad=True) for s in c.arch.stages)
+    return _net(c, stages=stages, head="gap")  # a padded map is larger than 6: avg6 would see one corner
+
+
+def _second_pool(c):
+    """A max-pool at the end of the stage after the one pool, when that stage is not the last."""
+    stages = c.arch.stages
+    pools = [k for k, s in enumerate(stages) if s.pool]
+    if len(pools) != 1 or pools[0] + 1 >= len(stages) - 1:
+        return None
+    k = pools[0] + 1
+    return _ends_gap(c, stages[:k] + (replace(stages[k], pool=True),) + stages[k + 1:])
+
+
+def _one_pool(c):
+    stages = c.arch.stages
+    i = [k for k, s in enumerate(stages) if s.pool]
+    if len(i) != 2:
+        return None
+    k = i[1]
+    return _ends_gap(c, stages[:k] + (replace(stages[k], pool=False),) + stages[k + 1:])
+
+
+def _momentum(c, m):
+    # the same step size lr / (1 - momentum): plain SGD at lr x 10 matches momentum 0.9 at lr
+    return replace(c, momentum=m, lr=c.lr * (1 - m) / (1 - c.momentum))
+
+
+def _head(c, head):
+    try:
+        return _net(c, head=head)
+    except ValueError:  # avg6 on a map under 6x6
+        return None
+
+
+def _same_map(c, other):
+    """None when the two heads compute the same thing (avg6 on a 6x6 map is the global average)."""
+    return None if other is None or c.arch.sizes()[-1] == 6 else other
+
+
+LEVERS = {
+    "batch32": ("batch 32 (lr scaled linearly from the net's own batch)",
+                lambda c: _toggle(c, c.batch_size == 32, lambda x: replace(x, batch_size=32), lambda x: None)),
+    "batch64": ("batch 64 (lr scaled linearly)",
+                lambda c: _toggle(c, c.batch_size == 64, lambda x: replace(x, batch_size=64), lambda x: None)),
+    "momentum": ("SGD momentum 0.9 vs plain SGD, at the same lr / (1 - momentum)",
+                 lambda c: _toggle(c, c.momentum > 0, lambda x: _momentum(x, 0.9), lambda x: _momentum(x, 0.0))),
+    "warmlinear": ("the design's warm-up-then-linear-decay schedule vs one-cycle, same peak lr",
+                   lambda c: _toggle(c, c.schedule == "warmlinear", lambda x: replace(x, schedule="warmlinear"),
+                                     lambda x: replace(x, schedule="onecycle"))),
+    "shiftscale": ("shift and scale by up to 9% beside the rotation",
+                   lambda c: _toggle(c, c.shift > 0, lambda x: replace(x, shift=0.09, scale=0.09),
+                                     lambda x: replace(x, shift=0.0, scale=0.0))),
+    "jitter": ("brightness and contrast by up to 20%, p 0.5",
+               lambda c: _toggle(c, c.jitter > 0, lambda x: replace(x, jitter=0.2), lambda x: replace(x, jitter=0.0))),
+    "smoothing": ("label smoothing 0.1",
+                  lambda c: _toggle(c, c.smoothing > 0, lambda x: replace(x, smoothing=0.1),
+                                    lambda x: replace(x, smoothing=0.0))),
+    "ema": ("evaluate a moving average of the weights over about 1 epoch",
+            lambda c: _toggle(c, c.ema > 0, lambda x: replace(x, ema=1.0), lambda x: replace(x, ema=0.0))),
+    "padded": ("every 3x3 conv padded (keeps the map), global average head",
+               lambda c: _toggle(c, all(s.pad for s in c.arch.stages), _padded, lambda x: None)),
+    "pool2": ("a second max-pool (global average head where the map ends under 6x6)",
+              lambda c: _toggle(c, sum(s.pool for s in c.arch.stages) >= 2, _second_pool, _one_pool)),
+    "bnrelu": ("BatchNorm before ReLU",
+               lambda c: _toggle(c, c.arch.order == "bn-relu", lambda x: _net(x, order="bn-relu"),
+                                 lambda x: _net(x, order="relu-bn"))),
+    "gap": ("global average pool vs AvgPool2d(6), then the 1x1 head",
+            lambda c: _toggle(c, c.arch.head == "gap", lambda x: _same_map(x, _head(x, "gap")),
+                              lambda x: _same_map(x, _head(x, "avg6")))),
+}
+
+
+def plan(seeds: list[int]) -> list[tuple[str, str, int, Candidate, bool]]:
+    """(net, lever or 'base', seed, candidate, lever on?) for every run, seed by seed so
+    that an unfinished pilot holds whole pairs of the first seeds."""
+    runs = []
+    for seed in seeds:
+        for net, base in NETS.items():
+            runs.append((net, "base", seed, base, False))
+            for lever, (_, arm) in LEVERS.items():
+                other = arm(base)
+                if other is not None:
+                    runs.append((net, lever, seed, *other))
+    return runs
+
+
+def one_run(job: tuple) -> dict:
+    root, net, lever, seed, candidate = job
+    import torch
+
+    from search.config import VAL_SIZE, Recipe, score
+    from search.engine.data import load_mnist, split_validation
+    from search.engine.train import train
+
+    torch.set_num_threads(1)
+    data = load_mnist(root, download=False)
+    train_split, val = split_validation(data.train, VAL_SIZE, seed=0)  # the search's split
+    r = train(candidate, Recipe(seed=seed), train_split, {"val": val}, torch.device("cpu"))
+    val_acc = [e.evals["val"].acc for e in r.history]
+    return {"net": net, "lever": lever, "seed": seed, "candidate": candidate.describe(),
+            "params": candidate.arch.params, "score": score(val_acc), "val_final": val_acc[-1],
+            "val_acc": val_acc, "val_loss": r.history[-1].evals["val"].loss, "seconds": round(r.seconds, 1),
+            "cpu": _cpu(), "torch": torch.__version__}
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _key(row: dict) -> tuple:
+    return row["net"], row["lever"], row["seed"]
+
+
+def read(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def run(path: Path, seeds: list[int], workers: int, root: str) -> None:
+    done = {_key(r) for r in read(path)}
+    todo = [(root, net, lever, seed, cand) for net, lever, seed, cand, _ in plan(seeds)
+            if (net, lever, seed) not in done]
+    print(f"{len(done)} runs in {path}, {len(todo)} to go, {workers} single-threaded workers, {_cpu()}", flush=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with ProcessPoolExecutor(workers) as pool:
+        queue, running = list(todo), {}
+        while queue or running:
+            while queue and len(running) < workers:
+                job = queue.pop(0)
+                running[pool.submit(one_run, job)] = job
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for f in finished:
+                job = running.pop(f)
+                row = f.result()
+                with path.open("a") as out:
+                    out.write(json.dumps(row) + "\n")
+                print(f"{time.strftime('%H:%M:%S')} {row['net']:<11} {row['lever']:<10} seed {row['seed']}: "
+                      f"score {row['score']:.2f}, {row['seconds'] / 60:.1f} min", flush=True)
+
+
+def table(rows: list[dict]) -> str:
+    """Per lever: the paired differences (on minus off, in the search's score), their mean,
+    standard error and count, and the verdict the issue's rule gives."""
+    by = {_key(r): r for r in rows}
+    on_of = {(net, lever, seed): on for net, lever, seed, _, on in plan(sorted({r["seed"] for r in rows}))}
+    lines = ["| lever | what | pairs | mean diff (on - off) | SE | per network (mean) | verdict |",
+             "| --- | --- | ---: | ---: | ---: | --- | --- |"]
+    for lever, (what, _) in LEVERS.items():
+        diffs: dict[str, list[float]] = {}
+        for (net, lv, seed), row in by.items():
+            base = by.get((net, "base", seed))
+            if lv != lever or base is None:
+                continue
+            d = row["score"] - base["score"]
+            diffs.setdefault(net, []).append(d if on_of[(net, lv, seed)] else -d)
+        flat = [d for ds in diffs.values() for d in ds]
+        if not flat:
+            continue
+        mean = statistics.fmean(flat)
+        se = statistics.stdev(flat) / math.sqrt(len(flat)) if len(flat) > 1 else float("nan")
+        per = ", ".join(f"{n} {statistics.fmean(ds):+.2f} ({len(ds)})" for n, ds in diffs.items())
+        lines.append(f"| {lever} | {what} | {len(flat)} | {mean:+.3f} | {se:.3f} | {per} | {verdict(diffs, mean, se)} |")
+    return "\n".join(lines)
+
+
+def verdict(diffs: dict[str, list[float]], mean: float, se: float) -> str:
+    """The issue's rule: a default when it gains by at least one SE of the paired
+    difference; a dimension when its sign depends on the network; left out otherwise."""
+    if len(diffs) < 2 or math.isnan(se):
+        return "too few pairs"
+    signs = {math.copysign(1, statistics.fmean(ds)) for ds in diffs.values()}
+    if mean >= se and len(signs) == 1:
+        return "default (on)"
+    if len(signs) > 1:
+        return "dimension (sign depends on the network)"
+    return "left out"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", default="1,2", help="training seeds, comma-separated (default 1,2)")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=ROOT / "studies" / "levers.jsonl")
+    ap.add_argument("--data-dir", default=os.environ.get("DRILL_SEARCH_DATA", "data"))
+    ap.add_argument("--table", action="store_true", help="print the table from --out and run nothing")
+    ap.add_argument("--plan", action="store_true", help="list the runs and run nothing")
+    args = ap.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    if args.plan:
+        for net, lever, seed, cand, on in plan(seeds):
+            print(f"{net:<11} {lever:<10} seed {seed} {'on ' if on else 'off'} {cand.arch.params:>6,} {cand.describe()}")
+        return
+    if args.table:
+        print(table(read(args.out)))
+        return
+    run(args.out, seeds, args.workers, args.data_dir)
+    print(table(read(args.out)))
+
+
+if __name__ == "__main__":
+    main()
