@@ -116,3 +116,46 @@ def test_corrupt_or_truncated_files_are_refused(tmp_path, data_root):
     labels.write_bytes(bytes(blob[:-8]))
     with pytest.raises(DataError, match="bytes"):
         load_mnist(tmp_path, download=False)
+
+
+def dot(row: int, col: int, n: int = 1) -> torch.Tensor:
+    """n images, black but for one white pixel."""
+    x = torch.zeros(n, 28, 28, dtype=torch.uint8)
+    x[:, row, col] = 255
+    return x
+
+
+def test_a_shift_moves_the_image_by_that_fraction_of_its_side():
+    moved = rotate(dot(10, 12), torch.zeros(1), shift=torch.tensor([[3 / 28, -2 / 28]]))[0, 0]
+    assert moved[8, 15].item() == 255 and (moved == 255).sum().item() == 1  # 3 right, 2 up
+    assert moved[0, 0].item() == ROTATION_FILL  # came in from outside the image
+
+
+def test_a_scale_moves_a_point_away_from_the_centre_by_that_factor():
+    # pixel (14, 10) spans 14..15 x 10..11 in a 28-pixel frame centred at 14: doubled about
+    # the centre it spans 14..16 x 6..8, the 2x2 pixels at rows 14-15, columns 6-7
+    big = rotate(dot(14, 10), torch.zeros(1), scale=torch.tensor([2.0]))[0, 0]
+    assert (big == 255).nonzero().tolist() == [[14, 6], [14, 7], [15, 6], [15, 7]]
+    same = rotate(dot(14, 10), torch.full((1,), 5.0), scale=torch.ones(1), shift=torch.zeros(1, 2))
+    assert torch.equal(same, rotate(dot(14, 10), torch.full((1,), 5.0)))  # scale 1, shift 0: the plain turn
+
+
+def test_with_chance_zero_no_image_is_transformed_and_with_one_half_about_half_are():
+    split = Split(dot(10, 12, 400), torch.zeros(400, dtype=torch.long))
+    plain, _ = augmented_epoch(split, torch.Generator().manual_seed(5), degrees=0)
+    none, _ = augmented_epoch(split, torch.Generator().manual_seed(5), degrees=7.0, shift=0.1, scale=0.1, p=0.0)
+    assert torch.equal(none, plain)
+    half, _ = augmented_epoch(split, torch.Generator().manual_seed(5), degrees=7.0, shift=0.1, scale=0.1, p=0.5)
+    changed = (half != plain).flatten(1).any(1).float().mean().item()
+    assert 0.4 < changed < 0.6
+
+
+def test_jitter_changes_brightness_and_contrast_within_its_limits_with_its_chance():
+    grey = Split(torch.full((400, 28, 28), 100, dtype=torch.uint8), torch.zeros(400, dtype=torch.long))
+    plain, _ = augmented_epoch(grey, torch.Generator().manual_seed(1), degrees=0)
+    out, _ = augmented_epoch(grey, torch.Generator().manual_seed(1), degrees=0, jitter=0.2, jitter_p=0.5)
+    pixels = out[:, 0, 0, 0] * STD * 255 + MEAN * 255  # back on the 0..255 scale
+    assert pixels.min() >= 100 * 0.8 - 51 - 1e-3 and pixels.max() <= 100 * 1.2 + 51 + 1e-3
+    changed = (out != plain).flatten(1).any(1).float().mean().item()
+    assert 0.4 < changed < 0.6
+    assert torch.unique(pixels).numel() > 100  # each jittered image its own brightness

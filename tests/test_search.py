@@ -188,7 +188,7 @@ def test_a_study_stored_before_an_identity_key_existed_opens_with_the_value_it_h
     want = identity.search_identity(cfg)
     # as a study stored before these keys changed: no "objective" key, "reference_batch" in its recipe
     v1 = {k: v for k, v in want.items() if k != "objective"}
-    v1 = {**v1, "recipe": {**want["recipe"], "reference_batch": 64}}
+    v1 = {**v1, "recipe": {**want["recipe"], "reference_batch": 64, "momentum": 0.9}}  # momentum: now the candidate's
     storage, directions, metrics = optuna.storages.InMemoryStorage(), ["maximize", "minimize"], ["score", "params"]
     identity.open_study(storage, "search", directions, metrics, v1)  # stored then
     identity.open_study(storage, "search", directions, metrics, want)  # opened now
@@ -197,6 +197,9 @@ def test_a_study_stored_before_an_identity_key_existed_opens_with_the_value_it_h
     with pytest.raises(identity.StudyError, match="recipe"):
         identity.open_study(storage, "search", directions, metrics,
                             {**want, "recipe": {**want["recipe"], "reference_batch": 32}})
+    with pytest.raises(identity.StudyError, match="recipe"):  # a study that trained without momentum is another
+        identity.open_study(storage, "search", directions, metrics,
+                            {**want, "recipe": {**want["recipe"], "momentum": 0.0}})
 
 
 def test_sqlite_refuses_concurrent_workers(tmp_path):

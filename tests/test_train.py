@@ -140,3 +140,48 @@ def test_rotation_zero_trains_on_the_plain_images(synthetic, monkeypatch):
     train(dataclasses.replace(ROUND3, rotation=14.0), Recipe(epochs=1), synthetic.train, {}, CPU)
     train(ROUND3, Recipe(epochs=1, augment=False), synthetic.train, {}, CPU)
     assert seen == [0.0, 14.0, 0.0]
+
+
+def test_the_warmlinear_schedule_sets_one_lr_per_epoch_between_its_knots_over_any_length():
+    from search.engine.train import make_scheduler
+
+    for epochs, expect in ((15, [0.5, 0.75, 1.0, 0.85, 0.7, 0.55, 0.4, 0.25, 0.1, 0.0875, 0.075, 0.0625, 0.05,
+                                 1 / 30, 1 / 60]),
+                           (5, [0.5, 0.85, 0.4, 0.0875, 0.05])):  # epochs 0, 3, 6, 9, 12 of 15
+        opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.4)
+        cand = dataclasses.replace(ROUND3, schedule="warmlinear", lr_step=None, lr=0.4)
+        sched, per_batch = make_scheduler(opt, cand, Recipe(epochs=epochs), steps_per_epoch=10)
+        lrs = []
+        for _ in range(epochs):
+            lrs.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        assert not per_batch and lrs == pytest.approx([0.4 * f for f in expect])
+
+
+def test_label_smoothing_is_the_mix_of_the_nll_and_the_mean_over_classes():
+    from search.engine.train import loss_of
+
+    logp = torch.log_softmax(torch.randn(8, 10), 1)
+    y = torch.randint(0, 10, (8,))
+    assert torch.equal(loss_of(logp, y, 0.0), torch.nn.functional.nll_loss(logp, y))
+    mixed = 0.9 * torch.nn.functional.nll_loss(logp, y) + 0.1 * (-logp.mean(1)).mean()
+    assert loss_of(logp, y, 0.1).item() == pytest.approx(mixed.item(), rel=1e-6)
+
+
+def test_an_ema_run_is_judged_and_returned_on_the_averaged_weights(synthetic):
+    plain = train(ROUND3, short(), synthetic.train, {"val": synthetic.test}, CPU)
+    averaged = train(dataclasses.replace(ROUND3, ema=0.5), short(), synthetic.train, {"val": synthetic.test}, CPU)
+    # the same optimisation (same seed) underneath, other weights judged
+    assert averaged.history[-1].train == plain.history[-1].train
+    assert not torch.equal(next(averaged.model.parameters()), next(plain.model.parameters()))
+    assert evaluate(averaged.model, synthetic.test) == averaged.history[-1].evals["val"]
+
+
+def test_the_candidates_momentum_is_the_optimisers(synthetic, monkeypatch):
+    seen = []
+    real = torch.optim.SGD
+    monkeypatch.setattr(torch.optim, "SGD", lambda params, **kw: seen.append(kw["momentum"]) or real(params, **kw))
+    train(ROUND3, short(), synthetic.train, {}, CPU)
+    train(dataclasses.replace(ROUND3, momentum=0.0), short(), synthetic.train, {}, CPU)
+    assert seen == [0.9, 0.0]
