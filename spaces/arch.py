@@ -59,6 +59,11 @@ class Arch:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def params(self) -> int:
+        """Trainable parameters, in closed form."""
+        return self.to_net().params
+
     def to_net(self) -> Net:
         """The same network as stages: (c1, c2, transition, max-pool), (c4, [c5], c6),
         (c7 padded), then the pool and the 1x1 head; built, it has the same layers in the

@@ -155,6 +155,55 @@ class GoalSampler(ForwardingSampler):
         return _StudyView(study, self.goal)
 
 
+class FittingSampler(optuna.samplers.BaseSampler):
+    """Random sampling of a space, conditioned on the network fitting a parameter budget.
+
+    Optuna's samplers take constraints as soft (a candidate over the budget is drawn,
+    then rejected: a trial spent), so this one draws whole points itself: from Optuna's
+    own RandomSampler, in a private in-memory study, again and again until a point
+    builds and fits (its closed-form count, `Net.params`), and hands that point to the
+    trial as its relative sample. What it draws is exactly what rejection sampling of
+    the random distribution gives (tested: the same points as a plain rejection loop on
+    the same seed), without a trial per rejected draw. `space` is a space module
+    (`spaces.stages`): its SPACE and its sample(trial).
+    """
+
+    def __init__(self, space: Any, budget: int, seed: int | None = None) -> None:
+        self.space, self.budget = space, budget
+        self._draws = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+        self._fallback = optuna.samplers.RandomSampler(seed=seed)
+
+    def infer_relative_search_space(self, study, trial) -> dict[str, BaseDistribution]:
+        return dict(self.space.SPACE)
+
+    def sample_relative(self, study, trial, search_space) -> dict[str, Any]:
+        if not search_space:
+            return {}
+        return draw_fitting(self._draws, self.space, self.budget)
+
+    def sample_independent(self, study, trial, param_name, param_distribution) -> Any:
+        # only for a parameter outside the space's declaration, which the space never asks for
+        return self._fallback.sample_independent(study, trial, param_name, param_distribution)
+
+    def reseed_rng(self) -> None:
+        self._draws.sampler.reseed_rng()
+        self._fallback.reseed_rng()
+
+
+def draw_fitting(draws: optuna.Study, space: Any, budget: int, most: int = 100_000) -> dict[str, Any]:
+    """The parameters of the first point `draws`' sampler draws that builds and fits `budget`."""
+    for _ in range(most):
+        trial = draws.ask()
+        try:
+            fits = space.sample(trial).arch.params <= budget
+        except ValueError:  # no network: the map shrinks to nothing
+            fits = False
+        draws.tell(trial, state=TrialState.FAIL)  # the private study keeps no values
+        if fits:
+            return dict(trial.params)
+    raise RuntimeError(f"no network of at most {budget:,} parameters in {most:,} draws of the space")
+
+
 def make_sampler(name: str, seed: int | None, workers: int = 1, goal: Goal = Goal()) -> optuna.samplers.BaseSampler:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
