@@ -1,5 +1,18 @@
-"""The four hand-designed rounds as values of the search space's type."""
+"""The hand-designed baselines as values of the search's types: the four rounds of the
+drill-down (`rounds`) and a published design (`published`)."""
 
-from .rounds import ROUNDS, Baseline, get
+from .published import PUBLISHED
+from .rounds import ROUNDS, Baseline
 
-__all__ = ["ROUNDS", "Baseline", "get"]
+BASELINES: dict[str, Baseline] = {**ROUNDS, **PUBLISHED}
+
+
+def get(name: str) -> Baseline:
+    """The baseline called `name`; KeyError names the valid ones."""
+    try:
+        return BASELINES[name]
+    except KeyError:
+        raise KeyError(f"unknown baseline {name!r}; choose one of: {', '.join(BASELINES)}") from None
+
+
+__all__ = ["BASELINES", "PUBLISHED", "ROUNDS", "Baseline", "get"]

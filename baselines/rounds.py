@@ -17,8 +17,9 @@ from spaces import Arch, Candidate
 class Baseline:
     name: str
     candidate: Candidate
-    params: int  # parameter count the write-up reports (torchsummary's count)
-    reported_test_acc: tuple[float, ...]  # percent, per epoch, epoch 1 first
+    params: int  # parameter count the source reports (torchsummary's count)
+    reported_test_acc: tuple[float | None, ...]  # percent, per epoch, epoch 1 first; None: not reported
+    source: str = "the original write-up (seed-S5-drill-down.md), one run each"
 
     @property
     def reported_final(self) -> float:
@@ -26,8 +27,8 @@ class Baseline:
 
     @property
     def reported_best(self) -> tuple[float, int]:
-        """Best test accuracy over the epochs and its epoch (this selects on the test set)."""
-        best = max(self.reported_test_acc)
+        """Best reported test accuracy over the epochs and its epoch (this selects on the test set)."""
+        best = max(a for a in self.reported_test_acc if a is not None)
         return best, self.reported_test_acc.index(best) + 1
 
 
@@ -64,11 +65,3 @@ ROUNDS: dict[str, Baseline] = {
         ),
     )
 }
-
-
-def get(name: str) -> Baseline:
-    """The round called `name`; KeyError names the valid ones."""
-    try:
-        return ROUNDS[name]
-    except KeyError:
-        raise KeyError(f"unknown baseline {name!r}; choose one of: {', '.join(ROUNDS)}") from None

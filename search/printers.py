@@ -160,19 +160,20 @@ def print_report(written) -> None:
 
 
 def print_rounds() -> None:
-    """`baselines`: the hand-designed rounds and the figures their write-up reported."""
-    from baselines import ROUNDS
+    """`baselines`: the hand-designed rounds, the published design, and the figures their
+    sources reported."""
+    from baselines import BASELINES
 
-    from .engine.model import count_params
-
-    print(f"{'name':<8} {'params':>7}  {'lr':>5}  {'architecture':<28} {'test@1':>7} {'test@15':>8} {'best (epoch)':>13}")
-    for b in ROUNDS.values():
+    print(f"{'name':<10} {'params':>7}  {'batch':>5} {'lr':>5}  {'test@1':>7} {'test@15':>8} {'best (epoch)':>13}  network")
+    sources = []
+    for b in BASELINES.values():
         best, at = b.reported_best
-        print(
-            f"{b.name:<8} {count_params(b.candidate.arch):>7,}  {b.candidate.lr:>5g}  {b.candidate.arch.describe():<28} "
-            f"{b.reported_test_acc[0]:>7.2f} {b.reported_final:>8.2f} {best:>7.2f} ({at})"
-        )
-    print("test accuracy in percent on the 10,000 MNIST test images, as the original write-up reported it")
+        first = "" if b.reported_test_acc[0] is None else f"{b.reported_test_acc[0]:.2f}"
+        c = b.candidate
+        print(f"{b.name:<10} {c.arch.params:>7,}  {c.batch_size:>5} {c.lr_at(c.batch_size):>5g}  {first:>7} {b.reported_final:>8.2f} "
+              f"{best:>7.2f} ({at})  {c.arch.describe()}")
+        sources += [] if b.source in sources else [b.source]
+    print("test accuracy in percent on the 10,000 MNIST test images, as reported by: " + "; ".join(sources))
 
 
 def print_serving(event) -> None:

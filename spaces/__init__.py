@@ -1,4 +1,8 @@
-"""The architecture type and the search space that contains the four hand-designed rounds.
+"""The candidate types and the two search spaces (the chain's, which holds the four
+hand-designed rounds, and the stages', which also holds the published design).
+
+`encode` and `decode` read a candidate or a trial's parameters in the space they belong
+to (`spaces.registry`); the names from `spaces.space` are the first space's.
 
 The space's names load on first use (PEP 562): `spaces.space` imports optuna, and the
 CLI's parser, which needs only `spaces.arch`, must answer `--help` without it.
@@ -7,9 +11,10 @@ CLI's parser, which needs only `spaces.arch`, must answer `--help` without it.
 from .arch import POOLS, SCHEDULES, Arch, Candidate
 from .net import Net, Stage
 
-_FROM_SPACE = ("CONDITIONS", "SPACE", "contains", "decode", "encode", "fingerprint", "outside", "sample")
+_FROM_SPACE = ("CONDITIONS", "SPACE", "contains", "fingerprint", "outside", "sample")
+_FROM_REGISTRY = ("SPACES", "by_fingerprint", "by_name", "decode", "distributions", "encode", "name_of")
 
-__all__ = ["POOLS", "SCHEDULES", "Arch", "Candidate", "Net", "Stage", *_FROM_SPACE]
+__all__ = ["POOLS", "SCHEDULES", "Arch", "Candidate", "Net", "Stage", *_FROM_SPACE, *_FROM_REGISTRY]
 
 
 def __getattr__(name: str):
@@ -17,4 +22,8 @@ def __getattr__(name: str):
         from . import space
 
         return getattr(space, name)
+    if name in _FROM_REGISTRY:
+        from . import registry
+
+        return getattr(registry, name)
     raise AttributeError(f"module 'spaces' has no attribute {name!r}")

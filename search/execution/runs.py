@@ -186,7 +186,7 @@ def new_trial(study: optuna.Study, candidate: spaces.Candidate, attrs: dict) -> 
     params = spaces.encode(candidate)
     template = optuna.trial.create_trial(
         state=TrialState.RUNNING, params=params,
-        distributions={k: spaces.SPACE[k] for k in params}, user_attrs=attrs)
+        distributions=spaces.distributions(params), user_attrs=attrs)
     return optuna_private.running_trial(study, template)
 
 

@@ -1,0 +1,65 @@
+"""The two spaces by name, and which one a candidate or a trial's parameters belong to.
+
+"chain" (`spaces.space`) is the first: the notebooks' chain and its widths, the space of
+every study made before the second existed (v1-v4). "stages" (`spaces.stages`) is the
+second: three stages and the training levers; the default for a new study. A study
+records its space's fingerprint, from which `by_fingerprint` names it; a trial's
+parameters name theirs by their keys (the chain's start with c1, the stages' with n1),
+so reading a stored trial needs no study.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+from optuna.distributions import BaseDistribution
+
+from . import space as chain
+from . import stages
+from .arch import Arch, Candidate
+
+SPACES: dict[str, ModuleType] = {"chain": chain, "stages": stages}
+DEFAULT = "stages"  # a new study's
+
+
+def by_name(name: str) -> ModuleType:
+    try:
+        return SPACES[name]
+    except KeyError:
+        raise ValueError(f"unknown space {name!r}; choose one of: {', '.join(SPACES)}") from None
+
+
+def by_fingerprint(fingerprint: str | None) -> ModuleType | None:
+    """The space a study recorded (None: a fingerprint of no space this code declares)."""
+    return next((m for m in SPACES.values() if m.fingerprint() == fingerprint), None)
+
+
+def name_of(module: ModuleType) -> str:
+    return next(name for name, m in SPACES.items() if m is module)
+
+
+def of_params(params: dict[str, Any]) -> ModuleType:
+    return chain if "c1" in params else stages
+
+
+def encode(candidate: Candidate, *chain_args: Any) -> dict[str, Any]:
+    """A candidate's parameters in the space its network is drawn from: the chain's for an
+    `Arch` (`chain_args`: another declaration of it, as `spaces.space.encode` takes), the
+    stages' for a `Net`."""
+    if chain_args or isinstance(candidate.arch, Arch):
+        return chain.encode(candidate, *chain_args)
+    return stages.encode(candidate)
+
+
+def decode(params: dict[str, Any], *chain_args: Any) -> Candidate:
+    """The candidate a stored trial's parameters describe, in the space they are of."""
+    if chain_args:
+        return chain.decode(params, *chain_args)
+    return of_params(params).decode(params)
+
+
+def distributions(params: dict[str, Any]) -> dict[str, BaseDistribution]:
+    """The declared distribution of each of these parameters."""
+    declared = of_params(params).SPACE
+    return {k: declared[k] for k in params}
