@@ -16,7 +16,7 @@ from pathlib import Path
 
 # Only light modules here: `drill-search --help` must answer without importing torch,
 # torchvision or optuna (each command imports what it needs).
-from .config import (BASELINE_STUDY, DATA_ENV, EXIT_INTERRUPTED, MNIST_TRAIN, SEARCH_STUDY, BaselineConfig, ConfigError,
+from .config import (BASELINE_STUDY, DATA_ENV, EXIT_INTERRUPTED, MNIST_TRAIN, RECORDED, SEARCH_STUDY, BaselineConfig, ConfigError,
                      ConfirmConfig, DashboardConfig, DataConfig, ExportConfig, Goal, Recipe, ReportConfig, SearchConfig,
                      StaleConfig)
 from .flags import UsageError, build_parser, default
@@ -86,7 +86,7 @@ def device_from(args: argparse.Namespace):
 
 def recipe_from(args: argparse.Namespace) -> Recipe:
     return Recipe(
-        epochs=args.epochs,
+        **_given(epochs=args.epochs),
         seed=default("seed", Recipe) if args.seed is None else args.seed,
         batch_size=args.batch_size,
         bf16=args.bf16,
@@ -127,10 +127,21 @@ def search_config(args: argparse.Namespace, device, started: float | None = None
         goal=Goal(max_params=args.goal_params, min_score=args.goal_score),
         deadline=None if args.timeout is None else started + args.timeout,
         device=str(device),
+        defaulted=RECORDED - _choices_given(args),
         **_given(max_params=args.max_params, pruner=args.pruner, prune_warmup=args.prune_warmup, sampler=args.sampler,
                  with_baselines=args.with_baselines, strategy=args.strategy, rung_epochs=args.rung_epochs,
                  eta=args.eta),
     )
+
+
+def _choices_given(args: argparse.Namespace) -> set[str]:
+    """The choices a study records (config.RECORDED) that the flags make; a resumed study
+    keeps its own for the others."""
+    flags = {"goal": args.goal_params if args.goal_score is None else args.goal_score, "sampler": args.sampler,
+             "max_params": args.max_params, "strategy": args.strategy, "rung_epochs": args.rung_epochs,
+             "eta": args.eta, "data.val_size": args.val_size, "data.train_size": args.train_size,
+             "recipe.epochs": args.epochs, "recipe.batch_size": args.batch_size, "recipe.bf16": args.bf16 or None}
+    return {name for name, value in flags.items() if value is not None}
 
 
 def _given(**flags) -> dict:

@@ -24,8 +24,11 @@ SAMPLERS = ("tpe", "tpe-plain", "random", "nsga2")  # see search.strategy.sample
 # A new study's sampler: no guided sampler beat random sampling on the strategy benchmark
 # (studies/method.md, "Strategies compared on a surrogate").
 DEFAULT_SAMPLER = "random"
-# The sampler of a study made before studies recorded theirs (v1-v3): TPE was the default.
-LEGACY_SAMPLER = "tpe"
+# The sampler of a study made before studies recorded theirs, when it predates the goal's
+# view of TPE (v1, v2: Optuna's TPE on the stored objectives). One made after it (v3) ran
+# the goal-aimed "tpe"; it tells itself by its "strategy" record, which came with the view
+# (search.execution.identity.study_sampler).
+LEGACY_SAMPLER = "tpe-plain"
 STRATEGIES = ("promote", "full")  # see SearchConfig.strategy
 PRUNERS = ("pareto", "median", "none")  # see search.strategy.prune.make_pruner
 DATA_ENV = "DRILL_SEARCH_DATA"  # environment variable naming the data root
@@ -34,6 +37,16 @@ MAX_SEED = 2**64 - 1  # torch.manual_seed's largest
 EXIT_INTERRUPTED = 130  # a command or worker stopped by SIGINT/SIGTERM (128 + SIGINT)
 BASELINE_STUDY = "baselines"  # where `run --baseline` records the rounds' reproductions
 SEARCH_STUDY = "search"  # the search a command reads or writes when given no --study-name
+
+
+# The choices a search study records, and a resumed run keeps unless a flag changes them, by
+# the SearchConfig field that holds them ("recipe.epochs": its recipe's epochs). A run may
+# change the goal and the sampler (RUN_CHOICES); the rest is the study's identity, which
+# refuses another value (search.execution.identity).
+RUN_CHOICES = frozenset({"goal", "sampler"})
+RECORDED = RUN_CHOICES | {"max_params", "strategy", "rung_epochs", "eta", "data.val_size", "data.val_seed",
+                          "data.train_size", "recipe.epochs", "recipe.batch_size", "recipe.momentum",
+                          "recipe.lr_gamma", "recipe.augment", "recipe.bf16"}
 
 
 SCORE_EPOCHS = 3  # the search's objective averages validation accuracy over this many last epochs
@@ -182,9 +195,7 @@ class SearchConfig:
     max_params: int = PARAM_BUDGET  # larger candidates are rejected before training
     pruner: str = "pareto"  # see search.strategy.prune
     prune_warmup: int = 3  # epochs before the pruner may judge
-    # one of SAMPLERS; None: the study's own (the one it last ran with), DEFAULT_SAMPLER
-    # for a new study. A resumed study keeps its sampler however the default moves.
-    sampler: str | None = None
+    sampler: str = DEFAULT_SAMPLER  # one of SAMPLERS
     # promote: every candidate first trains a cheap complete schedule of `rung_epochs`
     # epochs; only those its rung ranks in the best 1/eta (search.strategy.promote) go on to the
     # full protocol. full: every candidate trains the full protocol (v1, v2).
@@ -199,6 +210,9 @@ class SearchConfig:
     # one instant for every worker, however late it starts (a replacement included)
     deadline: float | None = None
     device: str = "cpu"  # resolved torch device string
+    # The RECORDED choices no flag made: a resumed study keeps its own there, however the
+    # defaults move (`search.execution.identity.kept`), a new one takes the values above.
+    defaulted: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         for name in ("trials", "max_params", "workers", "prune_warmup", "rung_epochs"):
@@ -208,11 +222,13 @@ class SearchConfig:
         # Checked here, in the parent: a worker would refuse them only after the study exists.
         _between("rung_epochs", self.rung_epochs, 1, MAX_EPOCHS)  # the rung is a Recipe of its own
         for name, known in (("strategy", STRATEGIES), ("sampler", SAMPLERS), ("pruner", PRUNERS)):
-            if getattr(self, name) not in known and not (name == "sampler" and self.sampler is None):
+            if getattr(self, name) not in known:
                 raise ConfigError(name, f"must be one of {', '.join(known)}, got {getattr(self, name)!r}.")
         if self.goal.max_params is not None and self.goal.max_params > self.max_params:
             raise ConfigError("goal_params", f"must be at most --max-params ({self.max_params:,}): larger candidates "
                               f"are never trained; got {self.goal.max_params:,}.")
+        if not self.defaulted <= RECORDED:
+            raise ValueError(f"not choices a study records: {sorted(self.defaulted - RECORDED)}")
 
     def past_deadline(self, now: float) -> bool:
         return self.deadline is not None and now >= self.deadline

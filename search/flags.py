@@ -106,8 +106,9 @@ SEEDS_FROM = "the first of the seeds (default: the command's first, see --seeds)
 
 def _add_training(p: argparse.ArgumentParser, seed_help: str = SEARCH_SEED) -> None:
     train = p.add_argument_group("training")
-    train.add_argument("--epochs", type=int, default=default("epochs", Recipe),
-                       help=f"epochs per run, 1..{MAX_EPOCHS} (default {default('epochs', Recipe)})")
+    train.add_argument("--epochs", type=int, default=None,  # None: a resumed search keeps its own
+                       help=f"epochs per run, 1..{MAX_EPOCHS} (default {default('epochs', Recipe)}; a resumed search: "
+                       "its own)")
     train.add_argument("--seed", type=int, default=None, help=seed_help)
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto: the GPU when there is one)")
     train.add_argument("--data-dir", type=Path, default=None, help=f"folder holding MNIST/raw/ (default ${DATA_ENV}, else ./data)")

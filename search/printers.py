@@ -20,12 +20,16 @@ class SearchPrinter:
         from .progress import Progress, search_status
         from .results import report
 
+        if isinstance(event, studies.Started):
+            self.cfg = event.cfg  # the study's own choices where no flag made them
         cfg = self.cfg
         if isinstance(event, studies.Started):
+            if event.changed:
+                print(f"this run changes the study's {' and its '.join(event.changed)}")
             print(f"study {cfg.study_name!r} in {cfg.storage}: {event.done} of {cfg.trials} trials finished; "
                   f"{'starting ' + str(event.left) + ' more' if event.left else 'nothing to do'} on {cfg.device} with "
                   f"{cfg.workers} worker(s); {cfg.recipe.epochs} epochs at most, budget {cfg.max_params:,} "
-                  f"parameters, pruner {cfg.pruner}, sampler {event.sampler}, "
+                  f"parameters, pruner {cfg.pruner}, sampler {cfg.sampler}, "
                   + (f"promotion from a {cfg.rung_epochs}-epoch rung (best 1/{cfg.eta})" if cfg.promotes
                      else "every candidate the full protocol")
                   + f"; goal: {cfg.goal.describe()}")

@@ -9,6 +9,7 @@ figures to the study for the dashboard. It reports what happens as events (`Star
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,11 +20,12 @@ from optuna.trial import FrozenTrial, TrialState
 import spaces
 from baselines import ROUNDS
 
-from .config import SearchConfig
+from .config import RUN_CHOICES, SearchConfig
 from .engine.data import ensure_mnist
 from .engine.model import count_params
 from .execution.hardware import check_workers
-from .execution.identity import SearchFailed, StudyError, counts, open_search
+from .execution.identity import (SearchFailed, StudyError, changes, counts, kept, open_search, record_choices,
+                                 resume_search)
 from .execution.liveness import awaits_claim, fail_dead_workers, fail_trial, requeue
 from .execution.supervisor import GO_ON, STOP, Supervisor, TrialFinished, Worker, reporter
 from .execution.workers import EXIT_GAVE_UP, search_worker, todo
@@ -32,12 +34,15 @@ from .results import report
 
 @dataclass(frozen=True)
 class Started:
-    """The search is about to start workers: `done` trials finished before, `left` to start."""
+    """The search is about to start workers: `done` trials finished before, `left` to
+    start, under `cfg` (the choices no flag made are the study's own); `changed`: what
+    the flags change of the study's goal and sampler, in words."""
 
     study: optuna.Study
+    cfg: SearchConfig
     done: int
     left: int
-    sampler: str  # the study's (search.execution.identity.study_sampler)
+    changed: list[str]
 
 
 @dataclass(frozen=True)
@@ -70,9 +75,14 @@ def search(cfg: SearchConfig, on_event: Callable[[Event], None] = lambda e: None
     worker starts, fill the study, and attach the report's figures, interrupted or not."""
     check_workers(cfg.storage, cfg.workers)
     ensure_mnist(cfg.data.root, download=cfg.data.download)
-    study = open_search(cfg)
+    study, cfg = resume_search(cfg)
+    left, changed = todo(study, cfg.trials), changes(cfg, study)
+    if left:
+        record_choices(study, cfg)
+    else:  # a run that trains nothing changes nothing: the study's own goal and sampler
+        cfg, changed = kept(dataclasses.replace(cfg, defaulted=RUN_CHOICES), study), []
     c = counts(study)
-    on_event(Started(study, c["complete"] + c["pruned"], todo(study, cfg.trials), study.user_attrs["sampler"]))
+    on_event(Started(study, cfg, c["complete"] + c["pruned"], left, changed))
     interrupted = False
     try:
         study = run_search(cfg, on_event=on_event)

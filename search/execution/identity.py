@@ -11,6 +11,7 @@ reproduced with their own recipe) and a search's companion studies of runs
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from optuna.trial import TrialState
 import spaces
 
 from .. import __version__
-from ..config import (BASELINE_STUDY, DEFAULT_SAMPLER, LEGACY_SAMPLER, MNIST_TRAIN, PARAM_BUDGET, SCORE_EPOCHS,
+from ..config import (BASELINE_STUDY, DEFAULT_SAMPLER, LEGACY_SAMPLER, MNIST_TRAIN, PARAM_BUDGET, SCORE_EPOCHS, Goal,
                       SearchConfig)
 from .storage import open_storage
 
@@ -65,13 +66,15 @@ def open_study(
     attrs: dict,
     sampler: optuna.samplers.BaseSampler | None = None,
     described: str | None = None,
+    choices: dict | None = None,
 ) -> optuna.Study:
     """Create the study, or load it and check it was made under the same protocol.
 
     `attrs` are the study's identity (kind, schema, space fingerprint, the recipe's
     values, ...); a study of that name made with other directions or other values is
     refused, not mixed. `described` is the protocol in words, stored as "protocol" for
-    people and never compared.
+    people and never compared; `choices` are recorded when the study is made, and never
+    compared either (a search's goal and sampler, which a later run may change).
 
     Two commands may open a new study at once (README's advice for several machines):
     the one whose creation fails opens the other's, and a study read while its creator
@@ -81,7 +84,7 @@ def open_study(
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
     except KeyError:
         try:
-            return _create(storage, name, directions, metric_names, attrs, sampler, described)
+            return _create(storage, name, directions, metric_names, attrs, sampler, described, choices)
         except optuna.exceptions.DuplicatedStudyError:
             study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
     _check_directions(study, directions)  # fixed at creation: known at once
@@ -91,14 +94,14 @@ def open_study(
 
 
 def _create(storage, name: str, directions: list[str], metric_names: list[str], attrs: dict, sampler,
-            described: str | None) -> optuna.Study:
+            described: str | None, choices: dict | None) -> optuna.Study:
     study = optuna.create_study(storage=storage, study_name=name, directions=directions, sampler=sampler)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(metric_names)
     words = {} if described is None else {"protocol": described}
     # "schema" last: a study that has it has every attribute (see _await_creation).
-    for key, value in {"drill_search_version": __version__, **attrs, **words, "schema": SCHEMA}.items():
+    for key, value in {"drill_search_version": __version__, **attrs, **words, **(choices or {}), "schema": SCHEMA}.items():
         study.set_user_attr(key, value)
     return study
 
@@ -217,23 +220,89 @@ def describe_search(cfg: SearchConfig) -> str:
 
 def open_search(cfg: SearchConfig, sampler: optuna.samplers.BaseSampler | None = None,
                 on_stale: Callable | None = None) -> optuna.Study:
+    """The search study `cfg` names, made now or resumed (`resume_search`)."""
+    return resume_search(cfg, sampler, on_stale)[0]
+
+
+def resume_search(cfg: SearchConfig, sampler: optuna.samplers.BaseSampler | None = None,
+                  on_stale: Callable | None = None) -> tuple[optuna.Study, SearchConfig]:
+    """The search study `cfg` names, and `cfg` with the choices no flag made as the study
+    recorded them (`kept`); a study made now records `cfg`'s. Refused (StudyError) when a
+    flag asks for another protocol than the study's."""
     storage = open_storage(cfg.storage, on_stale=on_stale)
+    try:
+        found = optuna.load_study(study_name=cfg.study_name, storage=storage, sampler=sampler)
+    except KeyError:
+        found = None
+    if found is not None:
+        _await_creation(found)
+        cfg = kept(cfg, found)
+    cfg = dataclasses.replace(cfg, defaulted=frozenset())
     study = open_study(storage, cfg.study_name, ["maximize", "minimize"], [f"val_acc_last{SCORE_EPOCHS}", "params"],
-                       search_identity(cfg), sampler=sampler, described=describe_search(cfg))
-    if study.user_attrs.get("goal") != cfg.goal.to_dict():
-        # the goal of the latest run (not identity: a study may be resumed with another
-        # goal); `reevaluate` and the report read it
-        study.set_user_attr("goal", cfg.goal.to_dict())
-    sampler_name = cfg.sampler or study_sampler(study)
-    if study.user_attrs.get("sampler") != sampler_name:  # the sampler of the latest run, as the goal
-        study.set_user_attr("sampler", sampler_name)
-    return study
+                       search_identity(cfg), sampler=sampler, described=describe_search(cfg),
+                       choices=run_choices(cfg))
+    return study, cfg
+
+
+def kept(cfg: SearchConfig, study: optuna.Study) -> SearchConfig:
+    """`cfg` with each choice it left to its default (`cfg.defaulted`) as `study` recorded
+    it: the protocol (its identity's values), the goal and the sampler. A choice the study
+    did not record keeps `cfg`'s value (the identity check then says what differs)."""
+    have, left = study.user_attrs, cfg.defaulted
+
+    def stored(key: str):
+        return have.get(key, _SINCE.get(key))
+
+    recipe = {k: v for k, v in (stored("recipe") or {}).items() if f"recipe.{k}" in left}
+    data = {k: have[k] for k in ("val_size", "val_seed", "train_size") if k in have and f"data.{k}" in left}
+    top = {}
+    if "max_params" in left and "max_params" in have:
+        top["max_params"] = have["max_params"]
+    strategy = stored("strategy")
+    if "strategy" in left:
+        top["strategy"] = strategy["name"]
+    if strategy["name"] == "promote":
+        top.update({k: strategy[k] for k in ("rung_epochs", "eta") if k in left})
+    if "goal" in left and "goal" in have:
+        top["goal"] = Goal(**have["goal"])
+    if "sampler" in left:
+        top["sampler"] = study_sampler(study)
+    return dataclasses.replace(cfg, recipe=dataclasses.replace(cfg.recipe, **recipe),
+                               data=dataclasses.replace(cfg.data, **data), **top)
+
+
+def run_choices(cfg: SearchConfig) -> dict:
+    """The choices a run may change of the study it resumes (RUN_CHOICES), as recorded:
+    not the study's identity, so not compared; `reevaluate` and the report read the goal."""
+    return {"goal": cfg.goal.to_dict(), "sampler": cfg.sampler}
+
+
+def changes(cfg: SearchConfig, study: optuna.Study) -> list[str]:
+    """What `cfg` changes of the goal and sampler `study` recorded, in words ([] for none)."""
+    out = []
+    goal = Goal(**study.user_attrs.get("goal", {}))
+    if cfg.goal != goal:
+        out.append(f"goal to {cfg.goal.describe()} (it was {goal.describe()})")
+    if cfg.sampler != study_sampler(study):
+        out.append(f"sampler to {cfg.sampler} (it was {study_sampler(study)})")
+    return out
+
+
+def record_choices(study: optuna.Study, cfg: SearchConfig) -> None:
+    """Record the goal and sampler of a run that trains (those the study has are kept)."""
+    for key, value in run_choices(cfg).items():
+        if study.user_attrs.get(key) != value:
+            study.set_user_attr(key, value)
 
 
 def study_sampler(study: optuna.Study) -> str:
-    """The sampler a search study runs with when none is asked for: the one it last ran
-    with, the default for a new study, TPE for one made before studies recorded theirs."""
+    """The sampler a search study ran with: the one it recorded last; for one made before
+    studies recorded theirs, the goal-aimed TPE when it records a strategy (which came
+    with the goal's view: v3), else Optuna's plain TPE (v1, v2; LEGACY_SAMPLER); the
+    default for a study that holds nothing."""
     recorded = study.user_attrs.get("sampler")
     if recorded is not None:
         return recorded
-    return LEGACY_SAMPLER if study.get_trials(deepcopy=False) else DEFAULT_SAMPLER
+    if not study.get_trials(deepcopy=False):
+        return DEFAULT_SAMPLER
+    return "tpe" if "strategy" in study.user_attrs else LEGACY_SAMPLER

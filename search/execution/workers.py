@@ -30,7 +30,7 @@ from ..strategy.promote import Promotion
 from ..strategy.prune import make_pruner
 from ..strategy.sampler import ForwardingSampler, make_sampler
 from .hardware import use_cores
-from .identity import FINISHED, counts, open_search
+from .identity import FINISHED, counts, resume_search
 from .liveness import requeue, worker_id
 from .objective import Objective, SearchData, TrialError
 from .runs import TEST, Check, Run, train as train_runs
@@ -81,10 +81,10 @@ def run_worker(
     trials (failed ones do not count), the timeout passes, or training keeps failing."""
     device = torch.device(cfg.device)
     use_cores(device, cfg.workers)
-    study = open_search(cfg, on_stale=requeue)
+    study, cfg = resume_search(cfg, on_stale=requeue)
     if todo(study, cfg.trials) == 0:
         return
-    sampler = make_sampler(study.user_attrs["sampler"], sampler_seed(cfg.seed, index, study.get_trials(deepcopy=False)),
+    sampler = make_sampler(cfg.sampler, sampler_seed(cfg.seed, index, study.get_trials(deepcopy=False)),
                            cfg.workers, cfg.goal)
     study.sampler = WithinTotal(sampler, cfg.trials)
     data = data or load_search_data(cfg, device)
