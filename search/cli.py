@@ -129,6 +129,7 @@ def search_config(args: argparse.Namespace, device, started: float | None = None
         device=str(device),
         defaulted=RECORDED - _choices_given(args),
         **_given(max_params=args.max_params, pruner=args.pruner, prune_warmup=args.prune_warmup, sampler=args.sampler,
+                 space=args.space,
                  with_baselines=args.with_baselines, strategy=args.strategy, rung_epochs=args.rung_epochs,
                  eta=args.eta),
     )
@@ -138,6 +139,7 @@ def _choices_given(args: argparse.Namespace) -> set[str]:
     """The choices a study records (config.RECORDED) that the flags make; a resumed study
     keeps its own for the others."""
     flags = {"goal": args.goal_params if args.goal_score is None else args.goal_score, "sampler": args.sampler,
+             "space": args.space,
              "max_params": args.max_params, "strategy": args.strategy, "rung_epochs": args.rung_epochs,
              "eta": args.eta, "data.val_size": args.val_size, "data.train_size": args.train_size,
              "recipe.epochs": args.epochs, "recipe.batch_size": args.batch_size, "recipe.bf16": args.bf16 or None}
@@ -152,7 +154,8 @@ def _given(**flags) -> dict:
 def _search_flags(args: argparse.Namespace) -> list[str]:
     """The search's flags given (a --baseline run refuses them)."""
     flags = {"--max-params": args.max_params, "--pruner": args.pruner, "--prune-warmup": args.prune_warmup,
-             "--sampler": args.sampler, "--no-baselines": args.with_baselines, "--workers": args.workers,
+             "--sampler": args.sampler, "--space": args.space, "--no-baselines": args.with_baselines,
+             "--workers": args.workers,
              "--timeout": args.timeout, "--val-size": args.val_size, "--train-size": args.train_size,
              "--strategy": args.strategy, "--rung-epochs": args.rung_epochs, "--eta": args.eta,
              "--goal-params": args.goal_params, "--goal-score": args.goal_score}
@@ -201,7 +204,7 @@ def cmd_baselines(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     if args.baseline is None and args.trials is None:
-        raise UsageError("say what to run: --trials N (a search) or --baseline NAME (round0..round3).")
+        raise UsageError("say what to run: --trials N (a search) or --baseline NAME (round0..round3, design3762).")
     if args.baseline is not None and args.trials is not None:
         raise UsageError("--trials and --baseline are two different runs: give one of them.")
     if args.baseline is not None:

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from spaces import DEFAULT_SPACE, SPACE_NAMES  # noqa: F401 - SPACE_NAMES: the flags' choices
 from spaces.arch import SCHEDULE_EPOCHS, Candidate
 
 if TYPE_CHECKING:
@@ -45,8 +46,7 @@ SEARCH_STUDY = "search"  # the search a command reads or writes when given no --
 # refuses another value (search.execution.identity).
 RUN_CHOICES = frozenset({"goal", "sampler"})
 RECORDED = RUN_CHOICES | {"max_params", "strategy", "rung_epochs", "eta", "data.val_size", "data.val_seed",
-                          "data.train_size", "recipe.epochs", "recipe.batch_size", "recipe.momentum",
-                          "recipe.lr_gamma", "recipe.augment", "recipe.bf16"}
+                          "data.train_size", "recipe.epochs", "recipe.batch_size", "recipe.lr_gamma", "space", "recipe.augment", "recipe.bf16"}
 
 
 SCORE_EPOCHS = 3  # the search's objective averages validation accuracy over this many last epochs
@@ -196,6 +196,7 @@ class SearchConfig:
     pruner: str = "pareto"  # see search.strategy.prune
     prune_warmup: int = 3  # epochs before the pruner may judge
     sampler: str = DEFAULT_SAMPLER  # one of SAMPLERS
+    space: str = DEFAULT_SPACE  # one of SPACE_NAMES: what candidates are drawn from (spaces.registry)
     # promote: every candidate first trains a cheap complete schedule of `rung_epochs`
     # epochs; only those its rung ranks in the best 1/eta (search.strategy.promote) go on to the
     # full protocol. full: every candidate trains the full protocol (v1, v2).
@@ -221,7 +222,8 @@ class SearchConfig:
         _at_least("seed", self.seed, 0)  # NumPy's SeedSequence refuses a negative seed, in every worker
         # Checked here, in the parent: a worker would refuse them only after the study exists.
         _between("rung_epochs", self.rung_epochs, 1, MAX_EPOCHS)  # the rung is a Recipe of its own
-        for name, known in (("strategy", STRATEGIES), ("sampler", SAMPLERS), ("pruner", PRUNERS)):
+        for name, known in (("strategy", STRATEGIES), ("sampler", SAMPLERS), ("pruner", PRUNERS),
+                            ("space", SPACE_NAMES)):
             if getattr(self, name) not in known:
                 raise ConfigError(name, f"must be one of {', '.join(known)}, got {getattr(self, name)!r}.")
         if self.goal.max_params is not None and self.goal.max_params > self.max_params:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 # Only the config here: `drill-search --help` must answer without importing torch,
 # torchvision or optuna.
-from .config import (DATA_ENV, DEFAULT_SAMPLER, MAX_EPOCHS, MNIST_TRAIN, PRUNERS, SAMPLERS, SEARCH_STUDY, STRATEGIES,
-                     DashboardConfig, DataConfig, Recipe, SearchConfig)
+from .config import (DATA_ENV, DEFAULT_SAMPLER, MAX_EPOCHS, MNIST_TRAIN, PRUNERS, SAMPLERS, SEARCH_STUDY, SPACE_NAMES,
+                     STRATEGIES, DashboardConfig, DataConfig, Recipe, SearchConfig)
 
 
 MAIN_EXAMPLES = """\
@@ -149,7 +149,8 @@ def add_run(sub) -> None:
     what.add_argument("--trials", type=int, metavar="N",
                       help="search until the study holds N finished trials (a total, not N more; "
                       "rejected and pruned trials count, failed ones are retried)")
-    what.add_argument("--baseline", metavar="NAME", help="a hand-designed round: round0, round1, round2 or round3")
+    what.add_argument("--baseline", metavar="NAME", help="a hand-designed round (round0, round1, round2, round3) or "
+                      "the published design (design3762); `drill-search baselines` lists them")
     # Search-only options default to None here, so that --baseline can refuse them; the
     # real defaults come from SearchConfig / DataConfig in search_config().
     search = run.add_argument_group("search")
@@ -163,6 +164,10 @@ def add_run(sub) -> None:
                         help=f"Optuna sampler (default: the study's own; {DEFAULT_SAMPLER} for a new study, as no guided "
                         "sampler beat it on the strategy benchmark, studies/method.md; tpe: TPE aimed at the goal, as in v3; tpe-plain: Optuna's TPE "
                         "on the stored objectives, as in v1 and v2)")
+    search.add_argument("--space", default=None, choices=SPACE_NAMES,
+                        help=f"what candidates are drawn from (default: the study's own; {default('space')} for a new "
+                        "study): stages, three stages of 3x3 convolutions and the training levers the pilot "
+                        "measured; chain, the notebooks' chain and its widths, the space of v1-v4")
     search.add_argument("--strategy", default=None, choices=STRATEGIES,
                         help=f"promote: a cheap complete schedule first, the full protocol only for the best "
                         f"1/--eta of it; full: every candidate trains the full protocol (default {default('strategy')})")

@@ -18,11 +18,10 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 import spaces
-from baselines import ROUNDS
+from baselines import BASELINES
 
 from .config import RUN_CHOICES, SearchConfig
 from .engine.data import ensure_mnist
-from .engine.model import count_params
 from .execution.hardware import check_workers
 from .execution.identity import (SearchFailed, StudyError, changes, counts, kept, open_search, record_choices,
                                  resume_search)
@@ -188,11 +187,13 @@ def await_claims(study: optuna.Study, poll_seconds: float) -> None:
 
 
 def enqueue_baselines(study: optuna.Study, max_params: int) -> list[str]:
-    """Queue the rounds that fit the budget, once; returns the names queued now or before."""
-    names = []
-    for b in ROUNDS.values():
-        if count_params(b.candidate.arch) <= max_params:
-            study.enqueue_trial(spaces.encode(b.candidate), user_attrs={"baseline": b.name}, skip_if_exists=True)
+    """Queue the baselines that fit the budget and are points of the study's space (the
+    rounds in either space, the published design in the stages'), once; returns the names
+    queued now or before."""
+    space, names = spaces.of_study(study.user_attrs), []
+    for b in BASELINES.values():
+        if b.candidate.arch.params <= max_params and spaces.holds(space, b.candidate):
+            study.enqueue_trial(space.encode(b.candidate), user_attrs={"baseline": b.name}, skip_if_exists=True)
             names.append(b.name)
     return names
 

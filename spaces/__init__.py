@@ -11,10 +11,14 @@ CLI's parser, which needs only `spaces.arch`, must answer `--help` without it.
 from .arch import POOLS, SCHEDULES, Arch, Candidate
 from .net import Net, Stage
 
-_FROM_SPACE = ("CONDITIONS", "SPACE", "contains", "fingerprint", "outside", "sample")
-_FROM_REGISTRY = ("SPACES", "by_fingerprint", "by_name", "decode", "distributions", "encode", "name_of")
+SPACE_NAMES = ("chain", "stages")  # the first space (spaces.space) and the second (spaces.stages)
+DEFAULT_SPACE = "stages"  # a new study's
 
-__all__ = ["POOLS", "SCHEDULES", "Arch", "Candidate", "Net", "Stage", *_FROM_SPACE, *_FROM_REGISTRY]
+_FROM_SPACE = ("CONDITIONS", "SPACE", "contains", "fingerprint", "outside", "sample")
+_FROM_REGISTRY = ("SPACES", "as_net", "by_fingerprint", "by_name", "decode", "distributions", "encode", "holds", "name_of",
+                  "of_study")
+
+__all__ = ["DEFAULT_SPACE", "POOLS", "SCHEDULES", "SPACE_NAMES", "Arch", "Candidate", "Net", "Stage", *_FROM_SPACE, *_FROM_REGISTRY]
 
 
 def __getattr__(name: str):

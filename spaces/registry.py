@@ -10,17 +10,18 @@ so reading a stored trial needs no study.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from types import ModuleType
 from typing import Any
 
 from optuna.distributions import BaseDistribution
 
+from . import SPACE_NAMES
 from . import space as chain
 from . import stages
 from .arch import Arch, Candidate
 
-SPACES: dict[str, ModuleType] = {"chain": chain, "stages": stages}
-DEFAULT = "stages"  # a new study's
+SPACES: dict[str, ModuleType] = dict(zip(SPACE_NAMES, (chain, stages)))
 
 
 def by_name(name: str) -> ModuleType:
@@ -35,8 +36,28 @@ def by_fingerprint(fingerprint: str | None) -> ModuleType | None:
     return next((m for m in SPACES.values() if m.fingerprint() == fingerprint), None)
 
 
+def of_study(user_attrs: dict) -> ModuleType:
+    """The space of a study, from its recorded fingerprint; the chain's for a study that
+    recorded another (identity refuses such a study before anything trains)."""
+    return by_fingerprint(user_attrs.get("space")) or chain
+
+
 def name_of(module: ModuleType) -> str:
     return next(name for name, m in SPACES.items() if m is module)
+
+
+def holds(space: ModuleType, candidate: Candidate) -> bool:
+    """Whether `candidate` is a point of `space`."""
+    try:
+        return not space.outside(candidate)
+    except ValueError:  # a network of the other kind (a Net in the chain's space)
+        return False
+
+
+def as_net(candidate: Candidate) -> Candidate:
+    """The candidate with its network written as stages (the chain's `Arch.to_net`): one
+    form for comparing networks across the two spaces."""
+    return replace(candidate, arch=candidate.arch.to_net()) if isinstance(candidate.arch, Arch) else candidate
 
 
 def of_params(params: dict[str, Any]) -> ModuleType:

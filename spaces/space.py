@@ -57,6 +57,9 @@ SPACE: dict[str, BaseDistribution] = {
 }
 # parameter -> (the parameter it depends on, the value that makes it exist)
 CONDITIONS = {"c5": ("block5", True), "lr_step": ("schedule", "step")}
+# Whether a random search draws only networks within its budget (search.strategy.sampler.
+# FittingSampler): not here, so that the studies of this space (v1-v4) resume drawing as they did.
+DRAWS_WITHIN_BUDGET = False
 
 
 def sample(trial: Any, kind: type = Candidate, space: dict[str, BaseDistribution] = SPACE,

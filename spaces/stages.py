@@ -66,6 +66,8 @@ SPACE: dict[str, BaseDistribution] = {
     "smoothing": CategoricalDistribution((0.0, 0.1)),
     "ema": CategoricalDistribution((0.0, 1.0)),
 }
+# A random search draws only networks within its budget (search.strategy.sampler.FittingSampler).
+DRAWS_WITHIN_BUDGET = True
 # parameter -> (the parameter it depends on, the values that make it exist)
 CONDITIONS: dict[str, tuple[str, tuple]] = {
     **{f"w{s}_{j}": (f"n{s}", tuple(range(j, CONVS + 1))) for s in range(1, STAGES + 1) for j in (2, 3)},

@@ -60,6 +60,23 @@ def test_baselines_lists_the_rounds(capsys):
 
 
 @pytest.mark.mnist
+def test_the_published_design_reproduces_with_its_own_recipe_and_is_stored_in_the_stages_space(
+        capsys, tmp_path, data_root):
+    from baselines import PUBLISHED
+    from spaces import stages
+
+    db = tmp_path / "s.db"
+    code, out, err = run(capsys, "run", "--baseline", "design3762", "--epochs", "1", "--storage", str(db),
+                         "--data-dir", str(data_root), "--device", "cpu")
+    assert code == 0, err
+    assert "3,762 parameters" in out and "stage3.block3.conv (Conv2d)" in out
+    assert "this run vs adilsammar/woolly-of-cv" in out and "nothing reported at epoch 1" in out
+    (trial,) = optuna.load_study(study_name="baselines", storage=f"sqlite:///{db}").trials
+    assert trial.params == stages.encode(PUBLISHED["design3762"].candidate)
+    assert trial.user_attrs["recipe"]["batch_size"] == 32 and trial.user_attrs["test_acc"][0] > 90.0
+
+
+@pytest.mark.mnist
 def test_run_baseline_on_real_mnist_is_recorded_for_plain_optuna(capsys, tmp_path, data_root):
     db = tmp_path / "s.db"
     code, out, err = run(capsys, "run", "--baseline", "round3", "--epochs", "1", "--storage", str(db),

@@ -128,7 +128,7 @@ def test_the_unpruned_sample_resumes_under_the_current_code(tmp_path):
     storage = JournalStorage(JournalFileBackend(str(copy)))
     cfg = SearchConfig(storage=str(SAMPLE), recipe=Recipe(), data=DataConfig(root=Path("data")),
                        study_name="unpruned", trials=36, pruner="none", sampler="random", seed=15,
-                       strategy="full")
+                       strategy="full", space="chain")  # the command's resume keeps the study's space (kept)
     identity.open_study(storage, "unpruned", ["maximize", "minimize"], ["val_acc_last3", "params"],
                         identity.search_identity(cfg))  # an existing study: loaded and checked, never written
     assert copy.read_bytes() == SAMPLE.read_bytes()

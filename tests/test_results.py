@@ -588,7 +588,7 @@ def _store_runs(storage, search, check, choice, scores):
         attrs = {"label": choice.label, "confirm_seed": seed, "run_protocol": key, "test_acc": [score],
                  "source_trial": choice.source_trial, "baseline": choice.baseline}
         runs.add_trial(optuna.trial.create_trial(
-            params=params, distributions={k: spaces.SPACE[k] for k in params},
+            params=params, distributions=spaces.distributions(params),
             values=[score, count_params(choice.candidate.arch)],
             user_attrs={k: v for k, v in attrs.items() if v is not None}))
 
@@ -607,7 +607,8 @@ def test_a_round_that_leads_the_reevaluation_is_the_answer_with_its_own_confirma
     from search.engine.model import count_params
 
     journal = str(tmp_path / "s.journal")
-    search = identity.open_search(SearchConfig(storage=journal, recipe=Recipe(), data=DataConfig(root=tmp_path)))
+    search = identity.open_search(SearchConfig(storage=journal, recipe=Recipe(), data=DataConfig(root=tmp_path),
+                                               space="chain"))
     round3 = ROUNDS["round3"].candidate
     smaller = spaces.decode({**spaces.encode(round3), "c1": 6, "c2": 12})
     better = 99.35 if case == "confirmed off the front" else 99.25  # 99.35 > 99.30: round3 is dominated

@@ -15,9 +15,11 @@ import torch
 from optuna.trial import TrialState
 
 import spaces
-from baselines import ROUNDS
+from spaces import space as chain
+from spaces import stages
+from baselines import PUBLISHED, ROUNDS
 from search import study as studies
-from search.config import DataConfig, Recipe, SearchConfig
+from search.config import DataConfig, Goal, Recipe, SearchConfig
 from search.engine.data import Split
 from search.execution import hardware, identity, liveness, record, workers
 from search.execution.objective import SearchData
@@ -39,6 +41,7 @@ def config(tmp_path: Path, root: Path = Path("unused"), **kw) -> SearchConfig:
         seed=0,
         device="cpu",
         with_baselines=False,
+        space="chain",  # the mechanisms below are shown on the rounds as the chain's points
     )
     base.update(kw)
     return SearchConfig(**base)
@@ -394,3 +397,46 @@ def test_the_search_ends_its_story_before_the_figures_are_attached(tmp_path, mon
     monkeypatch.setattr(use_case.report, "attach", lambda study, figs: said.append("attached"))
     outcome = use_case.search(cfg, lambda e: said.append(type(e).__name__))
     assert said == ["Started", "Ended", "attached"] and not outcome.interrupted
+
+
+# --- the stages space ---------------------------------------------------------------------
+
+
+def test_a_random_search_in_the_stages_space_trains_every_trial_it_draws_within_the_goal(tmp_path, count_steps):
+    cfg = config(tmp_path, space="stages", sampler="random", strategy="full", trials=3, goal=Goal(max_params=3_000),
+                 recipe=Recipe(epochs=1, batch_size=128))
+    workers.run_worker(cfg, data=synthetic_data())
+    study = load(cfg)
+    assert study.user_attrs["space"] == stages.fingerprint()
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3  # none rejected: all three trained
+    assert all(t.user_attrs["params"] <= 3_000 and "n1" in t.params for t in study.trials)
+    assert count_steps["n"] == 3 * 4
+
+
+def test_an_enqueued_point_over_the_goal_in_the_stages_space_is_refused_in_one_sentence(tmp_path, count_steps):
+    cfg = config(tmp_path, space="stages", sampler="random", trials=1, goal=Goal(max_params=3_000))
+    identity.open_search(cfg).enqueue_trial(stages.encode(PUBLISHED["design3762"].candidate))
+    workers.run_worker(cfg, data=synthetic_data())
+    (t,) = load(cfg).trials
+    assert count_steps["n"] == 0 and t.state == TrialState.PRUNED
+    assert t.user_attrs["state_reason"] == "rejected: 3,762 parameters > goal 3,000"
+
+
+def test_parameters_that_make_no_network_are_rejected_untrained(tmp_path, count_steps):
+    cfg = config(tmp_path, space="stages", sampler="tpe-plain", trials=1)
+    params = stages.encode(PUBLISHED["design3762"].candidate)
+    params |= {f"pad{s}": False for s in (1, 2, 3)} | {"n3": 3, "w3_2": 8, "w3_3": 8}  # 28 -> 22 -> 11 -> 5 -> 2 -> -4
+    identity.open_search(cfg).enqueue_trial(params)
+    workers.run_worker(cfg, data=synthetic_data())
+    (t,) = load(cfg).trials
+    assert count_steps["n"] == 0 and t.state == TrialState.PRUNED
+    assert t.user_attrs["state_reason"].startswith("rejected: the map shrinks to nothing in stage 3")
+
+
+def test_a_resumed_study_keeps_its_space_and_refuses_another_in_words(tmp_path):
+    made = config(tmp_path, space="chain")
+    identity.open_search(made)
+    kept, cfg = identity.resume_search(config(tmp_path, space="stages", defaulted=frozenset({"space"})))
+    assert cfg.space == "chain" and kept.user_attrs["space"] == chain.fingerprint()
+    with pytest.raises(identity.StudyError, match="made in the chain space, not stages: leave out --space"):
+        identity.open_search(config(tmp_path, space="stages"))

@@ -142,6 +142,11 @@ def _check_attrs(study: optuna.Study, attrs: dict) -> None:
             how = ("the search space in the code has changed since: resume it with the drill-search "
                    "revision that made it (its trials record code_revision)") if key == "space" else \
                 "resume it with the options it was made with"
+            made, asked = spaces.by_fingerprint(stored), spaces.by_fingerprint(value)
+            if key == "space" and made is not None and asked is not None:
+                raise StudyError(f"the study {name!r} was made in the {spaces.name_of(made)} space, not "
+                                 f"{spaces.name_of(asked)}: leave out --space (a study keeps its own), or choose "
+                                 "another --study-name.")
             raise StudyError(
                 f"the study {name!r} was made with {key} = {stored!r}, not {value!r}: {how}, "
                 "or choose another --study-name."
@@ -192,7 +197,7 @@ def search_identity(cfg: SearchConfig) -> dict:
     return {
         "kind": "search",
         "objective": f"val_acc_last{SCORE_EPOCHS}",
-        "space": spaces.fingerprint(),
+        "space": spaces.by_name(cfg.space).fingerprint(),
         "val_size": cfg.data.val_size,
         "val_seed": cfg.data.val_seed,
         "train_size": cfg.data.train_size,
@@ -267,6 +272,8 @@ def kept(cfg: SearchConfig, study: optuna.Study) -> SearchConfig:
         top["goal"] = Goal(**have["goal"])
     if "sampler" in left:
         top["sampler"] = study_sampler(study)
+    if "space" in left and (space := spaces.by_fingerprint(stored("space"))) is not None:
+        top["space"] = spaces.name_of(space)
     return dataclasses.replace(cfg, recipe=dataclasses.replace(cfg.recipe, **recipe),
                                data=dataclasses.replace(cfg.data, **data), **top)
 

@@ -22,6 +22,8 @@ second queued copy of a round, withdrawn untrained (`first_copy`).
 
 from __future__ import annotations
 
+from typing import Any
+
 import dataclasses
 import gc
 import time
@@ -32,6 +34,7 @@ import torch
 from optuna.trial import TrialState
 
 import spaces
+from spaces import DEFAULT_SPACE
 
 from ..config import MAX_EPOCHS, MAX_RETRY, Goal, Recipe, score
 from ..engine.data import Split
@@ -87,8 +90,11 @@ class Objective:
         promotion: Promotion | None = None,
         rung_epochs: int = 3,
         goal: Goal = Goal(),
+        space: Any = None,
     ) -> None:
         self.data = data
+        # the study's space module (spaces.registry): what sample() asks the trial for
+        self.space = space if space is not None else spaces.by_name(DEFAULT_SPACE)
         self.promotion = promotion  # None: every candidate trains the full protocol
         self.rung_recipe = dataclasses.replace(recipe, epochs=rung_epochs)
         self.goal = goal
@@ -119,7 +125,11 @@ class Objective:
             raise TrialError(f"{type(e).__name__}: {e}") from e
 
     def _run(self, trial: optuna.Trial, start: float) -> tuple[float, int]:
-        candidate = spaces.sample(trial)
+        try:
+            candidate = self.space.sample(trial)
+        except ValueError as e:  # parameters that make no network (a sampler other than the fitting one drew them)
+            trial.set_constraint("params", 1.0)
+            self._stop(trial, start, f"rejected: {e}")
         first = first_copy(trial)
         if first is not None:
             reason = (f"withdrawn: a duplicate of trial {first} ({trial.user_attrs['baseline']} queued twice by "

@@ -41,7 +41,8 @@ RUN_CODE = ("search", "spaces", "baselines", "pyproject.toml")
 def start(trial: optuna.Trial, candidate: spaces.Candidate, n_params: int, recipe: Recipe, device: str) -> None:
     """What is known before training: architecture, size, seed, worker and provenance."""
     info = {"arch": candidate.arch.describe(), "params": n_params, "seed": recipe.seed,
-            "worker": worker_id(), **provenance({**recipe.to_dict(), "batch_size": recipe.batch_for(candidate)}, device)}
+            "worker": worker_id(), **provenance({**recipe.to_dict(), "batch_size": recipe.batch_for(candidate),
+                                                  "momentum": candidate.momentum}, device)}
     for key, value in info.items():
         trial.set_user_attr(key, value)
 

@@ -23,6 +23,8 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
+import spaces
+
 from .. import optuna_private
 from ..config import EXIT_INTERRUPTED, MAX_RETRY, Recipe, SearchConfig
 from ..engine.data import load_mnist, split_validation
@@ -84,15 +86,16 @@ def run_worker(
     study, cfg = resume_search(cfg, on_stale=requeue)
     if todo(study, cfg.trials) == 0:
         return
+    space = spaces.by_name(cfg.space)
     sampler = make_sampler(cfg.sampler, sampler_seed(cfg.seed, index, study.get_trials(deepcopy=False)),
-                           cfg.workers, cfg.goal)
+                           cfg.workers, cfg.goal, space=space, max_params=cfg.max_params)
     study.sampler = WithinTotal(sampler, cfg.trials)
     data = data or load_search_data(cfg, device)
     pruner = make_pruner(cfg.pruner, cfg.prune_warmup, cfg.recipe.epochs, cfg.data.val_size)
     promotion = Promotion(cfg.eta, val_size=cfg.data.val_size) if cfg.promotes else None
     objective = Objective(data, cfg.recipe, cfg.max_params, pruner, device, progress=progress,
                           artifacts=artifact_store(cfg.storage), promotion=promotion,
-                          rung_epochs=cfg.rung_epochs, goal=cfg.goal)
+                          rung_epochs=cfg.rung_epochs, goal=cfg.goal, space=space)
     stop = optuna.study.MaxTrialsCallback(cfg.trials, states=(*FINISHED, TrialState.RUNNING))
     errors = ErrorCallback()
     # Failed trials are reported by the supervisor, with their reasons; Optuna would print

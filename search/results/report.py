@@ -459,7 +459,7 @@ def baseline_comparison(baseline, test_acc: list[float]) -> str:
     """Test accuracy per epoch, this run next to the original write-up's."""
     rep = baseline.reported_test_acc
     lines = [
-        "Test accuracy per epoch (MNIST test set, 10,000 images), this run vs the original write-up:",
+        f"Test accuracy per epoch (MNIST test set, 10,000 images), this run vs {baseline.source}:",
         f"{'epoch':>5}  {'this run':>8}  {'original':>8}  {'diff':>6}",
     ]
     for i, acc in enumerate(test_acc):
@@ -469,8 +469,10 @@ def baseline_comparison(baseline, test_acc: list[float]) -> str:
         lines.append(f"{i + 1:>5}  {acc:>8.2f}  {shown:>8}  {diff:>6}")
     n = len(test_acc)
     best = max(test_acc)
+    reported = rep[n - 1] if n <= len(rep) else None
     lines.append(
-        f"final (epoch {n}): {test_acc[-1]:.2f} vs {rep[n - 1]:.2f} reported at epoch {n}; "
+        f"final (epoch {n}): {test_acc[-1]:.2f} vs "
+        f"{'nothing' if reported is None else f'{reported:.2f}'} reported at epoch {n}; "
         f"best of epochs {best:.2f} (epoch {test_acc.index(best) + 1}) vs "
         f"{baseline.reported_best[0]:.2f} (epoch {baseline.reported_best[1]}) "
         "[best-of-epochs picks an epoch by test accuracy]"

@@ -7,10 +7,9 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 import spaces
-from baselines import ROUNDS
+from baselines import BASELINES
 
 from ..config import Goal
-from ..engine.model import count_params
 from ..execution.runs import VALIDATION, Choice
 from ..strategy.stats import difference_se
 
@@ -23,7 +22,9 @@ def front(study: optuna.Study) -> list[FrozenTrial]:
 
 def choose(study: optuna.Study, trial_numbers: list[int] | None, max_params: int,
            with_baselines: bool = True) -> list[Choice]:
-    """The trials asked for (default: the Pareto front), plus the rounds under the budget."""
+    """The trials asked for (default: the Pareto front), plus the baselines under the budget
+    that are points of the study's space (the rounds; in the stages space the published
+    design too). A network is chosen once, whichever form it is written in."""
     if trial_numbers:
         trials = {t.number: t for t in study.get_trials(deepcopy=False)}
         missing = [n for n in trial_numbers if n not in trials or trials[n].state != TrialState.COMPLETE]
@@ -36,15 +37,17 @@ def choose(study: optuna.Study, trial_numbers: list[int] | None, max_params: int
     choices, seen = [], set()
     for t in picked:
         cand = spaces.decode(t.params)
-        if cand not in seen:
-            seen.add(cand)
+        if spaces.as_net(cand) not in seen:
+            seen.add(spaces.as_net(cand))
             name = t.user_attrs.get("baseline")
             choices.append(Choice(name or f"trial {t.number}", cand, source_trial=t.number, baseline=name,
                                   search_score=t.values[0]))
     if with_baselines:
-        for b in ROUNDS.values():
-            if b.candidate not in seen and count_params(b.candidate.arch) <= max_params:
-                seen.add(b.candidate)
+        space = spaces.of_study(study.user_attrs)
+        for b in BASELINES.values():
+            if (spaces.as_net(b.candidate) not in seen and b.candidate.arch.params <= max_params
+                    and spaces.holds(space, b.candidate)):
+                seen.add(spaces.as_net(b.candidate))
                 choices.append(Choice(b.name, b.candidate, baseline=b.name))
     return choices
 

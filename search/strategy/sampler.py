@@ -204,7 +204,12 @@ def draw_fitting(draws: optuna.Study, space: Any, budget: int, most: int = 100_0
     raise RuntimeError(f"no network of at most {budget:,} parameters in {most:,} draws of the space")
 
 
-def make_sampler(name: str, seed: int | None, workers: int = 1, goal: Goal = Goal()) -> optuna.samplers.BaseSampler:
+def make_sampler(name: str, seed: int | None, workers: int = 1, goal: Goal = Goal(), space: Any = None,
+                 max_params: int | None = None) -> optuna.samplers.BaseSampler:
+    """The sampler called `name`. Random sampling of a space that draws within its budget
+    (`space.DRAWS_WITHIN_BUDGET`) draws only networks within the goal's parameters, and
+    always within `max_params`; the other samplers draw anywhere and the objective rejects
+    what is over (Optuna's constraints are soft)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if name in ("tpe", "tpe-plain"):
@@ -216,6 +221,8 @@ def make_sampler(name: str, seed: int | None, workers: int = 1, goal: Goal = Goa
                 seed=seed, multivariate=True, group=True, constant_liar=True, n_startup_trials=10
             )
             return tpe if name == "tpe-plain" else GoalSampler(tpe, goal)
+        if name == "random" and getattr(space, "DRAWS_WITHIN_BUDGET", False) and max_params is not None:
+            return FittingSampler(space, min(goal.max_params or max_params, max_params), seed=seed)
         if name == "random":
             return optuna.samplers.RandomSampler(seed=seed)
         if name == "nsga2":
