@@ -24,6 +24,7 @@ import re
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
@@ -60,10 +61,9 @@ def storage_url(spec: str | None) -> str:
 
     An unknown scheme is refused here, before anything is opened or trained."""
     if not spec:
-        legacy = Path(LEGACY_STORAGE[len("sqlite:///"):])
-        return LEGACY_STORAGE if legacy.exists() and not Path(DEFAULT_STORAGE).exists() else DEFAULT_STORAGE
+        return LEGACY_STORAGE if parse(LEGACY_STORAGE).file.exists() and not Path(DEFAULT_STORAGE).exists() else DEFAULT_STORAGE
     if "://" in spec:
-        if _scheme(spec) not in (*_RDB_SCHEMES, "redis"):
+        if parse(spec).scheme not in (*_RDB_SCHEMES, "redis"):
             raise _unknown_form(spec)
         return spec
     if _LOOKS_LIKE_URL.match(spec):
@@ -87,20 +87,34 @@ def reading_url(spec: str | None) -> str:
     return url
 
 
-def _scheme(url: str) -> str:
-    """The URL's scheme without its driver (postgresql+psycopg -> postgresql); "" for a path."""
-    return url.split("://", 1)[0].split("+", 1)[0] if "://" in url else ""
+@dataclass(frozen=True)
+class Parsed:
+    """What a storage URL (or a path) names, read once for every function here."""
+
+    scheme: str  # "sqlite", "postgresql", "redis", ... without the driver; "" for a journal file
+    driver: str  # "pysqlite" in sqlite+pysqlite://, "psycopg2" in postgresql+psycopg2://; "" for the default
+    file: Path | None  # the file a journal or SQLite database lives in; None for servers and memory
+
+
+def parse(url: str) -> Parsed:
+    """The one reading of a storage URL: SQLAlchemy's forms (scheme[+driver]://..., SQLite's
+    file after the third slash, "?options" after it), Redis, or a path (a SQLite file
+    when it ends in .db, .sqlite or .sqlite3, else a journal file)."""
+    if "://" not in url:
+        return Parsed("sqlite" if Path(url).suffix in SQLITE_SUFFIXES else "", "", Path(url))
+    head, rest = url.split("://", 1)
+    scheme, _, driver = head.partition("+")
+    path = rest[1:].split("?", 1)[0] if scheme == "sqlite" and rest.startswith("/") else ""
+    return Parsed(scheme, driver, Path(path) if path and path != ":memory:" else None)
 
 
 def is_sqlite(url: str) -> bool:
-    """A sqlite:// URL or a bare SQLite file path; not a journal whose name starts "sqlite"."""
-    if "://" in url:
-        return _scheme(url) == "sqlite"
-    return Path(url).suffix in SQLITE_SUFFIXES
+    """A sqlite[+driver]:// URL or a bare SQLite file path; not a journal whose name starts "sqlite"."""
+    return parse(url).scheme == "sqlite"
 
 
 def is_journal_file(url: str) -> bool:
-    return "://" not in url
+    return parse(url).scheme == ""
 
 
 StaleCallback = Callable[[optuna.Study, FrozenTrial], None]
@@ -123,7 +137,8 @@ def open_storage(url: str, on_stale: StaleCallback | None = None) -> BaseStorage
     is called with it (drill-search re-queues its parameters there). Journal storages have
     no heartbeat; see `search.execution.liveness.fail_dead_workers`.
     """
-    scheme = _scheme(url)
+    url = storage_url(url)  # a bare SQLite file path as its URL
+    scheme = parse(url).scheme
     try:
         if not scheme:
             path = Path(url)
@@ -136,8 +151,8 @@ def open_storage(url: str, on_stale: StaleCallback | None = None) -> BaseStorage
 
             return JournalStorage(JournalRedisBackend(url))
         if scheme in _RDB_SCHEMES:
-            if scheme == "sqlite":
-                _make_sqlite_folder(url)
+            if parse(url).file is not None:
+                parse(url).file.parent.mkdir(parents=True, exist_ok=True)
             beat = {}
             if on_stale is not None:
                 beat = dict(heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
@@ -296,19 +311,9 @@ def _rdb(url: str, beat: dict) -> RDBStorage:
     raise AssertionError("unreachable")
 
 
-def _make_sqlite_folder(url: str) -> None:
-    path = url.split(":///", 1)[1] if ":///" in url else ""
-    if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-
-
 def storage_file(url: str) -> Path | None:
     """The file a SQLite or journal storage lives in (None for servers and memory)."""
-    if is_journal_file(url):
-        return Path(url)
-    if url.startswith("sqlite:///") and not url.endswith(":memory:"):
-        return Path(url[len("sqlite:///"):])
-    return None
+    return parse(url).file
 
 
 def artifact_dir(url: str) -> Path:
