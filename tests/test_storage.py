@@ -172,3 +172,38 @@ def test_a_report_of_a_sqlite_url_with_a_driver_is_written_beside_the_database(t
     assert code == 0, err
     assert (tmp_path / "runs" / "x-search-report.html").exists() and not (tmp_path / "studies").exists()
 
+
+
+# --- a driver that is not installed -------------------------------------------------------
+
+DRIVERS = {"psycopg", "psycopg2", "redis", "pymysql", "MySQLdb"}  # the modules SQLAlchemy and Optuna import
+
+
+@pytest.mark.parametrize("url, package, extra", [
+    ("postgresql://u@127.0.0.1:1/db", "psycopg", 'pip install -e ".[postgres]"'),  # SQLAlchemy's default driver
+    ("postgresql+psycopg2://u@127.0.0.1:1/db", "psycopg2-binary", 'pip install -e ".[postgres]"'),
+    ("postgresql+psycopg://u@127.0.0.1:1/db", "psycopg[binary]", 'pip install -e ".[postgres]"'),
+    ("redis://127.0.0.1:1", "redis", 'pip install -e ".[redis]"'),
+    ("mysql+pymysql://u@127.0.0.1:1/db", "PyMySQL", 'pip install -e ".[mysql]"'),
+])
+@pytest.mark.parametrize("command", [["fail-stale"], ["run", "--trials", "2", "--workers", "1"]])
+def test_a_missing_database_driver_names_the_package_and_how_to_install_it(tmp_path, monkeypatch, capsys, url,
+                                                                           package, extra, command):
+    import builtins
+
+    from search.cli import main
+
+    real = builtins.__import__
+
+    def without_drivers(name, globals=None, locals=None, fromlist=(), level=0):  # as where none is installed
+        if level == 0 and name.split(".")[0] in DRIVERS:
+            raise ModuleNotFoundError(f"No module named {name.split('.')[0]!r}", name=name.split(".")[0])
+        return real(name, globals, locals, fromlist, level)
+
+    monkeypatch.setattr(builtins, "__import__", without_drivers)
+    monkeypatch.setattr("search.study.ensure_mnist", lambda root, download=True: root)
+    monkeypatch.chdir(tmp_path)
+    code = main([*command, "--storage", url])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "(None)" not in err, err
+    assert f"needs the package {package}" in err and f"which is not installed: {extra}" in err, err

@@ -161,13 +161,35 @@ def open_storage(url: str, on_stale: StaleCallback | None = None) -> BaseStorage
     except StorageError:
         raise
     except ImportError as e:
-        raise StorageError(f"the storage {url!r} needs a package that is not installed ({e.name}).") from None
+        raise StorageError(f"the storage {url!r} needs {_install_hint(_missing_module(e))}.") from None
     except Exception as e:  # noqa: BLE001 - every database driver raises its own kind
         if not scheme and isinstance(e, ValueError):  # json's decode error: a damaged journal
             raise StorageError(f"cannot read the journal {url!r}: {_bad_line(Path(url))}") from None
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise StorageError(f"cannot open the storage {url!r}: {first}") from None
     raise _unknown_form(url)
+
+
+# The module a storage imports -> the package that provides it, and the extra of
+# pyproject.toml that installs it (None: no extra; pip install the package).
+DRIVERS = {"psycopg": ("psycopg[binary]", "postgres"), "psycopg2": ("psycopg2-binary", "postgres"),
+           "redis": ("redis", "redis"), "pymysql": ("PyMySQL", "mysql"), "MySQLdb": ("mysqlclient", None)}
+
+
+def _missing_module(e: ImportError) -> str | None:
+    """The module whose import failed: Optuna and SQLAlchemy raise their own ImportError
+    (its name None) from the one Python raised."""
+    while e is not None and getattr(e, "name", None) is None:
+        e = e.__cause__ or e.__context__
+    return None if e is None else e.name
+
+
+def _install_hint(module: str | None) -> str:
+    if module is None:
+        return "a database driver that is not installed (see the URL's driver in SQLAlchemy's or Optuna's documentation)"
+    package, extra = DRIVERS.get(module, (module, None))
+    how = f'pip install -e ".[{extra}]"' if extra else f"pip install {package}"
+    return f"the package {package}, which is not installed: {how}"
 
 
 def _unknown_form(spec: str) -> StorageError:
