@@ -354,9 +354,13 @@ def report_path(url: str, study_name: str) -> Path:
     return path.with_name(f"{path.stem}-{study_name}-report.html")
 
 
-def artifact_store(url: str) -> FileSystemArtifactStore:
+def artifact_store(url: str, create: bool = True) -> FileSystemArtifactStore:
+    """The store of the trained weights (`artifact_dir`); its folder is made for a command
+    that writes (`create`), never for one that only reads (export: a refused export
+    leaves nothing behind)."""
     path = artifact_dir(url)
-    path.mkdir(parents=True, exist_ok=True)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
     return FileSystemArtifactStore(str(path))
 
 
