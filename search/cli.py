@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     from .reporting import ReportError
     from .results.export import ExportError
 
-    _quiet_libraries()
+    _set_up_libraries()
     try:
         return COMMANDS[args.command](args)
     except ConfigError as e:
@@ -66,10 +66,14 @@ def main(argv: list[str] | None = None) -> int:
 # --- flags -> configuration values ------------------------------------------------------
 
 
-def _quiet_libraries() -> None:
+def _set_up_libraries() -> None:
     import warnings
 
     import optuna
+
+    from .execution.supervisor import bars_lock_in_this_process
+
+    bars_lock_in_this_process()  # no "leaked semaphore" after a kill -9
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)

@@ -154,7 +154,7 @@ def print_report(written) -> None:
     from .results import report
 
     study, extra = written.study, written.summary
-    print(report.counts_line(study))
+    print(f"trials: {report.counts_line(study)}")
     print(report.cost_line(study))
     if report.failures(study):
         print(report.failures_text(study))

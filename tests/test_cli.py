@@ -554,3 +554,13 @@ def test_a_refused_export_leaves_no_folder_behind(capsys, tmp_path, monkeypatch,
     assert code == 2 and err.count("\n") == 1 and words in err, out + err
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no s-artifacts/, no exports/
     assert (tmp_path / "existing.txt").read_text() == "mine"
+
+
+def test_a_search_that_finished_nothing_prints_no_bare_trials_line(capsys, tmp_path, monkeypatch):
+    # --timeout counts from this process's start, long past: the search starts no worker
+    monkeypatch.setattr("search.study.ensure_mnist", lambda root, download=True: root)
+    code, out, err = run(capsys, "run", "--trials", "2", "--timeout", "0.001", "--workers", "1", "--no-baselines",
+                         "--storage", str(tmp_path / "s.journal"))
+    assert code == 0, err
+    assert "trials: none" in out.splitlines() and not [line for line in out.splitlines() if line.strip() == "trials:"]
+    assert "the --timeout stopped the search at 0 of 2 finished trials" in out
