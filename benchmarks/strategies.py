@@ -211,18 +211,35 @@ def hypervolume(trained: Sequence[Trained], goal: int) -> float:
     return area
 
 
-def outcome(run: Search, policy: str, total: float, world: World, seed: int) -> tuple[float, float, float]:
-    """(noise-free value handed over, hypervolume, FRE spent) at a total budget: the search's
-    longest prefix whose spend plus its selection's cost fits in `total`."""
-    best = (math.nan, 0.0, 0.0)
+@dataclass(frozen=True)
+class Stop:
+    """Where a search stops so that its selection fits a total budget: the checkpoint it
+    stood at (`trained` candidates, `searched` FRE), the net handed over and what choosing
+    it cost (FRE)."""
+
+    trained: int = 0
+    searched: float = 0.0
+    chosen: Trained | None = None
+    cost: float = 0.0
+
+
+def stop(run: Search, policy: str, total: float, world: World, seed: int) -> Stop:
+    """The search's longest prefix whose spend plus its selection's cost fits in `total`."""
+    best = Stop()
     for spent, n in run.checkpoints:
         if spent > total:
             break
-        rng = np.random.default_rng([seed, n])
-        chosen, cost = select(run.trained[:n], policy, world, rng)
+        chosen, cost = select(run.trained[:n], policy, world, np.random.default_rng([seed, n]))
         if spent + cost <= total:
-            best = (chosen.true if chosen else math.nan, hypervolume(run.trained[:n], world.goal), spent + cost)
+            best = Stop(n, spent, chosen, cost)
     return best
+
+
+def outcome(run: Search, policy: str, total: float, world: World, seed: int) -> tuple[float, float, float]:
+    """(noise-free value handed over, hypervolume, FRE spent) at a total budget (`stop`)."""
+    at = stop(run, policy, total, world, seed)
+    return (at.chosen.true if at.chosen else math.nan, hypervolume(run.trained[:at.trained], world.goal),
+            at.searched + at.cost)
 
 
 def wilson(k: float, n: int, z: float = 1.96) -> tuple[float, float]:

@@ -17,4 +17,11 @@ Which folder to open for what (imports run down this list, never up; tests/test_
     config.py             the frozen configurations and the protocol's constants, shared by all
 """
 
+import time
+
+# The first instant drill-search's code ran (time.time()), before torch or optuna is
+# imported: --timeout counts from the process's start, or from here where the system does
+# not say when that was (search.cli.process_start).
+IMPORTED = time.time()
+
 __version__ = "0.1.0"

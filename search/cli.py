@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
 import sys
 import time
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     from .reporting import ReportError
     from .results.export import ExportError
 
-    _quiet_libraries()
+    _set_up_libraries()
     try:
         return COMMANDS[args.command](args)
     except ConfigError as e:
@@ -65,10 +66,14 @@ def main(argv: list[str] | None = None) -> int:
 # --- flags -> configuration values ------------------------------------------------------
 
 
-def _quiet_libraries() -> None:
+def _set_up_libraries() -> None:
     import warnings
 
     import optuna
+
+    from .execution.supervisor import bars_lock_in_this_process
+
+    bars_lock_in_this_process()  # no "leaked semaphore" after a kill -9
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -102,14 +107,14 @@ def workers_from(args: argparse.Namespace, device, url: str) -> int:
     return default_workers(device, url) if args.workers is None else args.workers
 
 
-def search_config(args: argparse.Namespace, device, started: float | None = None) -> SearchConfig:
-    """The search's configuration; --timeout counts from `started`, the command's start.
-    A search flag not given takes the config's own default (`_given`)."""
+def search_config(args: argparse.Namespace, device) -> SearchConfig:
+    """The search's configuration; --timeout counts from the process's start. A search flag
+    not given takes the config's own default (`_given`), or a resumed study's own
+    (`defaulted`)."""
     from .execution.storage import storage_url
 
     if args.timeout is not None and not args.timeout > 0:  # NaN too: no worker would start
         raise ConfigError("timeout", f"must be a positive number of seconds, got {args.timeout:g}.")
-    started = time.time() if started is None else started
     recipe = recipe_from(args)
     # a rung as long as the run has nothing to promote from (the default past a short run: no rung)
     if (args.strategy or default("strategy")) == "promote" and (args.rung_epochs or 0) >= recipe.epochs:
@@ -125,7 +130,7 @@ def search_config(args: argparse.Namespace, device, started: float | None = None
         trials=args.trials,
         seed=args.seed,
         goal=Goal(max_params=args.goal_params, min_score=args.goal_score),
-        deadline=None if args.timeout is None else started + args.timeout,
+        deadline=None if args.timeout is None else process_start() + args.timeout,
         device=str(device),
         defaulted=RECORDED - _choices_given(args),
         **_given(max_params=args.max_params, pruner=args.pruner, prune_warmup=args.prune_warmup, sampler=args.sampler,
@@ -215,12 +220,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_search(args)
 
 
+@functools.cache  # one instant, read once
+def process_start() -> float:
+    """When this process started, on time.time()'s clock: --timeout counts from here, the
+    interpreter's start and every import included. Linux says it in /proc (clock ticks
+    since boot); elsewhere, the instant the package was first imported (`search.IMPORTED`)."""
+    from . import IMPORTED
+
+    try:
+        with open("/proc/self/stat") as f:
+            ticks = int(f.read().rsplit(") ", 1)[1].split()[19])
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):  # no /proc, or no CLOCK_BOOTTIME
+        return IMPORTED
+    return min(time.time() - age, IMPORTED)
+
+
 def run_search(args: argparse.Namespace) -> int:
-    started = time.time()  # --timeout counts from here, before torch is imported
     from . import study as studies
     from .printers import SearchPrinter
 
-    cfg = search_config(args, device_from(args), started)
+    cfg = search_config(args, device_from(args))
     printer = SearchPrinter(cfg, args.quiet)
     _sigterm_as_interrupt()
     try:

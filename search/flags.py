@@ -187,8 +187,8 @@ def add_run(sub) -> None:
     search.add_argument("--workers", type=int, default=None,
                         help="worker processes on this machine (default: one per CPU core, or one per GPU; one on SQLite)")
     search.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                        help="start no new trial this many seconds after the command started (the study resumes "
-                        "later)")
+                        help="start no new trial this many seconds after the command started (counted from the "
+                        "process's start, its imports included; the study resumes later)")
     search.add_argument("--val-size", type=int, default=None,
                         help=f"training images held out for validation (default {default('val_size', DataConfig):,})")
     search.add_argument("--train-size", type=int, default=None,

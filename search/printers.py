@@ -61,6 +61,9 @@ class SearchPrinter:
         from .execution.storage import dashboard_command
 
         print(f"\nsee the accuracy-vs-parameters front:  {dashboard_command(self.cfg.storage, self.cfg.study_name)}")
+        if outcome.stopped_short:
+            print(f"the --timeout stopped the search at {outcome.finished} of {self.cfg.trials} finished trials, short "
+                  "of its total; the same command goes on from there.")
         if outcome.interrupted:
             print("interrupted, will resume: finished trials are kept, and the same command trains the "
                   "interrupted ones again.", file=sys.stderr)
@@ -152,7 +155,7 @@ def print_report(written) -> None:
     from .results import report
 
     study, extra = written.study, written.summary
-    print(report.counts_line(study))
+    print(f"trials: {report.counts_line(study)}")
     print(report.cost_line(study))
     if report.failures(study):
         print(report.failures_text(study))

@@ -67,6 +67,8 @@ Event = Started | TrialFinished | Polled | Ended
 class Outcome:
     study: optuna.Study
     interrupted: bool  # Ctrl-C or SIGTERM stopped it cleanly; the same command resumes
+    finished: int  # trials that count towards the total (`finished`)
+    stopped_short: bool  # its --timeout stopped it before the study held its total
 
 
 def search(cfg: SearchConfig, on_event: Callable[[Event], None] = lambda e: None) -> Outcome:
@@ -89,7 +91,8 @@ def search(cfg: SearchConfig, on_event: Callable[[Event], None] = lambda e: None
         interrupted = True
     on_event(Ended(study, interrupted))
     report.attach(study, report.figures(study))  # the dashboard shows the report's figures too
-    return Outcome(study, interrupted)
+    done = finished(study)
+    return Outcome(study, interrupted, done, not interrupted and cfg.past_deadline(time.time()) and done < cfg.trials)
 
 
 def run_search(

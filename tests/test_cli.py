@@ -550,3 +550,34 @@ def test_the_commands_a_report_suggests_name_its_study_as_the_user_did():
     assert (ReportConfig(storage="/abs/v3.journal", study_name="big", storage_given="v3.journal").command_flags
             == " --storage v3.journal --study-name big")
     assert ReportConfig(storage="x.journal", study_name="big").command_flags == " --study-name big"
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["export", "99"], "study 'search' has no trial 99 (it has 1)."),
+    (["export", "0", "--output", "existing.txt"], "the output existing.txt is a file: name a folder"),
+    (["export", "0"], "trial 0 kept no weights in the artifact store"),
+])
+def test_a_refused_export_leaves_no_folder_behind(capsys, tmp_path, monkeypatch, argv, words):
+    monkeypatch.chdir(tmp_path)
+    journal = _a_study(tmp_path)
+    study = optuna.load_study(study_name="search", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(journal)))
+    params = spaces.encode(ROUNDS["round3"].candidate)
+    study.add_trial(optuna.trial.create_trial(params=params, distributions={k: spaces.SPACE[k] for k in params},
+                                              values=[99.0, 5760]))
+    (tmp_path / "existing.txt").write_text("mine")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, out, err = run(capsys, *argv, "--storage", journal)
+    assert code == 2 and err.count("\n") == 1 and words in err, out + err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no s-artifacts/, no exports/
+    assert (tmp_path / "existing.txt").read_text() == "mine"
+
+
+def test_a_search_that_finished_nothing_prints_no_bare_trials_line(capsys, tmp_path, monkeypatch):
+    # --timeout counts from this process's start, long past: the search starts no worker
+    monkeypatch.setattr("search.study.ensure_mnist", lambda root, download=True: root)
+    code, out, err = run(capsys, "run", "--trials", "2", "--timeout", "0.001", "--workers", "1", "--no-baselines",
+                         "--storage", str(tmp_path / "s.journal"))
+    assert code == 0, err
+    assert "trials: none" in out.splitlines() and not [line for line in out.splitlines() if line.strip() == "trials:"]
+    assert "the --timeout stopped the search at 0 of 2 finished trials" in out

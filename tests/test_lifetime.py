@@ -3,11 +3,14 @@ start, and a command sharing a search ends when its own work is done (issue 29).
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import socket
 import subprocess
 import sys
 import time
 import types
+from pathlib import Path
 
 import optuna
 import pytest
@@ -71,6 +74,39 @@ def test_workers_end_when_their_command_is_killed():
         proc.stdout.close()
 
 
+# Two workers that draw a progress bar, as training does (tqdm's lock, made with the first
+# bar), say so, and sleep ten minutes; their command prints their ids first.
+BARS = """
+import optuna
+from search.execution import supervisor
+WORK = "from tqdm.auto import tqdm; tqdm(total=1, disable=True); print('bar', flush=True); import time; time.sleep(600)"
+sup = supervisor.Supervisor(optuna.create_study(), exec, lambda trials: None, poll_seconds=0.1)
+def start():
+    for i in range(2):
+        sup.start(i, WORK)
+    print(*(w.id for w in sup.workers), flush=True)
+sup.run(lambda w, code: supervisor.GO_ON, start)
+"""
+
+
+def test_a_killed_command_leaves_no_leaked_semaphore_warning():
+    # multiprocessing's resource tracker outlives a SIGKILLed command and reported the
+    # semaphore of tqdm's lock, which the workers (spawned: their start method is spawn)
+    # made as a named one, as "leaked"
+    proc = subprocess.Popen([sys.executable, "-c", BARS], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    ids = proc.stdout.readline().split()
+    try:
+        assert [proc.stdout.readline() for _ in ids] == ["bar\n", "bar\n"], ids
+        proc.kill()
+        proc.wait()
+        assert wait_until_gone(ids) == []
+        _, err = proc.communicate(timeout=120)  # to the end: the tracker holds the pipe until it exits
+    finally:
+        kill_all(ids)
+    assert "leaked semaphore" not in err and "resource_tracker" not in err, err
+
+
 @pytest.mark.mnist
 def test_a_killed_command_leaves_no_worker_and_the_next_one_runs_its_trial_again(tmp_path, data_root):
     store = tmp_path / "s.journal"
@@ -108,7 +144,8 @@ def test_a_worker_that_starts_after_the_commands_deadline_starts_no_trial(tmp_pa
     args = cli.build_parser().parse_args(["run", "--trials", "2", "--timeout", "1", "--storage",
                                           str(tmp_path / "s.journal"), "--pruner", "none", "--no-baselines",
                                           "--epochs", "1", "--batch-size", "64", "--val-size", "500"])
-    cfg = cli.search_config(args, torch.device("cpu"))
+    # the deadline a second from now (the command's own counts from the process's start, this test's)
+    cfg = dataclasses.replace(cli.search_config(args, torch.device("cpu")), deadline=time.time() + 1)
     offset = {"s": 0.0}
     monkeypatch.setattr(workers, "time", types.SimpleNamespace(time=lambda: time.time() + offset["s"]))
 
@@ -121,11 +158,46 @@ def test_a_worker_that_starts_after_the_commands_deadline_starts_no_trial(tmp_pa
     assert identity.open_search(cfg).trials == []
 
 
-def test_the_deadline_is_the_commands_start_plus_the_timeout(tmp_path):
+def test_the_deadline_is_the_processs_start_plus_the_timeout(tmp_path):
+    import search
+
     args = cli.build_parser().parse_args(["run", "--trials", "2", "--timeout", "5"])
-    assert cli.search_config(args, torch.device("cpu"), started=1000.0).deadline == 1005.0
+    assert cli.search_config(args, torch.device("cpu")).deadline == cli.process_start() + 5
+    assert cli.process_start() <= search.IMPORTED  # before any of drill-search's code ran
     args = cli.build_parser().parse_args(["run", "--trials", "2"])
-    assert cli.search_config(args, torch.device("cpu"), started=1000.0).deadline is None
+    assert cli.search_config(args, torch.device("cpu")).deadline is None
+
+
+# Holds up the start of the process it runs in (not of its workers: the variable is gone
+# before they start), as a loaded machine's interpreter start and imports do.
+SLOW_START = """
+import os, time
+seconds = os.environ.pop("SLOW_START_SECONDS", None)
+if seconds:
+    time.sleep(float(seconds))
+"""
+
+
+@pytest.mark.mnist  # the run checks the data; with the deadline counted late, its worker trains on it
+def test_the_timeout_counts_from_the_processs_first_instant(tmp_path, data_root):
+    # --timeout 20 on a command whose start took 21 s before any of its code ran: the
+    # deadline has passed before the search opens, so no trial may start (with the deadline
+    # counted from after the imports, a worker trained for 20 s).
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(SLOW_START)
+    store = tmp_path / "s.journal"
+    env = {**os.environ, "DRILL_SEARCH_DATA": str(data_root), "PYTHONPATH": str(site), "SLOW_START_SECONDS": "21"}
+    began = time.time()
+    done = subprocess.run([str(Path(sys.executable).with_name("drill-search")), *SEARCH,
+                           "--timeout", "20", "--storage", str(store)], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    trials = optuna.load_study(study_name="search", storage=open_storage(str(store))).trials
+    assert [t.number for t in trials if t.datetime_start.timestamp() > began + 20] == []
+    assert trials == []
+    assert ("the --timeout stopped the search at 0 of 2 finished trials, short of its total; the same command "
+            "goes on from there.") in done.stdout, done.stdout
 
 
 def test_a_search_past_its_deadline_starts_no_worker_and_no_trial(tmp_path):

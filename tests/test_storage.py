@@ -109,3 +109,101 @@ def test_a_search_on_a_storage_url_one_slash_short_is_one_sentence_and_writes_no
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "postgresql://user:pw@host/db" in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+# --- one reading of a storage URL --------------------------------------------------------
+
+
+@pytest.mark.parametrize("url, file", [
+    ("sqlite:///studies/x.db", "studies/x.db"),
+    ("sqlite+pysqlite:///studies/x.db", "studies/x.db"),
+    ("sqlite+pysqlite:////abs/x.db", "/abs/x.db"),
+    ("sqlite:///x.db?timeout=20", "x.db"),
+    ("sqlite://", None),  # in memory
+    ("sqlite:///:memory:", None),
+    ("sqlite+pysqlite:///:memory:", None),
+    ("studies/x.journal", "studies/x.journal"),
+    ("postgresql+psycopg2://u@h/db", None),
+    ("redis://host:6379", None),
+])
+def test_every_form_of_a_storage_url_names_its_file_one_way(url, file):
+    from pathlib import Path
+
+    from search.execution.storage import storage_file
+
+    assert storage_file(url) == (None if file is None else Path(file))
+    assert is_sqlite(url) is url.startswith("sqlite")
+
+
+def test_weights_and_reports_of_a_sqlite_url_with_a_driver_go_beside_the_database():
+    from pathlib import Path
+
+    from search.execution.storage import artifact_dir, report_path
+
+    for url in ("sqlite:///runs/x.db", "sqlite+pysqlite:///runs/x.db"):
+        assert artifact_dir(url) == Path("runs/x-artifacts")
+        assert report_path(url, "search") == Path("runs/x-search-report.html")
+
+
+@pytest.mark.parametrize("command", [["report"], ["fail-stale"], ["export", "0"], ["dashboard"], ["confirm"],
+                                     ["reevaluate"]])
+@pytest.mark.parametrize("url", ["sqlite:///none.db", "sqlite+pysqlite:///none.db"])
+def test_a_reading_command_on_a_database_that_is_not_there_leaves_no_empty_one(tmp_path, monkeypatch, capsys,
+                                                                                 command, url):
+    from search.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    code = main([*command, "--storage", url])
+    err = capsys.readouterr().err
+    assert code == 2 and err == "drill-search: error: there is no storage at none.db; run a search first, or pass " \
+                                "--storage.\n", err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_report_of_a_sqlite_url_with_a_driver_is_written_beside_the_database(tmp_path, monkeypatch, capsys):
+    from search.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    optuna.create_study(study_name="search", storage="sqlite+pysqlite:///runs/x.db",
+                        directions=["maximize", "minimize"])
+    code = main(["report", "--storage", "sqlite+pysqlite:///runs/x.db"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert (tmp_path / "runs" / "x-search-report.html").exists() and not (tmp_path / "studies").exists()
+
+
+
+# --- a driver that is not installed -------------------------------------------------------
+
+DRIVERS = {"psycopg", "psycopg2", "redis", "pymysql", "MySQLdb"}  # the modules SQLAlchemy and Optuna import
+
+
+@pytest.mark.parametrize("url, package, extra", [
+    ("postgresql://u@127.0.0.1:1/db", "psycopg", 'pip install -e ".[postgres]"'),  # SQLAlchemy's default driver
+    ("postgresql+psycopg2://u@127.0.0.1:1/db", "psycopg2-binary", 'pip install -e ".[postgres]"'),
+    ("postgresql+psycopg://u@127.0.0.1:1/db", "psycopg[binary]", 'pip install -e ".[postgres]"'),
+    ("redis://127.0.0.1:1", "redis", 'pip install -e ".[redis]"'),
+    ("mysql+pymysql://u@127.0.0.1:1/db", "PyMySQL", 'pip install -e ".[mysql]"'),
+])
+@pytest.mark.parametrize("command", [["fail-stale"], ["run", "--trials", "2", "--workers", "1"]])
+def test_a_missing_database_driver_names_the_package_and_how_to_install_it(tmp_path, monkeypatch, capsys, url,
+                                                                           package, extra, command):
+    import builtins
+
+    from search.cli import main
+
+    real = builtins.__import__
+
+    def without_drivers(name, globals=None, locals=None, fromlist=(), level=0):  # as where none is installed
+        if level == 0 and name.split(".")[0] in DRIVERS:
+            raise ModuleNotFoundError(f"No module named {name.split('.')[0]!r}", name=name.split(".")[0])
+        return real(name, globals, locals, fromlist, level)
+
+    monkeypatch.setattr(builtins, "__import__", without_drivers)
+    monkeypatch.setattr("search.study.ensure_mnist", lambda root, download=True: root)
+    monkeypatch.chdir(tmp_path)
+    code = main([*command, "--storage", url])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "(None)" not in err, err
+    assert f"needs the package {package}" in err and f"which is not installed: {extra}" in err, err

@@ -66,11 +66,18 @@ def test_the_search_spends_its_budget_and_rejects_over_the_goal_for_free():
     assert spent == sorted(spent) and spent[-1] == pytest.approx(run.spent)
 
 
-def test_a_selection_that_costs_more_than_the_budget_leaves_a_shorter_search():
+def test_a_selection_that_costs_runs_leaves_a_shorter_search():
+    # at one total budget, what the re-evaluation of the leaders (v3) spends is taken off
+    # the search: it stops at an earlier checkpoint than a free selection (none)
     run = strategies.search(WORLD, "random", None, 10.0, seed=2)
-    _, _, spent_none = strategies.outcome(run, "none", 10.0, WORLD, seed=0)
-    _, _, spent_v3 = strategies.outcome(run, "v3", 10.0, WORLD, seed=0)
-    assert spent_none <= 10.0 and spent_v3 <= 10.0
+    free = strategies.stop(run, "none", 10.0, WORLD, seed=0)
+    costly = strategies.stop(run, "v3", 10.0, WORLD, seed=0)
+    _, at_the_end = strategies.select(run.trained[:free.trained], "v3", WORLD, np.random.default_rng([0, free.trained]))
+    assert free.cost == 0 and free.searched + at_the_end > 10.0  # v3's leaders after the whole search: too dear
+    assert costly.searched < free.searched and costly.trained < free.trained
+    assert free.searched <= 10.0 and costly.searched + costly.cost <= 10.0
+    assert (costly.searched, costly.trained) in [(s, n) for s, n in run.checkpoints]  # where the search stood
+    assert strategies.outcome(run, "v3", 10.0, WORLD, seed=0)[2] == costly.searched + costly.cost
 
 
 def test_the_race_drops_a_leader_that_trails_by_far_more_than_the_noise():

@@ -24,6 +24,7 @@ import re
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
@@ -60,10 +61,9 @@ def storage_url(spec: str | None) -> str:
 
     An unknown scheme is refused here, before anything is opened or trained."""
     if not spec:
-        legacy = Path(LEGACY_STORAGE[len("sqlite:///"):])
-        return LEGACY_STORAGE if legacy.exists() and not Path(DEFAULT_STORAGE).exists() else DEFAULT_STORAGE
+        return LEGACY_STORAGE if parse(LEGACY_STORAGE).file.exists() and not Path(DEFAULT_STORAGE).exists() else DEFAULT_STORAGE
     if "://" in spec:
-        if _scheme(spec) not in (*_RDB_SCHEMES, "redis"):
+        if parse(spec).scheme not in (*_RDB_SCHEMES, "redis"):
             raise _unknown_form(spec)
         return spec
     if _LOOKS_LIKE_URL.match(spec):
@@ -87,20 +87,34 @@ def reading_url(spec: str | None) -> str:
     return url
 
 
-def _scheme(url: str) -> str:
-    """The URL's scheme without its driver (postgresql+psycopg -> postgresql); "" for a path."""
-    return url.split("://", 1)[0].split("+", 1)[0] if "://" in url else ""
+@dataclass(frozen=True)
+class Parsed:
+    """What a storage URL (or a path) names, read once for every function here."""
+
+    scheme: str  # "sqlite", "postgresql", "redis", ... without the driver; "" for a journal file
+    driver: str  # "pysqlite" in sqlite+pysqlite://, "psycopg2" in postgresql+psycopg2://; "" for the default
+    file: Path | None  # the file a journal or SQLite database lives in; None for servers and memory
+
+
+def parse(url: str) -> Parsed:
+    """The one reading of a storage URL: SQLAlchemy's forms (scheme[+driver]://..., SQLite's
+    file after the third slash, "?options" after it), Redis, or a path (a SQLite file
+    when it ends in .db, .sqlite or .sqlite3, else a journal file)."""
+    if "://" not in url:
+        return Parsed("sqlite" if Path(url).suffix in SQLITE_SUFFIXES else "", "", Path(url))
+    head, rest = url.split("://", 1)
+    scheme, _, driver = head.partition("+")
+    path = rest[1:].split("?", 1)[0] if scheme == "sqlite" and rest.startswith("/") else ""
+    return Parsed(scheme, driver, Path(path) if path and path != ":memory:" else None)
 
 
 def is_sqlite(url: str) -> bool:
-    """A sqlite:// URL or a bare SQLite file path; not a journal whose name starts "sqlite"."""
-    if "://" in url:
-        return _scheme(url) == "sqlite"
-    return Path(url).suffix in SQLITE_SUFFIXES
+    """A sqlite[+driver]:// URL or a bare SQLite file path; not a journal whose name starts "sqlite"."""
+    return parse(url).scheme == "sqlite"
 
 
 def is_journal_file(url: str) -> bool:
-    return "://" not in url
+    return parse(url).scheme == ""
 
 
 StaleCallback = Callable[[optuna.Study, FrozenTrial], None]
@@ -123,7 +137,8 @@ def open_storage(url: str, on_stale: StaleCallback | None = None) -> BaseStorage
     is called with it (drill-search re-queues its parameters there). Journal storages have
     no heartbeat; see `search.execution.liveness.fail_dead_workers`.
     """
-    scheme = _scheme(url)
+    url = storage_url(url)  # a bare SQLite file path as its URL
+    scheme = parse(url).scheme
     try:
         if not scheme:
             path = Path(url)
@@ -136,8 +151,8 @@ def open_storage(url: str, on_stale: StaleCallback | None = None) -> BaseStorage
 
             return JournalStorage(JournalRedisBackend(url))
         if scheme in _RDB_SCHEMES:
-            if scheme == "sqlite":
-                _make_sqlite_folder(url)
+            if parse(url).file is not None:
+                parse(url).file.parent.mkdir(parents=True, exist_ok=True)
             beat = {}
             if on_stale is not None:
                 beat = dict(heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
@@ -146,13 +161,35 @@ def open_storage(url: str, on_stale: StaleCallback | None = None) -> BaseStorage
     except StorageError:
         raise
     except ImportError as e:
-        raise StorageError(f"the storage {url!r} needs a package that is not installed ({e.name}).") from None
+        raise StorageError(f"the storage {url!r} needs {_install_hint(_missing_module(e))}.") from None
     except Exception as e:  # noqa: BLE001 - every database driver raises its own kind
         if not scheme and isinstance(e, ValueError):  # json's decode error: a damaged journal
             raise StorageError(f"cannot read the journal {url!r}: {_bad_line(Path(url))}") from None
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise StorageError(f"cannot open the storage {url!r}: {first}") from None
     raise _unknown_form(url)
+
+
+# The module a storage imports -> the package that provides it, and the extra of
+# pyproject.toml that installs it (None: no extra; pip install the package).
+DRIVERS = {"psycopg": ("psycopg[binary]", "postgres"), "psycopg2": ("psycopg2-binary", "postgres"),
+           "redis": ("redis", "redis"), "pymysql": ("PyMySQL", "mysql"), "MySQLdb": ("mysqlclient", None)}
+
+
+def _missing_module(e: ImportError) -> str | None:
+    """The module whose import failed: Optuna and SQLAlchemy raise their own ImportError
+    (its name None) from the one Python raised."""
+    while e is not None and getattr(e, "name", None) is None:
+        e = e.__cause__ or e.__context__
+    return None if e is None else e.name
+
+
+def _install_hint(module: str | None) -> str:
+    if module is None:
+        return "a database driver that is not installed (see the URL's driver in SQLAlchemy's or Optuna's documentation)"
+    package, extra = DRIVERS.get(module, (module, None))
+    how = f'pip install -e ".[{extra}]"' if extra else f"pip install {package}"
+    return f"the package {package}, which is not installed: {how}"
 
 
 def _unknown_form(spec: str) -> StorageError:
@@ -296,19 +333,9 @@ def _rdb(url: str, beat: dict) -> RDBStorage:
     raise AssertionError("unreachable")
 
 
-def _make_sqlite_folder(url: str) -> None:
-    path = url.split(":///", 1)[1] if ":///" in url else ""
-    if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-
-
 def storage_file(url: str) -> Path | None:
     """The file a SQLite or journal storage lives in (None for servers and memory)."""
-    if is_journal_file(url):
-        return Path(url)
-    if url.startswith("sqlite:///") and not url.endswith(":memory:"):
-        return Path(url[len("sqlite:///"):])
-    return None
+    return parse(url).file
 
 
 def artifact_dir(url: str) -> Path:
@@ -327,9 +354,13 @@ def report_path(url: str, study_name: str) -> Path:
     return path.with_name(f"{path.stem}-{study_name}-report.html")
 
 
-def artifact_store(url: str) -> FileSystemArtifactStore:
+def artifact_store(url: str, create: bool = True) -> FileSystemArtifactStore:
+    """The store of the trained weights (`artifact_dir`); its folder is made for a command
+    that writes (`create`), never for one that only reads (export: a refused export
+    leaves nothing behind)."""
     path = artifact_dir(url)
-    path.mkdir(parents=True, exist_ok=True)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
     return FileSystemArtifactStore(str(path))
 
 

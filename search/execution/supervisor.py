@@ -118,8 +118,22 @@ def _worker_main(call: bytes) -> None:
     which can take ten seconds on a loaded machine, all of it orphaned.
     """
     threading.Thread(target=_end_with_parent, name="end-with-parent", daemon=True).start()
+    bars_lock_in_this_process()
     target, args = pickle.loads(call)
     target(*args)
+
+
+def bars_lock_in_this_process() -> None:
+    """Give tqdm's progress bars a lock of this process's own, before the first bar makes
+    theirs: a multiprocessing lock, which where the start method is spawn (every worker;
+    the default on Python 3.14 too) is a named semaphore that multiprocessing's resource
+    tracker records. A process ended by its command's death (`_end_with_parent`) or by
+    SIGKILL never releases it, and the tracker, which outlives them all, printed
+    "There appear to be 2 leaked semaphore objects" on the command's terminal. A process's
+    bars are drawn by that process only: a thread lock serves them."""
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
 
 
 def _end_with_parent() -> None:

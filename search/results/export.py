@@ -61,7 +61,7 @@ def trained_model(study: optuna.Study, number: int, store) -> tuple[torch.nn.Mod
 def write(cfg: ExportConfig) -> Path:
     """`drill-search export`: the trial of the stored study written to `cfg.folder`."""
     study = load(open_existing(cfg.storage), cfg.study_name, cfg.storage)
-    return export(study, cfg.trial, artifact_store(cfg.storage), cfg.folder)
+    return export(study, cfg.trial, artifact_store(cfg.storage, create=False), cfg.folder)
 
 
 def export(study: optuna.Study, number: int, store, out_dir: Path) -> Path:

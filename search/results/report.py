@@ -96,6 +96,7 @@ def quick_look(study: optuna.Study) -> str | None:
 
 
 def counts_line(study: optuna.Study) -> str:
+    """The study's trials per outcome in words ("none" when it holds none)."""
     c: dict[str, int] = {}
     for t in study.get_trials(deepcopy=False):
         if t.state == TrialState.WAITING and t.user_attrs.get("beyond_total"):
@@ -103,7 +104,7 @@ def counts_line(study: optuna.Study) -> str:
         key = outcome(t)
         c[key] = c.get(key, 0) + 1
     order = ("complete", "pruned", "rejected", "interrupted", "failed", "running", "waiting")
-    return ", ".join(f"{c[k]} {k}" for k in order if c.get(k))
+    return ", ".join(f"{c[k]} {k}" for k in order if c.get(k)) or "none"
 
 
 def cost_line(study: optuna.Study) -> str:
