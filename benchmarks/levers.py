@@ -142,13 +142,14 @@ LEVERS = {
 
 
 def plan(seeds: list[int]) -> list[tuple[str, str, int, Candidate, bool]]:
-    """(net, lever or 'base', seed, candidate, lever on?) for every run, seed by seed so
-    that an unfinished pilot holds whole pairs of the first seeds."""
+    """(net, lever or 'base', seed, candidate, lever on?) for every run: seed by seed, the
+    bases first, then lever by lever on every network, so that an unfinished pilot holds
+    whole pairs, each lever on all three networks, of the first seeds and levers."""
     runs = []
     for seed in seeds:
-        for net, base in NETS.items():
-            runs.append((net, "base", seed, base, False))
-            for lever, (_, arm) in LEVERS.items():
+        runs += [(net, "base", seed, base, False) for net, base in NETS.items()]
+        for lever, (_, arm) in LEVERS.items():
+            for net, base in NETS.items():
                 other = arm(base)
                 if other is not None:
                     runs.append((net, lever, seed, *other))
