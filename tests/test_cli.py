@@ -97,6 +97,19 @@ def test_run_baseline_on_real_mnist_is_recorded_for_plain_optuna(capsys, tmp_pat
 
 
 @pytest.mark.mnist
+def test_five_trials_within_a_goal_of_3000_train_five_candidates_in_the_stages_space(capsys, tmp_path, data_root):
+    store = str(tmp_path / "s.journal")
+    code, out, err = run(capsys, "run", "--trials", "5", "--goal-params", "3000", "--epochs", "1", "--train-size",
+                         "300", "--val-size", "500", "--strategy", "full", "--no-baselines", "--device", "cpu",
+                         "--workers", "1", "--storage", store, "--data-dir", str(data_root))
+    assert code == 0, err
+    trials = optuna.load_study(study_name="search", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(store))).trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 5  # none rejected
+    assert all(t.user_attrs["params"] <= 3_000 and "n1" in t.params for t in trials)
+
+
+@pytest.mark.mnist
 def test_search_report_export_from_the_cli(capsys, tmp_path, data_root):
     store = str(tmp_path / "s.journal")
     common = ["--storage", store, "--data-dir", str(data_root)]
