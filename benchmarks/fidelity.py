@@ -2,6 +2,7 @@
 
     DRILL_SEARCH_DATA=../shared/datasets python benchmarks/fidelity.py run epochs3
     python benchmarks/fidelity.py table
+    python benchmarks/fidelity.py --sample stages table     # the stages space's sample (below)
 
 `run F` trains every candidate of the unpruned sample (`studies/unpruned.journal`, study
 `unpruned`: drawn at random from the space and trained all 15 epochs, pruning off) again
@@ -19,6 +20,16 @@ promotion of the best third would keep, by score alone and by non-dominated sort
 (score, parameters). Rows named `trunc-eN` cost nothing: they read epoch N of the full
 runs themselves, which is what an early-epoch pruner of the full protocol sees at the
 same cost as an N-epoch complete schedule. Test data enters only as the yardstick.
+
+`--sample stages` does the same for the second space: its sample is a random search of
+it within 4,000 parameters, every candidate trained the full 15 epochs, made (and
+resumed) with
+
+    DRILL_SEARCH_DATA=../shared/datasets drill-search run --trials 16 --goal-params 4000 \
+        --strategy full --pruner none --no-baselines --seed 35 --workers 2 \
+        --storage studies/stages-sample.journal --study-name sample
+
+and its cheap runs go to `studies/stages-fidelity.journal`.
 """
 
 from __future__ import annotations
@@ -26,7 +37,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import statistics
 import sys
 from dataclasses import dataclass
@@ -37,14 +47,26 @@ from optuna.trial import TrialState
 
 from search.config import MAX_EPOCHS, DataConfig, Recipe, SearchConfig
 from search.config import DATA_ENV
+from search.execution.record import cpu_model
 from search.execution.storage import open_storage, storage_url
 
 sys.path.insert(0, str(Path(__file__).parent))
 from selection import bootstrap_se, spearman  # noqa: E402  (a sibling script)
 
-SAMPLE = "studies/unpruned.journal"
-SAMPLE_STUDY = "unpruned"
-STORAGE = "studies/fidelity.journal"
+@dataclass(frozen=True)
+class Sample:
+    """Candidates trained the full protocol, and where their cheap runs go."""
+
+    journal: str
+    study: str
+    storage: str  # the cheap runs
+    space: str
+
+
+SAMPLES = {
+    "chain": Sample("studies/unpruned.journal", "unpruned", "studies/fidelity.journal", "chain"),
+    "stages": Sample("studies/stages-sample.journal", "sample", "studies/stages-fidelity.journal", "stages"),
+}
 TRAIN_IMAGES = 55_000  # what a search candidate trains on (60,000 minus 5,000 held out)
 
 
@@ -73,45 +95,35 @@ SCORES = {
 }
 
 
-def sample_trials() -> list[optuna.trial.FrozenTrial]:
+def sample_trials(sample: Sample) -> list[optuna.trial.FrozenTrial]:
     """The sample's candidates trained all 15 epochs (rejected ones never trained)."""
-    study = optuna.load_study(study_name=SAMPLE_STUDY, storage=open_storage(storage_url(SAMPLE)))
+    study = optuna.load_study(study_name=sample.study, storage=open_storage(storage_url(sample.journal)))
     return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             if len(t.user_attrs.get("val_acc", [])) == MAX_EPOCHS]
 
 
-def config(name: str, workers: int | None, root: Path) -> SearchConfig:
+def config(sample: Sample, name: str, workers: int | None, root: Path) -> SearchConfig:
     f = FIDELITIES[name]
     return SearchConfig(
-        storage=storage_url(STORAGE), recipe=Recipe(epochs=f.epochs),
+        storage=storage_url(sample.storage), recipe=Recipe(epochs=f.epochs),
         data=DataConfig(root=root, train_size=f.train_size), study_name=f"fidelity-{name}",
-        trials=len(sample_trials()), pruner="none", sampler="random", with_baselines=False,
-        workers=workers or 2, seed=0,
+        trials=len(sample_trials(sample)), pruner="none", sampler="random", with_baselines=False,
+        workers=workers or 2, seed=0, space=sample.space,
     )
 
 
-def run(name: str, workers: int | None) -> None:
+def run(sample: Sample, name: str, workers: int | None) -> None:
     from search import study as studies
     from search.execution import identity
     from search.results import report
 
-    cfg = config(name, workers, Path(os.environ.get(DATA_ENV) or "data"))
+    cfg = config(sample, name, workers, Path(os.environ.get(DATA_ENV) or "data"))
     study = identity.open_search(cfg)
-    for t in sample_trials():  # the same candidates, in the sample's order; queued once
+    for t in sample_trials(sample):  # the same candidates, in the sample's order; queued once
         study.enqueue_trial(t.params, user_attrs={"sample_trial": t.number}, skip_if_exists=True)
-    print(f"{cfg.study_name}: {cfg.trials} candidates at {FIDELITIES[name]} on {platform.processor() or cpu_model()}")
+    print(f"{cfg.study_name}: {cfg.trials} candidates at {FIDELITIES[name]} on {cpu_model()}")
     studies.run_search(cfg, on_event=lambda e: isinstance(e, studies.TrialFinished)
                        and print(report.trial_line(e.trial), flush=True))
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
 
 
 def front(points: dict[int, tuple[float, int]]) -> set[int]:
@@ -134,8 +146,8 @@ def promote_by_fronts(scores: dict[int, float], params: dict[int, int], k: int) 
     return chosen
 
 
-def table() -> None:
-    sample = {t.number: t for t in sample_trials()}
+def table(chosen: Sample) -> None:
+    sample = {t.number: t for t in sample_trials(chosen)}
     objective = {n: t.values[0] for n, t in sample.items()}
     test = {n: t.user_attrs["test_acc"][-1] for n, t in sample.items()}
     params = {n: t.user_attrs["params"] for n, t in sample.items()}
@@ -150,8 +162,8 @@ def table() -> None:
             rows.append((f"trunc-e{e}", e / MAX_EPOCHS, None, score,
                          {n: fn({k2: v[:e] for k2, v in t.user_attrs.items() if k2.startswith("val_")})
                           for n, t in sample.items()}))
-    path = Path(STORAGE)
-    storage = open_storage(storage_url(STORAGE)) if path.exists() else None
+    path = Path(chosen.storage)
+    storage = open_storage(storage_url(chosen.storage)) if path.exists() else None
     for name, f in FIDELITIES.items():
         try:
             study = optuna.load_study(study_name=f"fidelity-{name}", storage=storage) if storage else None
@@ -167,7 +179,7 @@ def table() -> None:
         for score, fn in SCORES.items():
             rows.append((name, f.cost, seconds, score, {n: fn(t.user_attrs) for n, t in done.items()}))
 
-    print(f"sample: {len(sample)} candidates trained 15 epochs ({SAMPLE}); front {len(best_front)}, "
+    print(f"sample: {len(sample)} candidates trained 15 epochs ({chosen.journal}); front {len(best_front)}, "
           f"top quarter {len(top_quarter)}, promotion keeps the best {k} (a third)")
     print(f"full run: median {full_seconds / 60:.1f} min per candidate on the machine that ran the sample; "
           f"cheap runs below: {cpu_model()}, 2 single-thread workers")
@@ -194,6 +206,8 @@ def table() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sample", choices=SAMPLES, default="chain",
+                        help="the chain space's unpruned sample (default) or the stages space's")
     sub = parser.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="train the sample's candidates at one fidelity (resumable)")
     r.add_argument("fidelity", choices=FIDELITIES)
@@ -202,9 +216,9 @@ def main() -> None:
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if args.command == "run":
-        run(args.fidelity, args.workers)
+        run(SAMPLES[args.sample], args.fidelity, args.workers)
     else:
-        table()
+        table(SAMPLES[args.sample])
 
 
 if __name__ == "__main__":
