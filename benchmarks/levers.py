@@ -54,15 +54,22 @@ def _net(c: Candidate, **fields) -> Candidate:
 
 
 def _ends_gap(c: Candidate, stages) -> Candidate:
-    """The network with these stages and a head that fits them (avg6 needs a map of 6 or more)."""
-    head = c.arch.head if Net(stages, head="gap").sizes()[-1] >= 6 else "gap"
+    """The network with these stages and a head that fits them (avg6 reads one window only
+    on a map of 6 to 11)."""
+    head = c.arch.head if 6 <= Net(stages, head="gap").sizes()[-1] < 12 else "gap"
     return _net(c, stages=stages, head=head)
 
 
-def _toggle(c: Candidate, on: bool, add, remove) -> tuple[Candidate, bool] | None:
-    """(the other arm, whether it is the arm with the lever on), or None when a network cannot take it."""
+def _toggle(c: Candidate, on: bool, add, remove) -> tuple[Candidate, bool, str] | None:
+    """(the other arm, whether it is the arm with the lever on, the run it pairs with), or
+    None when a network cannot take the lever. A lever that must also change the head
+    (padding or a second pool on the chain, whose avg6 head would then read a corner or
+    nothing) pairs with the network that has that head already: the `gap` lever's arm,
+    so the pair measures the lever alone."""
     other = remove(c) if on else add(c)
-    return None if other is None or other == c else (other, not on)
+    if other is None or other == c:
+        return None
+    return other, not on, "gap" if other.arch.head != c.arch.head else "base"
 
 
 # Each lever: name -> (what it is, c -> (the other arm, lever on in it?) or None).
@@ -102,6 +109,11 @@ def _head(c, head):
         return None
 
 
+def _gap(arm):
+    """The head lever pairs with the base, though it changes the head."""
+    return None if arm is None else (arm[0], arm[1], "base")
+
+
 def _same_map(c, other):
     """None when the two heads compute the same thing (avg6 on a 6x6 map is the global average)."""
     return None if other is None or c.arch.sizes()[-1] == 6 else other
@@ -135,18 +147,21 @@ LEVERS = {
                lambda c: _toggle(c, c.arch.order == "bn-relu", lambda x: _net(x, order="bn-relu"),
                                  lambda x: _net(x, order="relu-bn"))),
     "gap": ("global average pool vs AvgPool2d(6), then the 1x1 head",
-            lambda c: _toggle(c, c.arch.head == "gap", lambda x: _same_map(x, _head(x, "gap")),
-                              lambda x: _same_map(x, _head(x, "avg6")))),
+            lambda c: _gap(_toggle(c, c.arch.head == "gap", lambda x: _same_map(x, _head(x, "gap")),
+                                   lambda x: _same_map(x, _head(x, "avg6"))))),
+    "xavier": ("Xavier-uniform convolutions with zero biases vs PyTorch's default initialisation",
+               lambda c: _toggle(c, c.arch.init == "xavier", lambda x: _net(x, init="xavier"),
+                                 lambda x: _net(x, init="default"))),
 }
 
 
-def plan(seeds: list[int]) -> list[tuple[str, str, int, Candidate, bool]]:
-    """(net, lever or 'base', seed, candidate, lever on?) for every run: seed by seed, the
+def plan(seeds: list[int]) -> list[tuple[str, str, int, Candidate, bool, str]]:
+    """(net, lever or 'base', seed, candidate, lever on?, the run it pairs with) for every run: seed by seed, the
     bases first, then lever by lever on every network, so that an unfinished pilot holds
     whole pairs, each lever on all three networks, of the first seeds and levers."""
     runs = []
     for seed in seeds:
-        runs += [(net, "base", seed, base, False) for net, base in NETS.items()]
+        runs += [(net, "base", seed, base, False, "") for net, base in NETS.items()]
         for lever, (_, arm) in LEVERS.items():
             for net, base in NETS.items():
                 other = arm(base)
@@ -156,6 +171,8 @@ def plan(seeds: list[int]) -> list[tuple[str, str, int, Candidate, bool]]:
 
 
 def one_run(job: tuple) -> dict:
+    """One run's row; a run that fails (a diverged loss, say) is a row with its error,
+    so one arm's failure neither stops the pilot nor hides in it."""
     root, net, lever, seed, candidate = job
     import torch
 
@@ -164,14 +181,17 @@ def one_run(job: tuple) -> dict:
     from search.engine.train import train
 
     torch.set_num_threads(1)
+    row = {"net": net, "lever": lever, "seed": seed, "candidate": candidate.describe(), "params": candidate.arch.params,
+           "cpu": _cpu(), "torch": torch.__version__}
     data = load_mnist(root, download=False)
     train_split, val = split_validation(data.train, VAL_SIZE, seed=0)  # the search's split
-    r = train(candidate, Recipe(seed=seed), train_split, {"val": val}, torch.device("cpu"))
+    try:
+        r = train(candidate, Recipe(seed=seed), train_split, {"val": val}, torch.device("cpu"))
+    except Exception as e:  # noqa: BLE001 - recorded as the arm's outcome
+        return row | {"error": f"{type(e).__name__}: {e}"}
     val_acc = [e.evals["val"].acc for e in r.history]
-    return {"net": net, "lever": lever, "seed": seed, "candidate": candidate.describe(),
-            "params": candidate.arch.params, "score": score(val_acc), "val_final": val_acc[-1],
-            "val_acc": val_acc, "val_loss": r.history[-1].evals["val"].loss, "seconds": round(r.seconds, 1),
-            "cpu": _cpu(), "torch": torch.__version__}
+    return row | {"score": score(val_acc), "val_final": val_acc[-1], "val_acc": val_acc,
+                  "val_loss": r.history[-1].evals["val"].loss, "seconds": round(r.seconds, 1)}
 
 
 def _cpu() -> str:
@@ -181,19 +201,23 @@ def _cpu() -> str:
 
 
 def _key(row: dict) -> tuple:
-    return row["net"], row["lever"], row["seed"]
+    return row["net"], row["lever"], row["seed"], row["candidate"]
 
 
-def read(path: Path) -> list[dict]:
+def read(path: Path, seeds: list[int] | None = None) -> list[dict]:
+    """The rows of runs the plan still holds: a row whose candidate the plan no longer
+    names (a lever or a network redefined since) is left out, and its run made again."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    planned = {(n, lv, s, c.describe()) for n, lv, s, c, _, _ in plan(seeds or sorted({r["seed"] for r in rows}))}
+    return [r for r in rows if _key(r) in planned]
 
 
 def run(path: Path, seeds: list[int], workers: int, root: str) -> None:
-    done = {_key(r) for r in read(path)}
-    todo = [(root, net, lever, seed, cand) for net, lever, seed, cand, _ in plan(seeds)
-            if (net, lever, seed) not in done]
+    done = {_key(r) for r in read(path, seeds)}
+    todo = [(root, net, lever, seed, cand) for net, lever, seed, cand, _, _ in plan(seeds)
+            if (net, lever, seed, cand.describe()) not in done]
     print(f"{len(done)} runs in {path}, {len(todo)} to go, {workers} single-threaded workers, {_cpu()}", flush=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor(workers) as pool:
@@ -208,45 +232,67 @@ def run(path: Path, seeds: list[int], workers: int, root: str) -> None:
                 row = f.result()
                 with path.open("a") as out:
                     out.write(json.dumps(row) + "\n")
+                outcome = row.get("error") or f"score {row['score']:.2f}, {row['seconds'] / 60:.1f} min"
                 print(f"{time.strftime('%H:%M:%S')} {row['net']:<11} {row['lever']:<10} seed {row['seed']}: "
-                      f"score {row['score']:.2f}, {row['seconds'] / 60:.1f} min", flush=True)
+                      f"{outcome}", flush=True)
 
 
 def table(rows: list[dict]) -> str:
     """Per lever: the paired differences (on minus off, in the search's score), their mean,
-    standard error and count, and the verdict the issue's rule gives."""
-    by = {_key(r): r for r in rows}
-    on_of = {(net, lever, seed): on for net, lever, seed, _, on in plan(sorted({r["seed"] for r in rows}))}
-    lines = ["| lever | what | pairs | mean diff (on - off) | SE | per network (mean) | verdict |",
+    standard error and count, each network's mean, and the verdict `verdict` gives."""
+    by = {(r["net"], r["lever"], r["seed"]): r for r in rows}
+    arms = {(net, lever, seed): (on, ref) for net, lever, seed, _, on, ref in plan(sorted({r["seed"] for r in rows}))}
+    lines = ["| lever | what | pairs | mean diff (on - off) | SE | per network: mean (pairs) | verdict |",
              "| --- | --- | ---: | ---: | ---: | --- | --- |"]
+    failed = []
     for lever, (what, _) in LEVERS.items():
         diffs: dict[str, list[float]] = {}
-        for (net, lv, seed), row in by.items():
-            base = by.get((net, "base", seed))
-            if lv != lever or base is None:
+        for (net, lv, seed), row in sorted(by.items()):
+            if lv != lever or (net, lv, seed) not in arms:
                 continue
-            d = row["score"] - base["score"]
-            diffs.setdefault(net, []).append(d if on_of[(net, lv, seed)] else -d)
+            on, ref = arms[(net, lv, seed)]
+            other = by.get((net, ref, seed))
+            if "error" in row or (other is not None and "error" in other):
+                failed.append(f"{lever} on {net}, seed {seed}: {row.get('error') or other.get('error')}")
+                continue
+            if other is None:
+                continue
+            d = row["score"] - other["score"]
+            diffs.setdefault(net, []).append(d if on else -d)
         flat = [d for ds in diffs.values() for d in ds]
         if not flat:
             continue
         mean = statistics.fmean(flat)
         se = statistics.stdev(flat) / math.sqrt(len(flat)) if len(flat) > 1 else float("nan")
         per = ", ".join(f"{n} {statistics.fmean(ds):+.2f} ({len(ds)})" for n, ds in diffs.items())
-        lines.append(f"| {lever} | {what} | {len(flat)} | {mean:+.3f} | {se:.3f} | {per} | {verdict(diffs, mean, se)} |")
+        se_txt = "-" if math.isnan(se) else f"{se:.3f}"
+        lines.append(f"| {lever} | {what} | {len(flat)} | {mean:+.3f} | {se_txt} | {per} | {verdict(diffs)} |")
+    if failed:
+        lines += ["", "Arms that failed (no pair): " + "; ".join(failed)]
     return "\n".join(lines)
 
 
-def verdict(diffs: dict[str, list[float]], mean: float, se: float) -> str:
-    """The issue's rule: a default when it gains by at least one SE of the paired
-    difference; a dimension when its sign depends on the network; left out otherwise."""
-    if len(diffs) < 2 or math.isnan(se):
+def verdict(diffs: dict[str, list[float]]) -> str:
+    """The issue's rule, with each network's sign read against the seed noise: a network
+    gains (loses) when its mean difference is above (below) one standard error of that
+    mean, the standard deviation pooled over every network's seeds. A lever with a
+    network that gains and one that loses is a dimension; one whose mean over all pairs
+    gains by at least one standard error, and that no network loses by, is a default;
+    anything else is left out."""
+    flat = [d for ds in diffs.values() for d in ds]
+    dof = sum(len(ds) - 1 for ds in diffs.values())
+    if len(diffs) < 2 or dof < 1:
         return "too few pairs"
-    signs = {math.copysign(1, statistics.fmean(ds)) for ds in diffs.values()}
-    if mean >= se and len(signs) == 1:
+    pooled = math.sqrt(sum((d - statistics.fmean(ds)) ** 2 for ds in diffs.values() for d in ds) / dof)
+    signs = set()
+    for ds in diffs.values():
+        m, se = statistics.fmean(ds), pooled / math.sqrt(len(ds))
+        signs |= {"gain"} if m > se else {"loss"} if m < -se else set()
+    if signs == {"gain", "loss"}:
+        return "dimension (the sign depends on the network)"
+    overall = statistics.stdev(flat) / math.sqrt(len(flat))
+    if statistics.fmean(flat) >= overall and "loss" not in signs:
         return "default (on)"
-    if len(signs) > 1:
-        return "dimension (sign depends on the network)"
     return "left out"
 
 
@@ -261,8 +307,10 @@ def main() -> None:
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     if args.plan:
-        for net, lever, seed, cand, on in plan(seeds):
-            print(f"{net:<11} {lever:<10} seed {seed} {'on ' if on else 'off'} {cand.arch.params:>6,} {cand.describe()}")
+        for net, lever, seed, cand, on, ref in plan(seeds):
+            pair = f"vs {ref}" if ref else ""
+            print(f"{net:<11} {lever:<10} seed {seed} {'on ' if on else 'off'} {pair:<8} {cand.arch.params:>6,} "
+                  f"{cand.describe()}")
         return
     if args.table:
         print(table(read(args.out)))

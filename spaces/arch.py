@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-from .net import Net, Stage
+from .net import HEADS, Net, Stage
 
-POOLS = ("avg6", "gap")  # avg6: AvgPool2d(6) as in the notebooks; gap: true global average
+POOLS = HEADS  # avg6: AvgPool2d(6) as in the notebooks; gap: true global average
 # step: the notebooks' StepLR (the lr drops 100x every lr_step epochs: once at lr_step 8
 # over 15 epochs, twice or more at 7 and below);
 # onecycle: OneCycleLR per batch, warm-up to lr over 30% of the run, then cosine down;

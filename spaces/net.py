@@ -26,6 +26,7 @@ from dataclasses import dataclass
 ORDERS = ("relu-bn", "bn-relu")  # the notebooks': ReLU then BatchNorm; most published nets: BN then ReLU
 HEADS = ("avg6", "gap")
 DROPS = ("conv", "stage")
+INITS = ("default", "xavier")  # PyTorch's own; Xavier-uniform convolutions with zero biases (the published design's)
 IMAGE = 28  # MNIST's side, in pixels
 
 
@@ -72,6 +73,7 @@ class Net:
     head: str = "gap"
     drop: str = "conv"  # where dropout goes: after every 3x3 block, or after every stage but the last
     bias: bool = False  # a bias on every convolution (the published design has them; BN makes most redundant)
+    init: str = "default"  # how the convolutions' weights start (INITS)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stages", tuple(self.stages))
@@ -80,14 +82,15 @@ class Net:
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         for name, value, allowed in (("order", self.order, ORDERS), ("head", self.head, HEADS),
-                                     ("drop", self.drop, DROPS)):
+                                     ("drop", self.drop, DROPS), ("init", self.init, INITS)):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
         sizes = self.sizes()
         if min(sizes) < 1:
             raise ValueError(f"the map shrinks to nothing in stage {sizes.index(min(sizes)) + 1} of {self.describe()}")
-        if self.head == "avg6" and sizes[-1] < 6:
-            raise ValueError(f"the avg6 head needs a map of at least 6x6, {self.describe()} ends at "
+        if self.head == "avg6" and not 6 <= sizes[-1] < 12:
+            # AvgPool2d(6) pools 6x6 windows with stride 6: one window only on a map of 6 to 11
+            raise ValueError(f"the avg6 head needs a map of 6x6 to 11x11, {self.describe()} ends at "
                              f"{sizes[-1]}x{sizes[-1]}")
 
     def sizes(self) -> tuple[int, ...]:
@@ -112,7 +115,8 @@ class Net:
         return total + cin * 10 + b * 10
 
     def describe(self) -> str:
-        """Stages in order, then the rest, e.g. 'p4-4-4-M p8-8-8-M p8-8-8 bn-relu d0.01/stage gap +bias'."""
+        """Stages in order, then the rest, e.g. 'p4-4-4-M p8-8-8-M p8-8-8 bn-relu d0.01/stage gap +bias xavier'."""
         drop = f"d{self.dropout:g}" + ("/stage" if self.drop == "stage" else "")
         bias = " +bias" if self.bias else ""
-        return " ".join(s.describe() for s in self.stages) + f" {self.order} {drop} {self.head}{bias}"
+        init = "" if self.init == "default" else f" {self.init}"
+        return " ".join(s.describe() for s in self.stages) + f" {self.order} {drop} {self.head}{bias}{init}"

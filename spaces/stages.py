@@ -26,7 +26,7 @@ from optuna.distributions import (
 )
 
 from .arch import Candidate
-from .net import DROPS, HEADS, ORDERS, Net, Stage
+from .net import DROPS, HEADS, INITS, ORDERS, Net, Stage
 from .space import _contains, _suggest
 
 NAME = "stages"
@@ -52,10 +52,14 @@ SPACE: dict[str, BaseDistribution] = {
     "drop": CategoricalDistribution(DROPS),
     "dropout": FloatDistribution(0.0, 0.15, step=0.01),
     "bias": _BOOL,
-    # the recipe; lr is SGD's at batch 64 (scaled linearly with the batch); plain SGD wants
-    # about ten times momentum 0.9's, hence the range
-    "lr": FloatDistribution(0.01, 2.0, log=True),
+    "init": CategoricalDistribution(INITS),
+    # The recipe. SGD's learning rate at batch 64 (scaled linearly with the batch) has a
+    # range per momentum: plain SGD takes steps as large as momentum 0.9 at ten times the
+    # rate (the step size is lr / (1 - momentum)), so each range spans step sizes 0.05-4.0
+    # (the rounds: 0.5-1.0 at momentum 0.9; the design: 0.2 without).
     "momentum": CategoricalDistribution((0.0, 0.9)),
+    "lr": FloatDistribution(0.005, 0.4, log=True),  # with momentum 0.9
+    "lr_plain": FloatDistribution(0.05, 4.0, log=True),  # without momentum
     "schedule": CategoricalDistribution(("step", "onecycle", "warmlinear")),
     "lr_step": IntDistribution(4, 12),
     "batch_size": CategoricalDistribution((32, 64, 128, 256)),
@@ -72,6 +76,8 @@ DRAWS_WITHIN_BUDGET = True
 CONDITIONS: dict[str, tuple[str, tuple]] = {
     **{f"w{s}_{j}": (f"n{s}", tuple(range(j, CONVS + 1))) for s in range(1, STAGES + 1) for j in (2, 3)},
     "t1": ("trans1", (True,)),
+    "lr": ("momentum", (0.9,)),
+    "lr_plain": ("momentum", (0.0,)),
     "lr_step": ("schedule", ("step",)),
 }
 
@@ -95,9 +101,10 @@ def decode(params: dict[str, Any]) -> Candidate:
               pool=s == 1 or (s == 2 and bool(params["pool2"])))
         for s in range(1, STAGES + 1))
     net = Net(stages, dropout=float(params["dropout"]), order=params["order"], head=params["head"],
-              drop=params["drop"], bias=bool(params["bias"]))
+              drop=params["drop"], bias=bool(params["bias"]), init=params["init"])
     step = params["schedule"] == "step"
-    return Candidate(net, lr=float(params["lr"]), lr_step=int(params["lr_step"]) if step else None,
+    lr = float(params["lr"] if "lr" in params else params["lr_plain"])
+    return Candidate(net, lr=lr, lr_step=int(params["lr_step"]) if step else None,
                      schedule=params["schedule"], batch_size=int(params["batch_size"]),
                      momentum=float(params["momentum"]), rotation=float(params["rotation"]),
                      shift=float(params["shift_scale"]), scale=float(params["shift_scale"]),
@@ -115,11 +122,12 @@ def encode(candidate: Candidate) -> dict[str, Any]:
         raise ValueError(f"the {NAME} space cannot hold {candidate.describe()}: {unheld}")
     values: dict[str, Any] = {"trans1": net.stages[0].transition is not None, "t1": net.stages[0].transition,
                               "pool2": net.stages[1].pool, "order": net.order, "head": net.head, "drop": net.drop,
-                              "dropout": net.dropout, "bias": net.bias, "shift_scale": candidate.shift}
+                              "dropout": net.dropout, "bias": net.bias, "init": net.init, "shift_scale": candidate.shift,
+                              "lr": candidate.lr, "lr_plain": candidate.lr}  # the condition keeps one
     for s, stage in enumerate(net.stages, 1):
         values |= {f"n{s}": len(stage.widths), f"pad{s}": stage.pad}
         values |= {f"w{s}_{j}": w for j, w in enumerate(stage.widths, 1)}
-    for knob in ("lr", "momentum", "schedule", "lr_step", "batch_size", "rotation", "affine_p", "jitter",
+    for knob in ("momentum", "schedule", "lr_step", "batch_size", "rotation", "affine_p", "jitter",
                  "smoothing", "ema"):
         values[knob] = getattr(candidate, knob)
     return {name: values[name] for name in SPACE
@@ -136,7 +144,7 @@ def _unheld(net: Net, candidate: Candidate) -> str:
     if not net.stages[0].pool or net.stages[2].pool:
         return "its pools are not after the first stage, and maybe the second"
     if net.stages[1].transition or net.stages[2].transition:
-        return "a transition after the first stage"
+        return "a transition in the second or third stage"
     if candidate.shift != candidate.scale:
         return "a shift limit other than its scale limit"
     return ""

@@ -36,6 +36,12 @@ def test_the_published_design_builds_as_published():
     assert [type(m).__name__ for m in model.modules()].count("MaxPool2d") == 2
     assert hasattr(model.stage1, "drop") and hasattr(model.stage2, "drop") and not hasattr(model.stage3, "drop")
     assert net.sizes() == (14, 7, 7) and isinstance(model.pool, torch.nn.AdaptiveAvgPool2d)
+    # its `initialize_weights`: Xavier-uniform weights (bound sqrt(6 / (fan_in + fan_out))), zero biases
+    torch.manual_seed(0)
+    conv = build_model(net).stage2.block1.conv
+    assert torch.equal(conv.bias, torch.zeros(8))
+    bound = (6 / (4 * 9 + 8 * 9)) ** 0.5
+    assert conv.weight.abs().max() <= bound and conv.weight.abs().max() > 0.9 * bound
 
 
 def random_net(rng: random.Random) -> Net:
@@ -43,7 +49,8 @@ def random_net(rng: random.Random) -> Net:
                          transition=rng.choice((None, 4, 10)), pool=rng.random() < 0.5)
                    for _ in range(rng.randint(1, 4)))
     return Net(stages, dropout=rng.choice((0.0, 0.05)), order=rng.choice(("relu-bn", "bn-relu")),
-               head="gap", drop=rng.choice(("conv", "stage")), bias=rng.random() < 0.5)
+               head=rng.choice(("gap", "avg6")), drop=rng.choice(("conv", "stage")), bias=rng.random() < 0.5,
+               init=rng.choice(("default", "xavier")))
 
 
 def test_the_closed_form_count_is_the_built_models_count_and_every_net_runs():
@@ -56,14 +63,16 @@ def test_the_closed_form_count_is_the_built_models_count_and_every_net_runs():
         model = build_model(net)
         assert net.params == count_params(model), net.describe()
         out = model.train()(torch.randn(3, 1, 28, 28))
-        assert out.shape == (3, 10) and torch.isfinite(out).all()
+        assert out.shape == (3, 10) and torch.isfinite(out).all(), net.describe()  # ten classes, whatever the head
         built += 1
 
 
 def test_a_net_whose_map_shrinks_to_nothing_or_under_its_head_is_refused():
     with pytest.raises(ValueError, match="shrinks to nothing in stage 2"):
         Net((Stage((8,) * 5, pool=True), Stage((8,) * 5)))  # 28 -> 18 -> 9 -> -1
-    with pytest.raises(ValueError, match="avg6 head needs a map of at least 6x6"):
+    with pytest.raises(ValueError, match="avg6 head needs a map of 6x6 to 11x11"):
         Net((Stage((4,), pad=True, pool=True),) * 3, head="avg6")  # 28 -> 14 -> 7 -> 3
+    with pytest.raises(ValueError, match="avg6 head needs a map of 6x6 to 11x11"):
+        Net((Stage((4,), pad=True, pool=True), Stage((4,), pad=True)), head="avg6")  # 14: AvgPool2d(6) gives 2x2
     with pytest.raises(ValueError, match="order"):
         Net((Stage((4,)),), order="relu")

@@ -145,7 +145,14 @@ def _build_net(net: Net, sparse_dropout: bool) -> nn.Sequential:
         ("flatten", nn.Flatten()),
         ("log_softmax", nn.LogSoftmax(dim=1)),
     ]
-    return nn.Sequential(OrderedDict(stages))
+    model = nn.Sequential(OrderedDict(stages))
+    if net.init == "xavier":  # the published design's `initialize_weights`; BatchNorm starts at 1 and 0 anyway
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.xavier_uniform_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+    return model
 
 
 def _build_chain(arch: Arch, sparse_dropout: bool) -> nn.Sequential:
