@@ -205,7 +205,7 @@ class SearchConfig:
     eta: int = 3
     goal: Goal = Goal()
     seed: int | None = None  # sampler seed (training uses recipe.seed)
-    with_baselines: bool = True  # the rounds that fit the budget are the first trials
+    with_baselines: bool = True  # the baselines within the goal (or the budget) that the space holds come first
     workers: int = 1  # worker processes on this machine
     # time.time() after which no worker starts a trial: the command's start + --timeout,
     # one instant for every worker, however late it starts (a replacement included)

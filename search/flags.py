@@ -182,8 +182,9 @@ def add_run(sub) -> None:
     goal.add_argument("--goal-score", type=float, default=None, metavar="PERCENT",
                       help="the smallest network whose validation score reaches PERCENT")
     search.add_argument("--no-baselines", dest="with_baselines", action="store_const", const=False, default=None,
-                        help="do not start with the hand-designed rounds (by default the rounds under the "
-                        "budget are the first trials, trained under the search's protocol)")
+                        help="do not start with the baselines (by default the rounds, and in the stages space the "
+                        "published design, within the goal's parameters or the budget are the first trials, trained "
+                        "under the search's protocol)")
     search.add_argument("--workers", type=int, default=None,
                         help="worker processes on this machine (default: one per CPU core, or one per GPU; one on SQLite)")
     search.add_argument("--timeout", type=float, default=None, metavar="SECONDS",

@@ -126,8 +126,8 @@ class BaselinePrinter:
         cfg, recipe, c = self.cfg, self.cfg.recipe, self.cfg.baseline.candidate
         if isinstance(event, baseline.Starting):
             print(
-                f"{cfg.baseline.name}: {c.describe()}, {count_params(event.model):,} parameters, "
-                f"lr {recipe.lr_for(c):g} at its batch, "
+                f"{cfg.baseline.name}: {c.arch.describe()}, {count_params(event.model):,} parameters, "
+                f"lr {recipe.lr_for(c):g}, "
                 f"{recipe.epochs} epochs, batch {recipe.batch_for(c)}, seed {recipe.seed}, device {cfg.device}"
                 + (", bf16" if recipe.bf16 else "") + (", compiled" if recipe.compile else "")
             )

@@ -113,7 +113,7 @@ def run_search(
     check_workers(cfg.storage, cfg.workers)
     study = open_search(cfg, on_stale=requeue)
     if cfg.with_baselines:
-        enqueue_baselines(study, cfg.max_params)
+        enqueue_baselines(study, cfg.goal.max_params or cfg.max_params)
     fail_dead_workers(study)
     deaths, max_deaths = 0, max_deaths if max_deaths is not None else 3 * cfg.workers
     gave_up = False
@@ -190,9 +190,10 @@ def await_claims(study: optuna.Study, poll_seconds: float) -> None:
 
 
 def enqueue_baselines(study: optuna.Study, max_params: int) -> list[str]:
-    """Queue the baselines that fit the budget and are points of the study's space (the
-    rounds in either space, the published design in the stages'), once; returns the names
-    queued now or before."""
+    """Queue the baselines within `max_params` (the goal's parameters when there is one, so
+    that a goal-aimed search spends no trial on a reference over it) that are points of
+    the study's space (the rounds in either space, the published design in the stages'),
+    once; returns the names queued now or before."""
     space, names = spaces.of_study(study.user_attrs), []
     for b in BASELINES.values():
         if b.candidate.arch.params <= max_params and spaces.holds(space, b.candidate):

@@ -29,7 +29,7 @@ from optuna.distributions import (
     distribution_to_json,
 )
 
-from .arch import POOLS, SCHEDULES, Candidate
+from .arch import POOLS, SCHEDULES, Arch, Candidate
 
 _NARROW = IntDistribution(4, 16, step=2)  # first block and the transition
 _WIDE = IntDistribution(8, 32, step=2)  # second block: the widest layer of every round
@@ -60,6 +60,12 @@ CONDITIONS = {"c5": ("block5", True), "lr_step": ("schedule", "step")}
 # Whether a random search draws only networks within its budget (search.strategy.sampler.
 # FittingSampler): not here, so that the studies of this space (v1-v4) resume drawing as they did.
 DRAWS_WITHIN_BUDGET = False
+
+
+def smallest() -> int:
+    """The fewest parameters a network of this space has: every width at its least, no block 5."""
+    least = {name: SPACE[name].low for name in ("c1", "c2", "t", "c4", "c6", "c7")}
+    return Arch(**least, c5=None, dropout=0.0).params
 
 
 def sample(trial: Any, kind: type = Candidate, space: dict[str, BaseDistribution] = SPACE,

@@ -82,6 +82,14 @@ CONDITIONS: dict[str, tuple[str, tuple]] = {
 }
 
 
+def smallest() -> int:
+    """The fewest parameters a network of this space has: one convolution of the least
+    width per stage, unpadded (which keeps the map, 28 -> 26 -> 13 -> 11 -> 9), no
+    transition, no bias."""
+    least = SPACE["w1_1"].low
+    return Net(tuple(Stage((least,), pool=s == 0) for s in range(STAGES))).params
+
+
 def sample(trial: Any) -> Candidate:
     """Ask an Optuna trial for every parameter that exists, in declaration order."""
     params: dict[str, Any] = {}

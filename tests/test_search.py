@@ -440,3 +440,11 @@ def test_a_resumed_study_keeps_its_space_and_refuses_another_in_words(tmp_path):
     assert cfg.space == "chain" and kept.user_attrs["space"] == chain.fingerprint()
     with pytest.raises(identity.StudyError, match="made in the chain space, not stages: leave out --space"):
         identity.open_search(config(tmp_path, space="stages"))
+
+
+def test_a_goal_no_network_of_the_space_fits_is_one_sentence_and_writes_nothing(tmp_path):
+    cfg = config(tmp_path, space="stages", goal=Goal(max_params=300))
+    with pytest.raises(identity.StudyError, match=r"--goal-params 300 is below the smallest network the stages "
+                                                   r"space holds \(388 parameters\): ask for at least 388"):
+        studies.run_search(cfg)
+    assert not (tmp_path / "s.db").exists()

@@ -6,6 +6,7 @@ import torch
 
 from baselines import ROUNDS
 from search.config import Recipe
+from search.engine.model import build_model
 from search.engine.train import Diverged, evaluate, train
 
 CPU = torch.device("cpu")
@@ -174,8 +175,26 @@ def test_an_ema_run_is_judged_and_returned_on_the_averaged_weights(synthetic):
     averaged = train(dataclasses.replace(ROUND3, ema=0.5), short(), synthetic.train, {"val": synthetic.test}, CPU)
     # the same optimisation (same seed) underneath, other weights judged
     assert averaged.history[-1].train == plain.history[-1].train
-    assert not torch.equal(next(averaged.model.parameters()), next(plain.model.parameters()))
     assert evaluate(averaged.model, synthetic.test) == averaged.history[-1].evals["val"]
+    # the average lies between where training started and where it ended, off both
+    torch.manual_seed(Recipe().seed)
+    start = build_model(ROUND3.arch).block2.conv.weight
+    ema, end = averaged.model.block2.conv.weight, plain.model.block2.conv.weight
+    assert not torch.equal(ema, start) and not torch.equal(ema, end)
+    assert (ema - end).norm() < (start - end).norm()
+
+
+def test_the_moving_average_is_the_exponential_one_over_its_horizon():
+    from search.engine.train import moving_average
+
+    model = torch.nn.Linear(1, 1, bias=False)
+    ema = moving_average(model, epochs=1.0, steps_per_epoch=4)  # decay 1 - 1/4
+    for value in (1.0, 2.0, 3.0):
+        with torch.no_grad():
+            model.weight.fill_(value)
+        ema.update_parameters(model)
+    # AveragedModel starts the average at the first step's weights: 1, then 0.75 x 1 + 0.25 x 2, ...
+    assert ema.module.weight.item() == pytest.approx(0.75 * (0.75 * 1.0 + 0.25 * 2.0) + 0.25 * 3.0)
 
 
 def test_the_candidates_momentum_is_the_optimisers(synthetic, monkeypatch):

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torchvision.datasets.utils import check_integrity
 
+from spaces.arch import JITTER_P
+
 from ..config import DATA_ENV
 
 MEAN, STD = 0.1307, 0.3081  # training-set pixel statistics on the 0..1 scale
@@ -172,7 +174,7 @@ def rotate(images: torch.Tensor, degrees: torch.Tensor, fill: float = ROTATION_F
 
 def augmented_epoch(
     split: Split, generator: torch.Generator, degrees: float, chunk: int = 8192, *,
-    shift: float = 0.0, scale: float = 0.0, p: float = 1.0, jitter: float = 0.0, jitter_p: float = 0.5,
+    shift: float = 0.0, scale: float = 0.0, p: float = 1.0, jitter: float = 0.0, jitter_p: float = JITTER_P,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One epoch's training inputs: shuffled, each image rotated by its own uniform angle
     in [-degrees, degrees] (none when `degrees` is 0), normalized. Returns (inputs,

@@ -22,7 +22,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from spaces import Candidate
-from spaces.arch import JITTER_P, ONECYCLE_WARMUP, SCHEDULE_EPOCHS, WARMLINEAR
+from spaces.arch import ONECYCLE_WARMUP, SCHEDULE_EPOCHS, WARMLINEAR
 
 from ..config import Recipe
 from .data import Split, augmented_epoch, batches, normalize
@@ -192,7 +192,7 @@ def augmentation(candidate: Candidate, recipe: Recipe) -> dict:
     if not recipe.augment:
         return {"degrees": 0.0}
     return {"degrees": candidate.rotation, "shift": candidate.shift, "scale": candidate.scale,
-            "p": candidate.affine_p, "jitter": candidate.jitter, "jitter_p": JITTER_P}
+            "p": candidate.affine_p, "jitter": candidate.jitter}
 
 
 def loss_of(log_probs: torch.Tensor, labels: torch.Tensor, smoothing: float) -> torch.Tensor:
@@ -205,7 +205,8 @@ def loss_of(log_probs: torch.Tensor, labels: torch.Tensor, smoothing: float) -> 
 
 def moving_average(model: nn.Module, epochs: float, steps_per_epoch: int) -> AveragedModel | None:
     """An exponential moving average of the weights and BatchNorm statistics over about
-    `epochs` epochs (decay 1 - 1 / its steps), or None when `epochs` is 0."""
+    `epochs` epochs (decay 1 - 1 / its steps), from the first step's weights on
+    (AveragedModel's), or None when `epochs` is 0."""
     if not epochs:
         return None
     decay = 1.0 - 1.0 / max(1.0, epochs * steps_per_epoch)

@@ -234,6 +234,7 @@ def resume_search(cfg: SearchConfig, sampler: optuna.samplers.BaseSampler | None
     """The search study `cfg` names, and `cfg` with the choices no flag made as the study
     recorded them (`kept`); a study made now records `cfg`'s. Refused (StudyError) when a
     flag asks for another protocol than the study's."""
+    _check_fits(cfg, None if "space" in cfg.defaulted else cfg.space)  # before a storage file exists
     storage = open_storage(cfg.storage, on_stale=on_stale)
     try:
         found = optuna.load_study(study_name=cfg.study_name, storage=storage, sampler=sampler)
@@ -243,10 +244,23 @@ def resume_search(cfg: SearchConfig, sampler: optuna.samplers.BaseSampler | None
         _await_creation(found)
         cfg = kept(cfg, found)
     cfg = dataclasses.replace(cfg, defaulted=frozenset())
+    _check_fits(cfg, cfg.space)
     study = open_study(storage, cfg.study_name, ["maximize", "minimize"], [f"val_acc_last{SCORE_EPOCHS}", "params"],
                        search_identity(cfg), sampler=sampler, described=describe_search(cfg),
                        choices=run_choices(cfg))
     return study, cfg
+
+
+def _check_fits(cfg: SearchConfig, space: str | None) -> None:
+    """Refuse a budget no network of `space` fits (None: of any space, when the study has
+    not yet said which is its own)."""
+    names = [space] if space is not None else list(spaces.SPACES)
+    least, name = min((spaces.by_name(n).smallest(), n) for n in names)
+    flag, budget = ("--goal-params", cfg.goal.max_params) if cfg.goal.max_params is not None else \
+        ("--max-params", cfg.max_params)
+    if budget < least:
+        raise StudyError(f"{flag} {budget:,} is below the smallest network the {name} space holds "
+                         f"({least:,} parameters): ask for at least {least:,}.")
 
 
 def kept(cfg: SearchConfig, study: optuna.Study) -> SearchConfig:

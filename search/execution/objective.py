@@ -34,7 +34,6 @@ import torch
 from optuna.trial import TrialState
 
 import spaces
-from spaces import DEFAULT_SPACE
 
 from ..config import MAX_EPOCHS, MAX_RETRY, Goal, Recipe, score
 from ..engine.data import Split
@@ -90,11 +89,11 @@ class Objective:
         promotion: Promotion | None = None,
         rung_epochs: int = 3,
         goal: Goal = Goal(),
-        space: Any = None,
+        *,
+        space: Any,
     ) -> None:
         self.data = data
-        # the study's space module (spaces.registry): what sample() asks the trial for
-        self.space = space if space is not None else spaces.by_name(DEFAULT_SPACE)
+        self.space = space  # the study's space module (spaces.registry): what sample() asks the trial for
         self.promotion = promotion  # None: every candidate trains the full protocol
         self.rung_recipe = dataclasses.replace(recipe, epochs=rung_epochs)
         self.goal = goal

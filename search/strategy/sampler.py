@@ -165,12 +165,14 @@ class FittingSampler(optuna.samplers.BaseSampler):
     trial as its relative sample. What it draws is exactly what rejection sampling of
     the random distribution gives (tested: the same points as a plain rejection loop on
     the same seed), without a trial per rejected draw. `space` is a space module
-    (`spaces.stages`): its SPACE and its sample(trial).
+    (`spaces.stages`): its SPACE and its sample(trial). A trial enqueued whole gets its
+    own point, whatever its size (the objective refuses one over the budget in a
+    sentence); one enqueued in part takes the rest from the fitting draw, so it may not fit.
     """
 
     def __init__(self, space: Any, budget: int, seed: int | None = None) -> None:
         self.space, self.budget = space, budget
-        self._draws = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+        self._random = optuna.samplers.RandomSampler(seed=seed)  # its stream runs on across draws
         self._fallback = optuna.samplers.RandomSampler(seed=seed)
 
     def infer_relative_search_space(self, study, trial) -> dict[str, BaseDistribution]:
@@ -179,14 +181,15 @@ class FittingSampler(optuna.samplers.BaseSampler):
     def sample_relative(self, study, trial, search_space) -> dict[str, Any]:
         if not search_space:
             return {}
-        return draw_fitting(self._draws, self.space, self.budget)
+        # a new private study per trial: the draws it threw away are not kept
+        return draw_fitting(optuna.create_study(sampler=self._random), self.space, self.budget)
 
     def sample_independent(self, study, trial, param_name, param_distribution) -> Any:
         # only for a parameter outside the space's declaration, which the space never asks for
         return self._fallback.sample_independent(study, trial, param_name, param_distribution)
 
     def reseed_rng(self) -> None:
-        self._draws.sampler.reseed_rng()
+        self._random.reseed_rng()
         self._fallback.reseed_rng()
 
 
