@@ -13,6 +13,8 @@ import statistics
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+import spaces
+
 from ..config import MAX_EPOCHS, MAX_RETRY, MNIST_TRAIN, TARGET_ACC, VAL_SIZE
 from ..execution.identity import budget as study_budget
 from .selection import front
@@ -58,6 +60,11 @@ def trial_line(t: FrozenTrial) -> str:
     return f"trial {t.number:>3}{name}  {size}{curve}  {tail}{secs}"
 
 
+def learning_rate(t: FrozenTrial) -> float:
+    """SGD's learning rate at batch 64 of a trial, in whichever space it was drawn."""
+    return spaces.decode(t.params).lr
+
+
 def objective_name(study: optuna.Study) -> str:
     """What objective 0 is called in the study (val_acc_last3 for a search)."""
     return (study.metric_names or ["objective 0"])[0]
@@ -78,7 +85,7 @@ def front_table(study: optuna.Study) -> str:
         name = f"  <- {a['baseline']}" if "baseline" in a else ""
         lines.append(
             f"{t.number:>5}  {int(t.values[1]):>6,}  {t.values[0]:>8.2f}%  {test:>7.2f}%  "
-            f"{len(a.get('val_acc', [])):>6}  {a.get('arch', '')}  lr {t.params.get('lr', 0):.3g}"
+            f"{len(a.get('val_acc', [])):>6}  {a.get('arch', '')}  lr {learning_rate(t):.3g}"
             f"{name}"
         )
     return "\n".join(lines)
@@ -386,7 +393,7 @@ def front_html(study: optuna.Study) -> str:
         rows.append(
             f"<tr><td>{t.number}</td><td>{name}</td><td>{int(t.values[1]):,}</td>"
             f"<td>{t.values[0]:.2f}</td><td>{test:.2f}</td><td>{len(a.get('val_acc', []))}</td>"
-            f"<td><code>{html.escape(a.get('arch', ''))}</code></td><td>{t.params.get('lr', 0):.3g}</td></tr>"
+            f"<td><code>{html.escape(a.get('arch', ''))}</code></td><td>{learning_rate(t):.3g}</td></tr>"
         )
     return (
         f"<table><thead><tr><th>trial</th><th>round</th><th>params</th><th>{html.escape(objective_name(study))} %</th>"
