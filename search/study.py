@@ -24,11 +24,11 @@ from .config import RUN_CHOICES, SearchConfig
 from .engine.data import ensure_mnist
 from .engine.model import count_params
 from .execution.hardware import check_workers
-from .execution.identity import (SearchFailed, StudyError, changes, counts, kept, open_search, record_choices,
-                                 resume_search)
+from .execution.counts import counted, todo
+from .execution.identity import SearchFailed, StudyError, changes, kept, open_search, record_choices, resume_search
 from .execution.liveness import awaits_claim, fail_dead_workers, fail_trial, requeue
 from .execution.supervisor import GO_ON, STOP, Supervisor, TrialFinished, Worker, reporter
-from .execution.workers import EXIT_GAVE_UP, search_worker, todo
+from .execution.workers import EXIT_GAVE_UP, search_worker
 from .results import report
 
 
@@ -68,7 +68,7 @@ Event = Started | TrialFinished | Polled | Ended
 class Outcome:
     study: optuna.Study
     interrupted: bool  # Ctrl-C or SIGTERM stopped it cleanly; the same command resumes
-    finished: int  # trials that count towards the total (`finished`)
+    finished: int  # trials that count towards the total (`counts.counted`)
     stopped_short: bool  # its --timeout stopped it before the study held its total
 
 
@@ -83,8 +83,7 @@ def search(cfg: SearchConfig, on_event: Callable[[Event], None] = lambda e: None
         record_choices(study, cfg)
     else:  # a run that trains nothing changes nothing: the study's own goal and sampler
         cfg, changed = kept(dataclasses.replace(cfg, defaulted=RUN_CHOICES), study), []
-    c = counts(study)
-    on_event(Started(study, cfg, c["complete"] + c["pruned"], left, changed))
+    on_event(Started(study, cfg, counted(study), left, changed))
     interrupted = False
     try:
         study = run_search(cfg, on_event=on_event)
@@ -92,7 +91,7 @@ def search(cfg: SearchConfig, on_event: Callable[[Event], None] = lambda e: None
         interrupted = True
     on_event(Ended(study, interrupted))
     report.attach(study, report.figures(study))  # the dashboard shows the report's figures too
-    done = finished(study)
+    done = counted(study)
     return Outcome(study, interrupted, done, not interrupted and cfg.past_deadline(time.time()) and done < cfg.trials)
 
 
@@ -151,11 +150,11 @@ def run_search(
     # what that left, rather than end short.
     while not gave_up and deaths <= max_deaths and not cfg.past_deadline(time.time()):
         await_claims(study, poll_seconds)
-        before = finished(study)
+        before = counted(study)
         if todo(study, cfg.trials) == 0:
             break
         supervisor.run(on_exit, start)
-        if finished(study) == before:
+        if counted(study) == before:
             break  # a round that finished nothing: the message below, not another round
     if gave_up:
         last = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
@@ -171,15 +170,9 @@ def run_search(
     # summary says where they run. Failing on them broke README's several machines
     # (`run ... && drill-search report`).
     if cfg.deadline is None and todo(study, cfg.trials) > 0:
-        raise StudyError(f"the workers stopped with {finished(study)} of {cfg.trials} finished trials; run this "
+        raise StudyError(f"the workers stopped with {counted(study)} of {cfg.trials} finished trials; run this "
                          "command again to go on, and look at the failed trials above.")
     return study
-
-
-def finished(study: optuna.Study) -> int:
-    """Trials that count towards the total: complete and pruned (rejected ones included)."""
-    c = counts(study)
-    return c["complete"] + c["pruned"]
 
 
 def await_claims(study: optuna.Study, poll_seconds: float) -> None:

@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 
 from search import cli
 from search import study as studies
-from search.execution import identity, liveness, supervisor, workers
+from search.execution import counts, identity, liveness, supervisor, workers
 from search.execution.storage import open_storage
 from search.results import report
 from tests.test_faults import ROOT, SEARCH, cli as command, finished, run_cli, wait_for_running_epoch
@@ -131,7 +131,7 @@ def test_a_killed_command_leaves_no_worker_and_the_next_one_runs_its_trial_again
     assert dead.state == TrialState.FAIL and "died" in dead.user_attrs["state_reason"]
     (retry,) = [t for t in study.trials if t.user_attrs.get("retry_of") == victim.number]
     assert retry.params == victim.params and retry.state.is_finished()
-    c = identity.counts(study)
+    c = counts.counts(study)
     assert finished(study) == 2 and c["running"] == c["waiting"] == 0, c
 
 

@@ -19,7 +19,7 @@ from baselines import ROUNDS
 from search import study as studies
 from search.config import DataConfig, Recipe, SearchConfig
 from search.engine.data import Split
-from search.execution import hardware, identity, liveness, record, workers
+from search.execution import counts, hardware, identity, liveness, record, workers
 from search.execution.objective import SearchData
 from search.results import report
 from tests.conftest import synthetic_split
@@ -220,10 +220,10 @@ def real_config(tmp_path, data_root, **kw) -> SearchConfig:
 def test_resume_reaches_the_requested_total(tmp_path, data_root):
     cfg = real_config(tmp_path, data_root, trials=2)
     studies.run_search(cfg, poll_seconds=0.2)
-    assert identity.counts(load(cfg))["complete"] + identity.counts(load(cfg))["pruned"] == 2
+    assert counts.counts(load(cfg))["complete"] + counts.counts(load(cfg))["pruned"] == 2
     studies.run_search(dataclasses.replace(cfg, trials=4), poll_seconds=0.2)
     studies.run_search(dataclasses.replace(cfg, trials=4), poll_seconds=0.2)  # nothing left to do
-    c = identity.counts(load(cfg))
+    c = counts.counts(load(cfg))
     assert c["complete"] + c["pruned"] == 4 and c["running"] == c["waiting"] == 0
 
 
@@ -287,7 +287,7 @@ def test_a_killed_worker_trial_ends_failed_and_runs_again(tmp_path, data_root):
     assert dead.state == TrialState.FAIL and "died" in dead.user_attrs["state_reason"]
     retry = [t for t in trials if t.user_attrs.get("retry_of") == dead.number]
     assert len(retry) == 1 and retry[0].params == killed["params"] and retry[0].state.is_finished()
-    c = identity.counts(load(cfg))
+    c = counts.counts(load(cfg))
     assert c["complete"] + c["pruned"] == 2 and c["running"] == 0
 
 
@@ -391,3 +391,25 @@ def test_the_search_ends_its_story_before_the_figures_are_attached(tmp_path, mon
     monkeypatch.setattr(use_case.report, "attach", lambda study, figs: said.append("attached"))
     outcome = use_case.search(cfg, lambda e: said.append(type(e).__name__))
     assert said == ["Started", "Ended", "attached"] and not outcome.interrupted
+
+
+def test_one_count_of_a_studys_trials_towards_its_total():
+    # what a search finished, what is left to start, when a worker stops, and whether a
+    # new trial is one too many all read counts.counted
+    import types
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, values=[99.0, 1000]))
+    for state in (TrialState.PRUNED, TrialState.FAIL):
+        study.add_trial(optuna.trial.create_trial(state=state))
+    study.ask()  # trial 3, running
+    study.enqueue_trial({})  # trial 4, waiting
+    assert (counts.counted(study), counts.counted(study, running=True)) == (2, 3)
+    assert counts.counted(study, running=True, below=3) == 2  # not trial 2 (failed), nor 3 itself
+    assert (counts.todo(study, 5), counts.todo(study, 3), counts.todo(study, 2)) == (2, 0, 0)
+    stopped = []
+    watched = types.SimpleNamespace(get_trials=study.get_trials, stop=lambda: stopped.append(True))
+    counts.StopAtTotal(4)(watched, study.trials[0])
+    assert stopped == []  # one left to start
+    counts.StopAtTotal(3)(watched, study.trials[0])
+    assert stopped == [True]

@@ -1,5 +1,4 @@
-"""A study's identity: opening a study only under the protocol it was made with, and
-counting what it holds.
+"""A study's identity: opening a study only under the protocol it was made with.
 
 Every study drill-search writes records its protocol in its user attributes (kind,
 schema, space fingerprint, the recipe's values, ...) and refuses runs made under another
@@ -18,7 +17,6 @@ from collections.abc import Callable
 
 import optuna
 from optuna.study import StudyDirection
-from optuna.trial import TrialState
 
 import spaces
 
@@ -28,7 +26,6 @@ from ..config import (BASELINE_STUDY, DEFAULT_SAMPLER, LEGACY_SAMPLER, MNIST_TRA
 from .storage import open_storage
 
 SCHEMA = 2  # bump when the meaning of stored attributes changes (2: objective 0 is the last-3 mean)
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 # Keys older versions recorded in a protocol, with the value the code now implies: a
@@ -154,14 +151,6 @@ def load(storage: optuna.storages.BaseStorage, name: str, where: str) -> optuna.
     except KeyError:
         names = sorted(s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False))
         raise StudyError(f"there is no study {name!r} in {where}; studies there: {', '.join(names) or 'none'}.") from None
-
-
-def counts(study: optuna.Study) -> dict[str, int]:
-    """Trials per state, by lower-case state name."""
-    c = {s.name.lower(): 0 for s in TrialState}
-    for t in study.get_trials(deepcopy=False):
-        c[t.state.name.lower()] += 1
-    return c
 
 
 def budget(study: optuna.Study) -> int:
