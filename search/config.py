@@ -49,6 +49,14 @@ RECORDED = RUN_CHOICES | {"max_params", "strategy", "rung_epochs", "eta", "data.
                           "recipe.lr_gamma", "recipe.augment", "recipe.bf16"}
 
 
+def study_flags(storage: str | None, study_name: str) -> str:
+    """The flags that name a study on a command line, for the commands a hint suggests:
+    --storage unless it is None (the default storage), --study-name unless it is the
+    default study."""
+    flags = "" if storage is None else f" --storage {storage}"
+    return flags if study_name == SEARCH_STUDY else f"{flags} --study-name {study_name}"
+
+
 SCORE_EPOCHS = 3  # the search's objective averages validation accuracy over this many last epochs
 
 
@@ -301,8 +309,7 @@ class ReportConfig:
     def command_flags(self) -> str:
         """The flags that name this study on a command line, as the commands the
         report's answer suggests need them ("" for the default study in the default storage)."""
-        flags = "" if self.storage_given is None else f" --storage {self.storage_given}"
-        return flags if self.study_name == SEARCH_STUDY else f"{flags} --study-name {self.study_name}"
+        return study_flags(self.storage_given, self.study_name)
 
 
 @dataclass(frozen=True)

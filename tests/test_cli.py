@@ -564,3 +564,23 @@ def test_a_search_that_finished_nothing_prints_no_bare_trials_line(capsys, tmp_p
     assert code == 0, err
     assert "trials: none" in out.splitlines() and not [line for line in out.splitlines() if line.strip() == "trials:"]
     assert "the --timeout stopped the search at 0 of 2 finished trials" in out
+
+
+def test_every_hint_names_the_study_one_way():
+    # the dashboard's, fail-stale's and the report's commands: one builder (config.study_flags)
+    from optuna.trial import TrialState, create_trial
+
+    from search.config import ReportConfig, study_flags
+    from search.execution.storage import dashboard_command
+    from search.results import report
+
+    import socket
+
+    lost = create_trial(state=TrialState.RUNNING, user_attrs={"worker": f"{socket.gethostname()}:4194303:1"})
+    lost.number = 7  # its worker, a pid past Linux's largest on this machine, is gone
+    for name in ("search", "big"):
+        flags = study_flags("v3.journal", name)
+        assert dashboard_command("v3.journal", name) == f"drill-search dashboard{flags}"
+        assert ReportConfig(storage="/abs/v3.journal", study_name=name, storage_given="v3.journal").command_flags == flags
+        assert f"drill-search fail-stale{flags} re-queues them" in report.running_text([lost], "v3.journal", name)
+    assert study_flags(None, "search") == "" and study_flags("v3.journal", "big") == " --storage v3.journal --study-name big"

@@ -13,7 +13,7 @@ import statistics
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from ..config import MAX_EPOCHS, MAX_RETRY, MNIST_TRAIN, TARGET_ACC, VAL_SIZE
+from ..config import MAX_EPOCHS, MAX_RETRY, MNIST_TRAIN, TARGET_ACC, VAL_SIZE, study_flags
 from ..execution.identity import budget as study_budget
 from .selection import front
 
@@ -186,9 +186,8 @@ def running_text(trials: list[FrozenTrial], storage: str, study_name: str) -> st
             f"trial {t.number} on {where(t.user_attrs['worker'])}" if t.user_attrs.get("worker")
             else f"trial {t.number} (its worker is starting)" for t in alive))
     if lost:
-        name = "" if study_name == "search" else f" --study-name {study_name}"
         lines.append(f"left RUNNING by workers that are gone: {', '.join(f'trial {n} ({why})' for n, why in lost.items())}; "
-                     f"drill-search fail-stale --storage {storage}{name} re-queues them.")
+                     f"drill-search fail-stale{study_flags(storage, study_name)} re-queues them.")
     return "\n".join(lines)
 
 
