@@ -77,7 +77,7 @@ def search(cfg: SearchConfig, on_event: Callable[[Event], None] = lambda e: None
     worker starts, fill the study, and attach the report's figures, interrupted or not."""
     check_workers(cfg.storage, cfg.workers)
     ensure_mnist(cfg.data.root, download=cfg.data.download)
-    study, cfg = resume_search(cfg)
+    study, cfg = resume_search(cfg, on_stale=requeue)
     left, changed = todo(study, cfg.trials), changes(cfg, study)
     if left:
         record_choices(study, cfg)
@@ -86,7 +86,7 @@ def search(cfg: SearchConfig, on_event: Callable[[Event], None] = lambda e: None
     on_event(Started(study, cfg, counted(study), left, changed))
     interrupted = False
     try:
-        study = run_search(cfg, on_event=on_event)
+        study = run_search(cfg, on_event=on_event, study=study)
     except KeyboardInterrupt:
         interrupted = True
     on_event(Ended(study, interrupted))
@@ -100,8 +100,11 @@ def run_search(
     on_event: Callable[[Event], None] = lambda e: None,
     poll_seconds: float = 1.0,
     max_deaths: int | None = None,
+    study: optuna.Study | None = None,
 ) -> optuna.Study:
-    """Fill the study to `cfg.trials` finished trials with `cfg.workers` processes.
+    """Fill the study to `cfg.trials` finished trials with `cfg.workers` processes: `study`,
+    as `search` opened it once its checks passed, or opened here after the same checks
+    when this is called alone (benchmarks, tests).
 
     Workers are separate processes (real concurrency; no GIL). The supervisor polls the
     storage and reports `TrialFinished` once for every trial that finishes, whoever ran it,
@@ -110,8 +113,9 @@ def run_search(
     study still needs trials. A worker whose trials keep failing with errors stops the
     whole search (SearchFailed). A search that ends short of its total says why.
     """
-    check_workers(cfg.storage, cfg.workers)
-    study = open_search(cfg, on_stale=requeue)
+    if study is None:
+        check_workers(cfg.storage, cfg.workers)
+        study = open_search(cfg, on_stale=requeue)
     if cfg.with_baselines:
         enqueue_baselines(study, cfg.max_params)
     fail_dead_workers(study)

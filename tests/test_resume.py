@@ -31,7 +31,7 @@ def no_training(monkeypatch):
     real = use_case.run_search
 
     def trains_nothing(cfg, **kw):
-        assert use_case.todo(use_case.open_search(cfg), cfg.trials) == 0, "this run would train"
+        assert use_case.todo(kw["study"], cfg.trials) == 0, "this run would train"
         return real(cfg, **kw)
 
     monkeypatch.setattr(use_case, "ensure_mnist", lambda root, download=True: root)
@@ -114,7 +114,7 @@ def started(monkeypatch):
 
     def run_search(cfg, **kw):
         seen.append(cfg)
-        return use_case.open_search(cfg)
+        return kw["study"]
 
     monkeypatch.setattr(use_case, "ensure_mnist", lambda root, download=True: root)
     monkeypatch.setattr(use_case, "run_search", run_search)

@@ -204,6 +204,22 @@ def test_sqlite_refuses_concurrent_workers(tmp_path):
         studies.run_search(config(tmp_path, workers=2))
 
 
+def test_a_search_checks_its_workers_and_opens_its_study_once(tmp_path, monkeypatch):
+    cfg = config(tmp_path, storage=str(tmp_path / "s.journal"), trials=1)
+    params = spaces.encode(ROUNDS["round3"].candidate)
+    identity.open_search(cfg).add_trial(optuna.trial.create_trial(
+        params=params, distributions={k: spaces.SPACE[k] for k in params}, values=[99.0, 5760]))  # nothing to train
+    calls = []
+    opened = studies.resume_search
+    monkeypatch.setattr(studies, "ensure_mnist", lambda root, download=True: root)
+    monkeypatch.setattr(studies, "check_workers", lambda storage, workers: calls.append("check"))
+    monkeypatch.setattr(studies, "resume_search", lambda *a, **kw: calls.append("open") or opened(*a, **kw))
+    monkeypatch.setattr(studies, "open_search", lambda *a, **kw: calls.append("open again"))
+    monkeypatch.setattr(studies.report, "attach", lambda study, figs: False)
+    studies.search(cfg)
+    assert calls == ["check", "open"]
+
+
 # --- worker processes on real MNIST (tiny subsets) ----------------------------------------
 
 
@@ -387,7 +403,7 @@ def test_the_search_ends_its_story_before_the_figures_are_attached(tmp_path, mon
     cfg = config(tmp_path)
     said = []
     monkeypatch.setattr(use_case, "ensure_mnist", lambda root, download=True: root)
-    monkeypatch.setattr(use_case, "run_search", lambda cfg, on_event: identity.open_search(cfg))
+    monkeypatch.setattr(use_case, "run_search", lambda cfg, on_event, study: study)
     monkeypatch.setattr(use_case.report, "attach", lambda study, figs: said.append("attached"))
     outcome = use_case.search(cfg, lambda e: said.append(type(e).__name__))
     assert said == ["Started", "Ended", "attached"] and not outcome.interrupted
