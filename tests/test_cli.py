@@ -584,3 +584,18 @@ def test_every_hint_names_the_study_one_way():
         assert ReportConfig(storage="/abs/v3.journal", study_name=name, storage_given="v3.journal").command_flags == flags
         assert f"drill-search fail-stale{flags} re-queues them" in report.running_text([lost], "v3.journal", name)
     assert study_flags(None, "search") == "" and study_flags("v3.journal", "big") == " --storage v3.journal --study-name big"
+
+
+@pytest.mark.parametrize("flags, choices", [
+    (["--max-params", "5000"], {"max_params"}), (["--goal-score", "99"], {"goal"}), (["--goal-params", "9"], {"goal"}),
+    (["--epochs", "3"], {"recipe.epochs"}), (["--val-size", "100"], {"data.val_size"}), (["--bf16"], {"recipe.bf16"}),
+    (["--rung-epochs", "2", "--eta", "4"], {"rung_epochs", "eta"}), (["--pruner", "none", "--seed", "3"], set()),
+])
+def test_the_choices_a_flag_makes_follow_from_its_name(flags, choices):
+    # one declaration per flag (flags.py): the CLI keeps no list of them
+    from search.cli import _choices_given, _search_flags
+    from search.flags import build_parser
+
+    args = build_parser().parse_args(["run", "--trials", "2", *flags])
+    assert _choices_given(args) == choices
+    assert _search_flags(args) == [f for f in flags if f.startswith("--") and f not in ("--epochs", "--bf16", "--seed")]
