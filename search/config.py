@@ -27,7 +27,7 @@ DEFAULT_SAMPLER = "random"
 # The sampler of a study made before studies recorded theirs, when it predates the goal's
 # view of TPE (v1, v2: Optuna's TPE on the stored objectives). One made after it (v3) ran
 # the goal-aimed "tpe"; it tells itself by its "strategy" record, which came with the view
-# (search.execution.identity.study_sampler).
+# (search.execution.choices.study_sampler).
 LEGACY_SAMPLER = "tpe-plain"
 STRATEGIES = ("promote", "full")  # see SearchConfig.strategy
 PRUNERS = ("pareto", "median", "none")  # see search.strategy.prune.make_pruner

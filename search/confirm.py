@@ -32,7 +32,8 @@ import spaces
 from .config import ConfirmConfig, Goal, Recipe
 from .engine.data import ensure_mnist
 from .execution.hardware import check_workers
-from .execution.identity import SearchFailed, StudyError, budget, load
+from .execution.choices import study_budget, study_goal
+from .execution.identity import SearchFailed, StudyError, load
 from .execution.liveness import fail_dead_workers
 from .execution.runs import (CHECKS, TEST, VALIDATION, Check, Choice, Run, is_run, open_runs, run_protocol,
                              search_protocol, stored)
@@ -122,11 +123,10 @@ def make_plan(cfg: ConfirmConfig, search: optuna.Study) -> Plan:
     check = (VALIDATION if cfg.reevaluate else TEST).of(search)
     first = check.seeds[0] if cfg.first_seed is None else cfg.first_seed
     seeds = list(range(first, first + (cfg.seeds or len(check.seeds))))
-    max_params = budget(search)
+    max_params = study_budget(search)
     numbers = list(cfg.trials) if cfg.trials else None
     if cfg.reevaluate and numbers is None:
-        goal = Goal(max_params=cfg.goal_params if cfg.goal_params is not None
-                    else search.user_attrs.get("goal", {}).get("max_params"))
+        goal = Goal(max_params=cfg.goal_params if cfg.goal_params is not None else study_goal(search).max_params)
         numbers = [t.number for t in leaders(search, goal, cfg.leaders)]
         if not numbers:
             within = "" if goal.max_params is None else f" within the goal of {goal.max_params:,} parameters"

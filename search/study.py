@@ -25,7 +25,8 @@ from .engine.data import ensure_mnist
 from .engine.model import count_params
 from .execution.hardware import check_workers
 from .execution.counts import counted, todo
-from .execution.identity import SearchFailed, StudyError, changes, kept, open_search, record_choices, resume_search
+from .execution.choices import changes, record_choices
+from .execution.identity import SearchFailed, StudyError, kept, open_search, resume_search
 from .execution.liveness import awaits_claim, fail_dead_workers, fail_trial, requeue
 from .execution.supervisor import GO_ON, STOP, Supervisor, TrialFinished, Worker, reporter
 from .execution.workers import EXIT_GAVE_UP, search_worker

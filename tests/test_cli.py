@@ -352,7 +352,7 @@ def test_confirm_and_reevaluate_refuse_a_study_of_runs_as_the_search_and_write_n
             params=params, distributions=dist, values=[99.1, 5760],
             user_attrs={"label": "trial 0", "confirm_seed": 1, "source_trial": 0, "test_acc": [99.1],
                         "run_protocol": runs.run_key(runs.run_protocol(Recipe(), None, check), ROUNDS["round3"].candidate)}))
-    identity.open_baselines(open_storage(str(store))).add_trial(optuna.trial.create_trial(
+    runs.open_baselines(open_storage(str(store))).add_trial(optuna.trial.create_trial(
         params=params, distributions=dist, values=[99.2, 5760], user_attrs={"baseline": "round3", "test_acc": [99.2]}))
     before = store.read_bytes()
     code, out, err = run(capsys, command, "--study-name", given, "--storage", str(store), "--seed", "5",

@@ -419,7 +419,7 @@ def test_a_recorded_run_holds_its_own_candidate_even_with_a_trial_waiting(tmp_pa
     from search.execution.runs import record_run
 
     storage = open_storage(f"sqlite:///{tmp_path}/b.db")
-    study = identity.open_baselines(storage)
+    study = runs_module.open_baselines(storage)
     study.enqueue_trial(spaces.encode(ROUNDS["round1"].candidate), user_attrs={"baseline": "round1"})
     data = Mnist(train=synthetic_split(128, 1), test=synthetic_split(64, 4))
     record_run(study, ROUNDS["round3"].candidate, Recipe(epochs=1), data.train, {"test": data.test},

@@ -85,7 +85,7 @@ def test_v2_resumes_with_the_plain_tpe_it_ran_with(capsys, tmp_path, no_training
 @pytest.mark.parametrize("name, sampler", [("reference", "tpe-plain"), ("v2", "tpe-plain"), ("v3", "tpe"),
                                            ("v4", "random")])
 def test_each_shipped_study_names_the_sampler_it_ran_with(name, sampler):
-    from search.execution.identity import study_sampler
+    from search.execution.choices import study_sampler
 
     study = optuna.load_study(study_name="search", storage=optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(STUDIES / f"{name}.journal"))))

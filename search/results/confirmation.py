@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import optuna
 
 from ..config import MNIST_TRAIN, TARGET_ACC, Recipe
-from ..execution.identity import budget
+from ..execution.choices import study_budget, study_goal
 from ..execution.runs import TEST, VALIDATION, Check, Choice
 from .verdicts import PROTOCOL_SEEDS, Verdict, standard_error, stored_verdicts
 
@@ -155,8 +155,7 @@ class Summary:
 def summary(search: optuna.Study, storage, recipe: Recipe, flags: str = "") -> Summary:
     confirmed, _ = stored_verdicts(search, storage, recipe)
     reevaluated, _ = stored_verdicts(search, storage, recipe, VALIDATION)
-    goal = search.user_attrs.get("goal", {}).get("max_params")
-    within = goal or budget(search)
+    within = study_goal(search).max_params or study_budget(search)
     tables, text = [], []
     if reevaluated:
         check = VALIDATION.of(search)

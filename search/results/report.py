@@ -14,7 +14,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ..config import MAX_EPOCHS, MAX_RETRY, MNIST_TRAIN, TARGET_ACC, VAL_SIZE, study_flags
-from ..execution.identity import budget as study_budget
+from ..execution.choices import study_budget
 from .selection import front
 
 TIMES = {1: "once", 2: "twice"}  # a count in words (MAX_RETRY)
