@@ -30,7 +30,7 @@ from .execution.identity import SearchFailed, StudyError, kept, open_search, res
 from .execution.liveness import awaits_claim, fail_dead_workers, fail_trial, requeue
 from .execution.supervisor import GO_ON, STOP, Supervisor, TrialFinished, Worker, reporter
 from .execution.workers import EXIT_GAVE_UP, search_worker
-from .results import report
+from .results import document
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def search(cfg: SearchConfig, on_event: Callable[[Event], None] = lambda e: None
     except KeyboardInterrupt:
         interrupted = True
     on_event(Ended(study, interrupted))
-    report.attach(study, report.figures(study))  # the dashboard shows the report's figures too
+    document.attach(study, document.figures(study))  # the dashboard shows the report's figures too
     done = counted(study)
     return Outcome(study, interrupted, done, not interrupted and cfg.past_deadline(time.time()) and done < cfg.trials)
 

@@ -572,7 +572,7 @@ def test_every_hint_names_the_study_one_way():
 
     from search.config import ReportConfig, study_flags
     from search.execution.storage import dashboard_command
-    from search.results import report
+    from search.results import document
 
     import socket
 
@@ -582,7 +582,7 @@ def test_every_hint_names_the_study_one_way():
         flags = study_flags("v3.journal", name)
         assert dashboard_command("v3.journal", name) == f"drill-search dashboard{flags}"
         assert ReportConfig(storage="/abs/v3.journal", study_name=name, storage_given="v3.journal").command_flags == flags
-        assert f"drill-search fail-stale{flags} re-queues them" in report.running_text([lost], "v3.journal", name)
+        assert f"drill-search fail-stale{flags} re-queues them" in document.running_text([lost], "v3.journal", name)
     assert study_flags(None, "search") == "" and study_flags("v3.journal", "big") == " --storage v3.journal --study-name big"
 
 

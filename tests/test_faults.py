@@ -21,7 +21,7 @@ from search.config import Recipe
 from search.execution import counts, liveness, supervisor, workers
 from search.execution import identity
 from search.execution.storage import open_storage
-from search.results import report
+from search.results import document
 from tests.test_search import config, synthetic_data
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,7 +103,7 @@ def test_interrupt_closes_the_trial_and_the_same_command_resumes(tmp_path, data_
     assert t.state == TrialState.FAIL and t.user_attrs["state_reason"] == "interrupted"
     assert counts.counts(study)["running"] == 0
     # the summary printed on the way out is the study as the stopped workers left it
-    assert f"trials: {report.counts_line(study)}" in out, out
+    assert f"trials: {document.counts_line(study)}" in out, out
     retry = [o for o in study.trials if o.user_attrs.get("retry_of") == victim.number]
     assert len(retry) == 1 and retry[0].state == TrialState.WAITING
 
@@ -250,7 +250,7 @@ def test_an_error_in_training_fails_the_trial_which_is_retried_and_never_counted
     assert a.state == TrialState.FAIL and a.user_attrs["state_reason"] == "error: RuntimeError: boom"
     assert b.user_attrs["retry_of"] == 0 and b.params == a.params and b.state == TrialState.COMPLETE
     assert c.state == TrialState.COMPLETE  # the failure did not use up one of the 2 trials
-    assert "failed: error: RuntimeError: boom" in __import__("search.results.report").results.report.trial_line(a)
+    assert "failed: error: RuntimeError: boom" in __import__("search.results.document").results.document.trial_line(a)
 
 
 def test_a_search_whose_training_always_raises_stops_with_one_sentence(tmp_path, monkeypatch, capsys):

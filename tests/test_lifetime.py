@@ -21,7 +21,7 @@ from search import cli
 from search import study as studies
 from search.execution import counts, identity, liveness, supervisor, workers
 from search.execution.storage import open_storage
-from search.results import report
+from search.results import document
 from tests.test_faults import ROOT, SEARCH, cli as command, finished, run_cli, wait_for_running_epoch
 from tests.test_search import config, synthetic_data
 
@@ -245,13 +245,13 @@ def test_a_running_trial_whose_worker_is_gone_is_named_with_the_command_that_req
     gone, away = study.ask(), study.ask()
     gone.set_user_attr("worker", f"{socket.gethostname()}:{dead.pid}")
     away.set_user_attr("worker", "another-machine:4242:99")
-    text = report.running_text(study.get_trials(deepcopy=False), str(tmp_path / "s.journal"), "search")
+    text = document.running_text(study.get_trials(deepcopy=False), str(tmp_path / "s.journal"), "search")
     lines = text.splitlines()
     assert len(lines) == 2, text
     assert f"trial {away.number} on another-machine:4242" in lines[0]
     assert f"trial {gone.number}" in lines[1] and f"{socket.gethostname()}:{dead.pid}" in lines[1]
     assert f"drill-search fail-stale --storage {tmp_path / 's.journal'}" in lines[1]
-    assert report.running_text([], "s.journal", "search") == ""
+    assert document.running_text([], "s.journal", "search") == ""
 
 
 def test_stopping_workers_waits_one_minute_for_all_of_them_not_a_minute_each(monkeypatch):

@@ -36,7 +36,7 @@ def no_training(monkeypatch):
 
     monkeypatch.setattr(use_case, "ensure_mnist", lambda root, download=True: root)
     monkeypatch.setattr(use_case, "run_search", trains_nothing)
-    monkeypatch.setattr(use_case.report, "attach", lambda study, figs: False)  # the figures take a while
+    monkeypatch.setattr(use_case.document, "attach", lambda study, figs: False)  # the figures take a while
 
 
 def _copy(name: str, tmp_path: Path) -> str:
@@ -118,7 +118,7 @@ def started(monkeypatch):
 
     monkeypatch.setattr(use_case, "ensure_mnist", lambda root, download=True: root)
     monkeypatch.setattr(use_case, "run_search", run_search)
-    monkeypatch.setattr(use_case.report, "attach", lambda study, figs: False)
+    monkeypatch.setattr(use_case.document, "attach", lambda study, figs: False)
     return seen
 
 

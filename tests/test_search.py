@@ -21,7 +21,7 @@ from search.config import DataConfig, Recipe, SearchConfig
 from search.engine.data import Split
 from search.execution import counts, hardware, identity, liveness, record, workers
 from search.execution.objective import SearchData
-from search.results import report
+from search.results import document
 from tests.conftest import synthetic_split
 
 
@@ -71,7 +71,7 @@ def test_over_budget_candidate_is_infeasible_and_never_trained(tmp_path, count_s
     assert t.state == TrialState.PRUNED and t.user_attrs["state_reason"].startswith("rejected")
     assert t.constraints == {"params": 936.0} and t.constraints["params"] > 0
     assert load(cfg).best_trials == []
-    assert report.outcome(t) == "rejected"
+    assert document.outcome(t) == "rejected"
 
 
 def test_a_trial_records_curves_provenance_and_two_objectives(tmp_path, count_steps):
@@ -108,7 +108,7 @@ def test_pruning_stops_a_trial_and_keeps_its_curve(tmp_path, monkeypatch):
     assert t.user_attrs["pruned_at_epoch"] == 2 and len(t.user_attrs["val_acc"]) == 2
     assert t.user_attrs["state_reason"] == "pruned: test rule"
     assert "PruneAtTwo" in t.user_attrs["pruner"]  # the rule that judged it is on record
-    assert "pruned at epoch 2: test rule" in report.trial_line(t)
+    assert "pruned at epoch 2: test rule" in document.trial_line(t)
 
 
 @pytest.mark.parametrize("state, words", [
@@ -215,7 +215,7 @@ def test_a_search_checks_its_workers_and_opens_its_study_once(tmp_path, monkeypa
     monkeypatch.setattr(studies, "check_workers", lambda storage, workers: calls.append("check"))
     monkeypatch.setattr(studies, "resume_search", lambda *a, **kw: calls.append("open") or opened(*a, **kw))
     monkeypatch.setattr(studies, "open_search", lambda *a, **kw: calls.append("open again"))
-    monkeypatch.setattr(studies.report, "attach", lambda study, figs: False)
+    monkeypatch.setattr(studies.document, "attach", lambda study, figs: False)
     studies.search(cfg)
     assert calls == ["check", "open"]
 
@@ -404,7 +404,7 @@ def test_the_search_ends_its_story_before_the_figures_are_attached(tmp_path, mon
     said = []
     monkeypatch.setattr(use_case, "ensure_mnist", lambda root, download=True: root)
     monkeypatch.setattr(use_case, "run_search", lambda cfg, on_event, study: study)
-    monkeypatch.setattr(use_case.report, "attach", lambda study, figs: said.append("attached"))
+    monkeypatch.setattr(use_case.document, "attach", lambda study, figs: said.append("attached"))
     outcome = use_case.search(cfg, lambda e: said.append(type(e).__name__))
     assert said == ["Started", "Ended", "attached"] and not outcome.interrupted
 

@@ -1,4 +1,5 @@
-"""What a person reads about a study: trial lines, the Pareto front, counts.
+"""The report as a document, what a person reads about a study: trial lines, the Pareto
+front, counts, figures and the HTML file (`search.reporting` is the use case that writes it).
 
 Everything here reads from the storage (FrozenTrial values and attributes), never from a
 worker's memory, so it works the same for a study that ran on another machine.
