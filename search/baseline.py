@@ -14,8 +14,7 @@ from .config import BaselineConfig
 from .engine.data import load_mnist
 from .engine.model import build_model
 from .engine.train import EpochResult, TrainResult
-from .execution.runs import open_baselines
-from .execution.runs import record_run
+from .execution.runs import open_baselines, record_run
 from .execution.storage import artifact_store, open_storage
 
 
@@ -33,10 +32,10 @@ class Trained:
     result: TrainResult
 
 
-Event = Starting | EpochResult | Trained
+BaselineEvent = Starting | EpochResult | Trained
 
 
-def reproduce(cfg: BaselineConfig, on_event: Callable[[Event], None] = lambda e: None,
+def reproduce(cfg: BaselineConfig, on_event: Callable[[BaselineEvent], None] = lambda e: None,
               progress: bool = False) -> TrainResult:
     """Train `cfg.baseline` as a new trial of `cfg.study_name`; `progress` shows a bar
     over each epoch's batches."""

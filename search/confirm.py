@@ -38,7 +38,7 @@ from .execution.liveness import fail_dead_workers
 from .execution.runs import (CHECKS, TEST, VALIDATION, Check, Choice, Run, is_run, open_runs, run_protocol,
                              search_protocol, stored)
 from .execution.storage import open_existing
-from .execution.supervisor import GO_ON, Supervisor, TrialFinished, Worker, reporter
+from .execution.supervisor import GO_ON, Polled, Supervisor, TrialFinished, Worker, reporter
 from .execution.workers import ConfirmJob, confirm_worker
 from .results.selection import choose, leaders
 from .results.verdicts import Verdict, verdicts
@@ -77,25 +77,17 @@ class Planned:
     workers: int
 
 
-@dataclass(frozen=True)
-class Polled:
-    """Every poll: the plan's runs in the study, and the ids of this command's workers."""
-
-    runs: list[FrozenTrial]
-    ids: set[str]
-
-
-Event = Planned | TrialFinished | Polled  # TrialFinished: a run of the plan
+ConfirmEvent = Planned | TrialFinished | Polled  # TrialFinished: a run of the plan; Polled: the plan's runs
 
 
 @dataclass(frozen=True)
-class Outcome:
+class ConfirmOutcome:
     plan: Plan
     verdicts: list[Verdict]
 
 
-def run(cfg: ConfirmConfig, on_event: Callable[[Event], None] = lambda e: None,
-        poll_seconds: float = 1.0) -> Outcome:
+def run(cfg: ConfirmConfig, on_event: Callable[[ConfirmEvent], None] = lambda e: None,
+        poll_seconds: float = 1.0) -> ConfirmOutcome:
     """`drill-search confirm` or `reevaluate` (see the module): plan, train what is
     missing with up to `cfg.workers` processes, judge what is stored."""
     check_workers(cfg.storage, cfg.workers)
@@ -112,7 +104,7 @@ def run(cfg: ConfirmConfig, on_event: Callable[[Event], None] = lambda e: None,
         job = ConfirmJob(plan_now.recipe, str(root), cfg.device, cfg.storage, plan_now.study_name,
                          plan_now.train_size, n, plan_now.check)
         supervise(runs_study, plan_now, job, on_event, poll_seconds)
-    return Outcome(plan_now, verdicts(runs_study, plan_now.choices, plan_now.seeds, plan_now.key, plan_now.check))
+    return ConfirmOutcome(plan_now, verdicts(runs_study, plan_now.choices, plan_now.seeds, plan_now.key, plan_now.check))
 
 
 def make_plan(cfg: ConfirmConfig, search: optuna.Study) -> Plan:
@@ -167,14 +159,14 @@ def refuse_unless_search(study: optuna.Study) -> None:
     raise StudyError(f"the study {name!r} is {what}; {hint}.")
 
 
-def supervise(runs_study: optuna.Study, the_plan: Plan, job: ConfirmJob, on_event: Callable[[Event], None],
+def supervise(runs_study: optuna.Study, the_plan: Plan, job: ConfirmJob, on_event: Callable[[ConfirmEvent], None],
               poll_seconds: float = 1.0) -> None:
     """Train the plan's missing runs with `job.workers` processes, worker i of n taking
     missing runs i, i + n, ... A run that is interrupted, fails or loses its worker is
     stored FAIL with the reason, and no worker is replaced: a later command trains what is
     missing (studies of runs have no queue, so nothing is re-queued)."""
     n = job.workers
-    tell = reporter(runs_study, on_event, lambda ours: Polled(ours, supervisor.ids), the_plan.runs_of)
+    tell = reporter(runs_study, on_event, the_plan.runs_of, lambda: supervisor.ids)
     supervisor = Supervisor(runs_study, confirm_worker, tell, poll_seconds, retry=False)
     failed = []
 

@@ -1,5 +1,5 @@
 """What a command prints while its use case runs: one printer per use case, called with
-each event (`study.Event`, `confirm.Event`, `baseline.Event`, `dashboard.Serving`), and
+each event (`study.SearchEvent`, `confirm.ConfirmEvent`, `baseline.BaselineEvent`, `dashboard.Serving`), and
 what it prints of the outcome; the live lines themselves are progress.py's."""
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class SearchPrinter:
             self.progress = None
 
     def finish(self, outcome) -> None:
-        """The last words of a search (`study.Outcome`): where to see it, and whether it resumes."""
+        """The last words of a search (`study.SearchOutcome`): where to see it, and whether it resumes."""
         from .execution.storage import dashboard_command
 
         print(f"\nsee the accuracy-vs-parameters front:  {dashboard_command(self.cfg.storage, self.cfg.study_name)}")
@@ -95,14 +95,14 @@ class ConfirmPrinter:
             self.progress.write(run_line(event.trial, score))
         elif isinstance(event, confirm.Polled):
             split = "test" if self.plan.check.is_test else "val"
-            self.progress.update(*confirm_status(event.runs, self.plan.total, self.plan.recipe.epochs, event.ids, split))
+            self.progress.update(*confirm_status(event.trials, self.plan.total, self.plan.recipe.epochs, event.workers, split))
 
     def close(self) -> None:
         if self.progress is not None:
             self.progress.close()
 
     def finish(self, outcome) -> None:
-        """The table of verdicts (`confirm.Outcome`), and where the runs are stored."""
+        """The table of verdicts (`confirm.ConfirmOutcome`), and where the runs are stored."""
         from .results import confirmation
 
         plan = outcome.plan

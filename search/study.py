@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
 import spaces
 from baselines import ROUNDS
@@ -28,7 +28,7 @@ from .execution.counts import counted, todo
 from .execution.choices import changes, record_choices
 from .execution.identity import SearchFailed, StudyError, kept, open_search, resume_search
 from .execution.liveness import awaits_claim, fail_dead_workers, fail_trial, requeue
-from .execution.supervisor import GO_ON, STOP, Supervisor, TrialFinished, Worker, reporter
+from .execution.supervisor import GO_ON, STOP, Polled, Supervisor, TrialFinished, Worker, reporter
 from .execution.workers import EXIT_GAVE_UP, search_worker
 from .results import document
 
@@ -47,13 +47,6 @@ class Started:
 
 
 @dataclass(frozen=True)
-class Polled:
-    """Every poll: all the study's trials (live progress)."""
-
-    trials: list[FrozenTrial]
-
-
-@dataclass(frozen=True)
 class Ended:
     """The workers have stopped (all trials done, or a clean stop after Ctrl-C or
     SIGTERM); the report's figures are attached next."""
@@ -62,18 +55,18 @@ class Ended:
     interrupted: bool
 
 
-Event = Started | TrialFinished | Polled | Ended
+SearchEvent = Started | TrialFinished | Polled | Ended
 
 
 @dataclass(frozen=True)
-class Outcome:
+class SearchOutcome:
     study: optuna.Study
     interrupted: bool  # Ctrl-C or SIGTERM stopped it cleanly; the same command resumes
     finished: int  # trials that count towards the total (`counts.counted`)
     stopped_short: bool  # its --timeout stopped it before the study held its total
 
 
-def search(cfg: SearchConfig, on_event: Callable[[Event], None] = lambda e: None) -> Outcome:
+def search(cfg: SearchConfig, on_event: Callable[[SearchEvent], None] = lambda e: None) -> SearchOutcome:
     """`drill-search run --trials N` (see the module): refuse what cannot run before any
     worker starts, fill the study, and attach the report's figures, interrupted or not."""
     check_workers(cfg.storage, cfg.workers)
@@ -93,12 +86,12 @@ def search(cfg: SearchConfig, on_event: Callable[[Event], None] = lambda e: None
     on_event(Ended(study, interrupted))
     document.attach(study, document.figures(study))  # the dashboard shows the report's figures too
     done = counted(study)
-    return Outcome(study, interrupted, done, not interrupted and cfg.past_deadline(time.time()) and done < cfg.trials)
+    return SearchOutcome(study, interrupted, done, not interrupted and cfg.past_deadline(time.time()) and done < cfg.trials)
 
 
 def run_search(
     cfg: SearchConfig,
-    on_event: Callable[[Event], None] = lambda e: None,
+    on_event: Callable[[SearchEvent], None] = lambda e: None,
     poll_seconds: float = 1.0,
     max_deaths: int | None = None,
     study: optuna.Study | None = None,
@@ -122,7 +115,7 @@ def run_search(
     fail_dead_workers(study)
     deaths, max_deaths = 0, max_deaths if max_deaths is not None else 3 * cfg.workers
     gave_up = False
-    supervisor = Supervisor(study, search_worker, reporter(study, on_event, Polled), poll_seconds)
+    supervisor = Supervisor(study, search_worker, reporter(study, on_event), poll_seconds)
 
     def spawn(index: int) -> None:
         if cfg.past_deadline(time.time()):

@@ -284,15 +284,17 @@ def test_a_use_case_hears_once_of_each_trial_that_finishes_while_it_runs():
     study.tell(study.ask(), 1.0)  # finished before the command: not reported
     running, other = study.ask(), study.ask()
     events = []
-    tell = supervisor.reporter(study, events.append, lambda ours: ("polled", [t.number for t in ours]),
-                               ours=lambda trials: [t for t in trials if t.number != other.number])
+    tell = supervisor.reporter(study, events.append, ours=lambda trials: [t for t in trials if t.number != other.number],
+                               workers=lambda: {"here:1:1"})
     tell(study.get_trials(deepcopy=False))
     study.tell(running, 2.0)
     study.tell(other, 3.0)  # not the use case's: neither reported nor polled
     tell(study.get_trials(deepcopy=False))
     tell(study.get_trials(deepcopy=False))
     assert [e.trial.number for e in events if isinstance(e, supervisor.TrialFinished)] == [running.number]
-    assert [e for e in events if not isinstance(e, supervisor.TrialFinished)] == [("polled", [0, 1])] * 3
+    polled = [e for e in events if not isinstance(e, supervisor.TrialFinished)]
+    assert [([t.number for t in e.trials], e.workers) for e in polled] == [([0, 1], {"here:1:1"})] * 3
+    assert all(isinstance(e, supervisor.Polled) for e in polled)  # one event, for the search and the confirmation
 
 
 def test_a_worker_can_watch_its_command_before_torch_is_imported():
