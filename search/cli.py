@@ -340,7 +340,7 @@ def _check(cfg: ConfirmConfig, quiet: bool) -> int:
     printer = ConfirmPrinter(cfg, quiet)
     _sigterm_as_interrupt()
     try:
-        outcome = confirm.run(cfg, printer)
+        outcome = confirm.retrain(cfg, printer)
     finally:
         printer.close()
     printer.finish(outcome)

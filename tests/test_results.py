@@ -36,8 +36,8 @@ def searched(tmp_path_factory):
 
 def train_and_judge(choices, seeds, recipe, data, storage, name, check=runs_module.TEST, train_size=None, **kw):
     """The runs of `choices` x `seeds` trained in this process (what the workers of
-    `confirm.run` do, each with its part), then the verdicts on what is stored."""
-    runs_module.train(confirm.plan(choices, seeds), recipe, data, torch.device("cpu"), storage, name, check,
+    `confirm.retrain` do, each with its part), then the verdicts on what is stored."""
+    runs_module.train(confirm.asked(choices, seeds), recipe, data, torch.device("cpu"), storage, name, check,
                       train_size=train_size, **kw)
     study = runs_module.open_runs(storage, name, check)
     return verdicts.verdicts(study, choices, seeds, runs_module.run_protocol(recipe, train_size, check), check)
@@ -319,7 +319,7 @@ def test_confirm_workers_split_the_missing_runs_each_run_once(searched, tmp_path
     assert sorted(trained) == sorted((c.label, s, False) for c, s in todo)  # each missing run trained once
     runs = optuna.load_study(study_name="c", storage=storage).trials
     assert sorted((t.user_attrs["label"], t.user_attrs["confirm_seed"]) for t in runs) == sorted(
-        (c.label, s) for c, s in confirm.plan(choices, [1, 2, 3]))
+        (c.label, s) for c, s in confirm.asked(choices, [1, 2, 3]))
     assert confirm.missing(runs_module.open_runs(storage, "c"), choices, [1, 2, 3], key) == []
 
 
@@ -330,7 +330,7 @@ def test_a_confirm_worker_that_fails_is_one_sentence_and_its_reason(searched, tm
     not_a_folder.write_text("")
     url = f"sqlite:///{tmp_path}/c.db"
     runs = runs_module.open_runs(open_storage(url), "c")
-    plan = confirm.Plan(runs_module.TEST, choices, [1], Recipe(epochs=1), None, "c", confirm.plan(choices, [1]))
+    plan = confirm.Plan(runs_module.TEST, choices, [1], Recipe(epochs=1), None, "c", confirm.asked(choices, [1]))
     job = workers.ConfirmJob(Recipe(epochs=1), str(not_a_folder), "cpu", url, "c", None, 1)
     with pytest.raises(identity.SearchFailed, match="a confirmation run failed"):
         confirm.supervise(runs, plan, job, on_event=lambda e: None, poll_seconds=0.1)
