@@ -115,7 +115,7 @@ def config(sample: Sample, name: str, workers: int | None, root: Path) -> Search
 def run(sample: Sample, name: str, workers: int | None) -> None:
     from search import study as studies
     from search.execution import identity
-    from search.results import report
+    from search.results import document
 
     cfg = config(sample, name, workers, Path(os.environ.get(DATA_ENV) or "data"))
     study = identity.open_search(cfg)
@@ -123,7 +123,7 @@ def run(sample: Sample, name: str, workers: int | None) -> None:
         study.enqueue_trial(t.params, user_attrs={"sample_trial": t.number}, skip_if_exists=True)
     print(f"{cfg.study_name}: {cfg.trials} candidates at {FIDELITIES[name]} on {cpu_model()}")
     studies.run_search(cfg, on_event=lambda e: isinstance(e, studies.TrialFinished)
-                       and print(report.trial_line(e.trial), flush=True))
+                       and print(document.trial_line(e.trial), flush=True))
 
 
 def front(points: dict[int, tuple[float, int]]) -> set[int]:

@@ -8,7 +8,7 @@ only with plotly < 6. So this runs in two steps, the second in a small separate 
     python3 -m venv /tmp/kvenv && /tmp/kvenv/bin/pip install "kaleido==0.2.1" "plotly<6"
     /tmp/kvenv/bin/python benchmarks/render_front.py --from-json /tmp/front.json --png studies/reference-front.png
 
-The figure is exactly `search.results.report.front_figure`, the one the HTML report and the
+The figure is exactly `search.results.document.front_figure`, the one the HTML report and the
 dashboard show.
 """
 
@@ -35,12 +35,12 @@ def main() -> None:
     import optuna
 
     from search.execution.storage import open_storage, storage_url
-    from search.results import report
+    from search.results import document
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.load_study(study_name=args.study_name, storage=open_storage(storage_url(args.storage)))
     with open(args.json, "w") as f:
-        f.write(report.front_figure(study).to_json())
+        f.write(document.front_figure(study).to_json())
     print(f"wrote {args.json}")
 
 

@@ -23,7 +23,7 @@ import optuna  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
 import spaces  # noqa: E402
-from search.results import report  # noqa: E402
+from search.results import document  # noqa: E402
 from search.engine.model import count_params  # noqa: E402
 from search.execution.identity import open_study  # noqa: E402
 
@@ -70,16 +70,16 @@ def main() -> int:
         study.get_trials()
         loaded = time.perf_counter() - t0
         t0 = time.perf_counter()
-        figs = report.figures(study)
+        figs = document.figures(study)
         figured = time.perf_counter() - t0
         t0 = time.perf_counter()
-        report.write_html(study, Path(tmp) / "r.html", figs)
+        document.write_html(study, Path(tmp) / "r.html", figs)
         written = time.perf_counter() - t0
         size = (Path(tmp) / "r.html").stat().st_size
         t0 = time.perf_counter()
-        report.attach(study, figs)
+        document.attach(study, figs)
         attached = time.perf_counter() - t0
-    print(f"{args.trials} trials ({report.counts_line(study)}), built in {built:.1f} s")
+    print(f"{args.trials} trials ({document.counts_line(study)}), built in {built:.1f} s")
     print(f"  load from storage   {loaded:6.2f} s")
     print(f"  figures             {figured:6.2f} s")
     print(f"  write HTML          {written:6.2f} s  ({size / 1e6:.1f} MB, plotly.js embedded)")

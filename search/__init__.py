@@ -9,7 +9,7 @@ Which folder to open for what (imports run down this list, never up; tests/test_
     baseline.py             re-evaluate its winners; reproduce a hand-designed round; write a study's
     reporting.py            report; serve it in optuna-dashboard (export: results/export.py; fail-stale:
     dashboard.py            execution/liveness.py)
-    results/              what a person reads: selection rules, report, confirmation tables, export
+    results/              what a person reads: selection rules, the report document, confirmation tables, export
     execution/            trials run and recorded, worker processes, hardware, storage and study identity
     strategy/             which candidates run and how far: samplers, pruning, promotion, shared statistics
     optuna_private.py     the Optuna internals called, one function each with why the public API does not do it

@@ -1,6 +1,6 @@
 """`drill-search run --baseline NAME`: a hand-designed round trained with its own recipe
 on all the training images, tested every epoch, and stored as a run of the study of the
-rounds (`identity.open_baselines`). It reports what happens as events (`Starting`, each
+rounds (`runs.open_baselines`). It reports what happens as events (`Starting`, each
 epoch's `EpochResult`, `Trained`); the CLI prints them."""
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from .config import BaselineConfig
 from .engine.data import load_mnist
 from .engine.model import build_model
 from .engine.train import EpochResult, TrainResult
-from .execution.identity import open_baselines
-from .execution.runs import record_run
+from .execution.runs import open_baselines, record_run
 from .execution.storage import artifact_store, open_storage
 
 
@@ -33,10 +32,10 @@ class Trained:
     result: TrainResult
 
 
-Event = Starting | EpochResult | Trained
+BaselineEvent = Starting | EpochResult | Trained
 
 
-def reproduce(cfg: BaselineConfig, on_event: Callable[[Event], None] = lambda e: None,
+def reproduce(cfg: BaselineConfig, on_event: Callable[[BaselineEvent], None] = lambda e: None,
               progress: bool = False) -> TrainResult:
     """Train `cfg.baseline` as a new trial of `cfg.study_name`; `progress` shows a bar
     over each epoch's batches."""

@@ -141,14 +141,13 @@ def search_config(args: argparse.Namespace, device) -> SearchConfig:
 
 
 def _choices_given(args: argparse.Namespace) -> set[str]:
-    """The choices a study records (config.RECORDED) that the flags make; a resumed study
-    keeps its own for the others."""
-    flags = {"goal": args.goal_params if args.goal_score is None else args.goal_score, "sampler": args.sampler,
-             "space": args.space,
-             "max_params": args.max_params, "strategy": args.strategy, "rung_epochs": args.rung_epochs,
-             "eta": args.eta, "data.val_size": args.val_size, "data.train_size": args.train_size,
-             "recipe.epochs": args.epochs, "recipe.batch_size": args.batch_size, "recipe.bf16": args.bf16 or None}
-    return {name for name, value in flags.items() if value is not None}
+    """The choices a study records (config.RECORDED) that the flags make, by name: a flag
+    makes the choice it is named after (--max-params: max_params), its recipe's or data's
+    (--epochs: recipe.epochs, --val-size: data.val_size), or the goal (--goal-params,
+    --goal-score). A resumed study keeps its own for the others."""
+    given = {"goal" if dest.startswith("goal_") else dest for dest, value in vars(args).items()
+             if value is not None and value is not False}
+    return {choice for choice in RECORDED if choice.split(".")[-1] in given}
 
 
 def _given(**flags) -> dict:
@@ -157,14 +156,8 @@ def _given(**flags) -> dict:
 
 
 def _search_flags(args: argparse.Namespace) -> list[str]:
-    """The search's flags given (a --baseline run refuses them)."""
-    flags = {"--max-params": args.max_params, "--pruner": args.pruner, "--prune-warmup": args.prune_warmup,
-             "--sampler": args.sampler, "--space": args.space, "--no-baselines": args.with_baselines,
-             "--workers": args.workers,
-             "--timeout": args.timeout, "--val-size": args.val_size, "--train-size": args.train_size,
-             "--strategy": args.strategy, "--rung-epochs": args.rung_epochs, "--eta": args.eta,
-             "--goal-params": args.goal_params, "--goal-score": args.goal_score}
-    return [flag for flag, value in flags.items() if value is not None]
+    """The search's flags given, as flags.py declares them (a --baseline run refuses them)."""
+    return [flag for flag, dest in args.search_flags if getattr(args, dest) is not None]
 
 
 def confirm_config(args: argparse.Namespace, reevaluate: bool) -> ConfirmConfig:
@@ -348,7 +341,7 @@ def _check(cfg: ConfirmConfig, quiet: bool) -> int:
     printer = ConfirmPrinter(cfg, quiet)
     _sigterm_as_interrupt()
     try:
-        outcome = confirm.run(cfg, printer)
+        outcome = confirm.retrain(cfg, printer)
     finally:
         printer.close()
     printer.finish(outcome)

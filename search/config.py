@@ -28,7 +28,7 @@ DEFAULT_SAMPLER = "random"
 # The sampler of a study made before studies recorded theirs, when it predates the goal's
 # view of TPE (v1, v2: Optuna's TPE on the stored objectives). One made after it (v3) ran
 # the goal-aimed "tpe"; it tells itself by its "strategy" record, which came with the view
-# (search.execution.identity.study_sampler).
+# (search.execution.choices.study_sampler).
 LEGACY_SAMPLER = "tpe-plain"
 STRATEGIES = ("promote", "full")  # see SearchConfig.strategy
 PRUNERS = ("pareto", "median", "none")  # see search.strategy.prune.make_pruner
@@ -47,6 +47,14 @@ SEARCH_STUDY = "search"  # the search a command reads or writes when given no --
 RUN_CHOICES = frozenset({"goal", "sampler"})
 RECORDED = RUN_CHOICES | {"max_params", "strategy", "rung_epochs", "eta", "data.val_size", "data.val_seed",
                           "data.train_size", "recipe.epochs", "recipe.batch_size", "recipe.lr_gamma", "space", "recipe.augment", "recipe.bf16"}
+
+
+def study_flags(storage: str | None, study_name: str) -> str:
+    """The flags that name a study on a command line, for the commands a hint suggests:
+    --storage unless it is None (the default storage), --study-name unless it is the
+    default study."""
+    flags = "" if storage is None else f" --storage {storage}"
+    return flags if study_name == SEARCH_STUDY else f"{flags} --study-name {study_name}"
 
 
 SCORE_EPOCHS = 3  # the search's objective averages validation accuracy over this many last epochs
@@ -299,8 +307,7 @@ class ReportConfig:
     def command_flags(self) -> str:
         """The flags that name this study on a command line, as the commands the
         report's answer suggests need them ("" for the default study in the default storage)."""
-        flags = "" if self.storage_given is None else f" --storage {self.storage_given}"
-        return flags if self.study_name == SEARCH_STUDY else f"{flags} --study-name {self.study_name}"
+        return study_flags(self.storage_given, self.study_name)
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,10 @@
 And re-evaluation: which of the search's leaders is best on more seeds, judged on
 validation, before anything is confirmed on test.
 
-`run(cfg, on_event)` is both commands (`drill-search confirm`, `drill-search
+`retrain(cfg, on_event)` is both commands (`drill-search confirm`, `drill-search
 reevaluate`): it chooses what to train (`results.selection`: `choose`, `leaders`), plans
-the runs once (`make_plan`: the choices x the seeds, under one protocol), hands each
+the runs once (`make_plan`: the runs `asked`, the choices x the seeds, under one
+protocol; those `missing` from the study of runs), hands each
 worker its part of the missing runs (`search.execution.workers.confirm_worker`), and
 judges what is stored (`results.verdicts`; in words: `results.confirmation`). Each run is
 a trial of a companion study (`search.execution.runs`), so results survive interruption
@@ -32,12 +33,13 @@ import spaces
 from .config import ConfirmConfig, Goal, Recipe
 from .engine.data import ensure_mnist
 from .execution.hardware import check_workers
-from .execution.identity import SearchFailed, StudyError, budget, load
+from .execution.choices import study_budget, study_goal
+from .execution.identity import SearchFailed, StudyError, load
 from .execution.liveness import fail_dead_workers
 from .execution.runs import (CHECKS, TEST, VALIDATION, Check, Choice, Run, is_run, open_runs, run_protocol,
                              search_protocol, stored)
 from .execution.storage import open_existing
-from .execution.supervisor import GO_ON, Supervisor, TrialFinished, Worker, reporter
+from .execution.supervisor import GO_ON, Polled, Supervisor, TrialFinished, Worker, reporter
 from .execution.workers import ConfirmJob, confirm_worker
 from .results.selection import choose, leaders
 from .results.verdicts import Verdict, verdicts
@@ -76,42 +78,33 @@ class Planned:
     workers: int
 
 
-@dataclass(frozen=True)
-class Polled:
-    """Every poll: the plan's runs in the study, and the ids of this command's workers."""
-
-    runs: list[FrozenTrial]
-    ids: set[str]
-
-
-Event = Planned | TrialFinished | Polled  # TrialFinished: a run of the plan
+ConfirmEvent = Planned | TrialFinished | Polled  # TrialFinished: a run of the plan; Polled: the plan's runs
 
 
 @dataclass(frozen=True)
-class Outcome:
+class ConfirmOutcome:
     plan: Plan
     verdicts: list[Verdict]
 
 
-def run(cfg: ConfirmConfig, on_event: Callable[[Event], None] = lambda e: None,
-        poll_seconds: float = 1.0) -> Outcome:
+def retrain(cfg: ConfirmConfig, on_event: Callable[[ConfirmEvent], None] = lambda e: None,
+        poll_seconds: float = 1.0) -> ConfirmOutcome:
     """`drill-search confirm` or `reevaluate` (see the module): plan, train what is
     missing with up to `cfg.workers` processes, judge what is stored."""
     check_workers(cfg.storage, cfg.workers)
     storage = open_existing(cfg.storage)
-    the_plan = make_plan(cfg, load(storage, cfg.study_name, cfg.storage))
+    plan = make_plan(cfg, load(storage, cfg.study_name, cfg.storage))
     root = ensure_mnist(cfg.data.root, download=cfg.data.download)  # once, before any worker starts
-    runs_study = open_runs(storage, the_plan.study_name, the_plan.check)
+    runs_study = open_runs(storage, plan.study_name, plan.check)
     fail_dead_workers(runs_study, retry=False)  # runs left RUNNING by a command that was killed
-    plan_now = dataclasses.replace(the_plan, missing=missing(runs_study, the_plan.choices, the_plan.seeds,
-                                                             the_plan.key))
-    n = min(cfg.workers, len(plan_now.missing))
-    on_event(Planned(plan_now, n))
+    plan = dataclasses.replace(plan, missing=missing(runs_study, plan.choices, plan.seeds, plan.key))  # what is stored now
+    n = min(cfg.workers, len(plan.missing))
+    on_event(Planned(plan, n))
     if n:
-        job = ConfirmJob(plan_now.recipe, str(root), cfg.device, cfg.storage, plan_now.study_name,
-                         plan_now.train_size, n, plan_now.check)
-        supervise(runs_study, plan_now, job, on_event, poll_seconds)
-    return Outcome(plan_now, verdicts(runs_study, plan_now.choices, plan_now.seeds, plan_now.key, plan_now.check))
+        job = ConfirmJob(plan.recipe, str(root), cfg.device, cfg.storage, plan.study_name,
+                         plan.train_size, n, plan.check)
+        supervise(runs_study, plan, job, on_event, poll_seconds)
+    return ConfirmOutcome(plan, verdicts(runs_study, plan.choices, plan.seeds, plan.key, plan.check))
 
 
 def make_plan(cfg: ConfirmConfig, search: optuna.Study) -> Plan:
@@ -122,11 +115,10 @@ def make_plan(cfg: ConfirmConfig, search: optuna.Study) -> Plan:
     check = (VALIDATION if cfg.reevaluate else TEST).of(search)
     first = check.seeds[0] if cfg.first_seed is None else cfg.first_seed
     seeds = list(range(first, first + (cfg.seeds or len(check.seeds))))
-    max_params = budget(search)
+    max_params = study_budget(search)
     numbers = list(cfg.trials) if cfg.trials else None
     if cfg.reevaluate and numbers is None:
-        goal = Goal(max_params=cfg.goal_params if cfg.goal_params is not None
-                    else search.user_attrs.get("goal", {}).get("max_params"))
+        goal = Goal(max_params=cfg.goal_params if cfg.goal_params is not None else study_goal(search).max_params)
         numbers = [t.number for t in leaders(search, goal, cfg.leaders)]
         if not numbers:
             within = "" if goal.max_params is None else f" within the goal of {goal.max_params:,} parameters"
@@ -145,7 +137,7 @@ def make_plan(cfg: ConfirmConfig, search: optuna.Study) -> Plan:
             raise StudyError(f"trial(s) {', '.join(map(str, reused))} trained with one of these seeds in the search; "
                              "start the seeds elsewhere with --seed.")
     return Plan(check, choices, seeds, recipe, train_size, check.study_name(search.study_name),
-                plan(choices, seeds))
+                asked(choices, seeds))
 
 
 KINDS = {"confirm": "a confirmation study", "reeval": "a re-evaluation study",
@@ -167,14 +159,14 @@ def refuse_unless_search(study: optuna.Study) -> None:
     raise StudyError(f"the study {name!r} is {what}; {hint}.")
 
 
-def supervise(runs_study: optuna.Study, the_plan: Plan, job: ConfirmJob, on_event: Callable[[Event], None],
+def supervise(runs_study: optuna.Study, plan: Plan, job: ConfirmJob, on_event: Callable[[ConfirmEvent], None],
               poll_seconds: float = 1.0) -> None:
     """Train the plan's missing runs with `job.workers` processes, worker i of n taking
     missing runs i, i + n, ... A run that is interrupted, fails or loses its worker is
     stored FAIL with the reason, and no worker is replaced: a later command trains what is
     missing (studies of runs have no queue, so nothing is re-queued)."""
     n = job.workers
-    tell = reporter(runs_study, on_event, lambda ours: Polled(ours, supervisor.ids), the_plan.runs_of)
+    tell = reporter(runs_study, on_event, plan.runs_of, lambda: supervisor.ids)
     supervisor = Supervisor(runs_study, confirm_worker, tell, poll_seconds, retry=False)
     failed = []
 
@@ -185,7 +177,7 @@ def supervise(runs_study: optuna.Study, the_plan: Plan, job: ConfirmJob, on_even
 
     def start() -> None:
         for i in range(n):
-            supervisor.start_on_its_device(i, job, the_plan.missing[i::n])
+            supervisor.start_on_its_device(i, job, plan.missing[i::n])
 
     supervisor.run(on_exit, start)
     if failed:
@@ -196,20 +188,20 @@ def supervise(runs_study: optuna.Study, the_plan: Plan, job: ConfirmJob, on_even
                            "same command trains the missing ones.")
 
 
-def plan(choices: list[Choice], seeds: list[int]) -> list[tuple[Choice, int]]:
+def asked(choices: list[Choice], seeds: list[int]) -> list[tuple[Choice, int]]:
     """Every run a confirmation asks for, in the order they are trained."""
     return [(choice, seed) for choice in choices for seed in seeds]
 
 
 def missing(study: optuna.Study, choices: list[Choice], seeds: list[int], key: dict) -> list[tuple[Choice, int]]:
     """The runs of the plan that `study` holds no complete run of under protocol `key`."""
-    return [(choice, seed) for choice, seed in plan(choices, seeds)
+    return [(choice, seed) for choice, seed in asked(choices, seeds)
             if stored(study, choice.candidate, seed, key) is None]
 
 
 def planned_runs(trials, choices: list[Choice], seeds: list[int], key: dict) -> list:
     """The trials among `trials` that are runs of the plan under protocol `key`."""
-    wanted = {(choice.candidate, seed) for choice, seed in plan(choices, seeds)}
+    wanted = {(choice.candidate, seed) for choice, seed in asked(choices, seeds)}
     out = []
     for t in trials:
         if not t.params:  # waiting with nothing asked yet (a confirm trial re-queued by fail-stale)

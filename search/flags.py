@@ -137,6 +137,8 @@ def add_baselines(sub) -> None:
 
 
 def add_run(sub) -> None:
+    """`run`: a search's flags (kept in `search_flags`: (flag, dest) each, so that the CLI
+    knows them without a list of its own), a round's, the training's and the storage."""
     run = sub.add_parser(
         "run",
         help="search the space, or reproduce a baseline round",
@@ -152,50 +154,57 @@ def add_run(sub) -> None:
     what.add_argument("--baseline", metavar="NAME", help="a hand-designed round (round0, round1, round2, round3) or "
                       "the published design (design3762); `drill-search baselines` lists them")
     # Search-only options default to None here, so that --baseline can refuse them; the
-    # real defaults come from SearchConfig / DataConfig in search_config().
+    # real defaults come from SearchConfig / DataConfig in search_config(). Each is
+    # declared once, through `searching`, which keeps it in `search_flags`.
+    declared = []
+
+    def searching(group, *names, **kwargs) -> None:
+        declared.append(group.add_argument(*names, **kwargs))
+
     search = run.add_argument_group("search")
-    search.add_argument("--max-params", type=int, default=None,
-                        help=f"parameter budget; larger candidates are rejected untrained (default {default('max_params'):,})")
-    search.add_argument("--pruner", default=None, choices=PRUNERS,
-                        help=f"the early-epoch rule, see search/strategy/prune.py (default {default('pruner')})")
-    search.add_argument("--prune-warmup", type=int, default=None,
-                        help=f"epochs before pruning may stop a trial (default {default('prune_warmup')})")
-    search.add_argument("--sampler", default=None, choices=SAMPLERS,
-                        help=f"Optuna sampler (default: the study's own; {DEFAULT_SAMPLER} for a new study, as no guided "
-                        "sampler beat it on the strategy benchmark, studies/method.md; tpe: TPE aimed at the goal, as in v3; tpe-plain: Optuna's TPE "
-                        "on the stored objectives, as in v1 and v2)")
-    search.add_argument("--space", default=None, choices=SPACE_NAMES,
-                        help=f"what candidates are drawn from (default: the study's own; {default('space')} for a new "
-                        "study): stages, three stages of 3x3 convolutions and the training levers the pilot "
-                        "measured; chain, the notebooks' chain and its widths, the space of v1-v4")
-    search.add_argument("--strategy", default=None, choices=STRATEGIES,
-                        help=f"promote: a cheap complete schedule first, the full protocol only for the best "
-                        f"1/--eta of it; full: every candidate trains the full protocol (default {default('strategy')})")
-    search.add_argument("--rung-epochs", type=int, default=None,
-                        help=f"epochs of the cheap rung under --strategy promote (default {default('rung_epochs')})")
-    search.add_argument("--eta", type=int, default=None,
-                        help=f"the best 1/ETA of the rung move on to the full protocol (default {default('eta')})")
+    searching(search, "--max-params", type=int, default=None,
+              help=f"parameter budget; larger candidates are rejected untrained (default {default('max_params'):,})")
+    searching(search, "--pruner", default=None, choices=PRUNERS,
+              help=f"the early-epoch rule, see search/strategy/prune.py (default {default('pruner')})")
+    searching(search, "--prune-warmup", type=int, default=None,
+              help=f"epochs before pruning may stop a trial (default {default('prune_warmup')})")
+    searching(search, "--sampler", default=None, choices=SAMPLERS,
+              help=f"Optuna sampler (default: the study's own; {DEFAULT_SAMPLER} for a new study, as no guided "
+              "sampler beat it on the strategy benchmark, studies/method.md; tpe: TPE aimed at the goal, as in v3; tpe-plain: Optuna's TPE "
+              "on the stored objectives, as in v1 and v2)")
+    searching(search, "--space", default=None, choices=SPACE_NAMES,
+              help=f"what candidates are drawn from (default: the study's own; {default('space')} for a new "
+              "study): stages, three stages of 3x3 convolutions and the training levers the pilot "
+              "measured; chain, the notebooks' chain and its widths, the space of v1-v4")
+    searching(search, "--strategy", default=None, choices=STRATEGIES,
+              help=f"promote: a cheap complete schedule first, the full protocol only for the best "
+              f"1/--eta of it; full: every candidate trains the full protocol (default {default('strategy')})")
+    searching(search, "--rung-epochs", type=int, default=None,
+              help=f"epochs of the cheap rung under --strategy promote (default {default('rung_epochs')})")
+    searching(search, "--eta", type=int, default=None,
+              help=f"the best 1/ETA of the rung move on to the full protocol (default {default('eta')})")
     goal = run.add_argument_group("goal (where the search spends its budget; the whole front stays in the study)")
-    goal.add_argument("--goal-params", type=int, default=None, metavar="N",
-                      help="the best network of at most N parameters (larger candidates are not trained, the "
-                      "rounds excepted)")
-    goal.add_argument("--goal-score", type=float, default=None, metavar="PERCENT",
-                      help="the smallest network whose validation score reaches PERCENT")
-    search.add_argument("--no-baselines", dest="with_baselines", action="store_const", const=False, default=None,
-                        help="do not start with the baselines (by default the rounds, and in the stages space the "
-                        "published design, within the goal's parameters or the budget are the first trials, trained "
-                        "under the search's protocol)")
-    search.add_argument("--workers", type=int, default=None,
-                        help="worker processes on this machine (default: one per CPU core, or one per GPU; one on SQLite)")
-    search.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                        help="start no new trial this many seconds after the command started (counted from the "
-                        "process's start, its imports included; the study resumes later)")
-    search.add_argument("--val-size", type=int, default=None,
-                        help=f"training images held out for validation (default {default('val_size', DataConfig):,})")
-    search.add_argument("--train-size", type=int, default=None,
-                        help="train candidates on only this many images (quick looks; default all the rest)")
+    searching(goal, "--goal-params", type=int, default=None, metavar="N",
+              help="the best network of at most N parameters (larger candidates are not trained, the "
+              "rounds excepted)")
+    searching(goal, "--goal-score", type=float, default=None, metavar="PERCENT",
+              help="the smallest network whose validation score reaches PERCENT")
+    searching(search, "--no-baselines", dest="with_baselines", action="store_const", const=False, default=None,
+              help="do not start with the baselines (by default the rounds, and in the stages space the published "
+              "design, within the goal's parameters or the budget are the first trials, trained under the "
+              "search's protocol)")
+    searching(search, "--workers", type=int, default=None,
+              help="worker processes on this machine (default: one per CPU core, or one per GPU; one on SQLite)")
+    searching(search, "--timeout", type=float, default=None, metavar="SECONDS",
+              help="start no new trial this many seconds after the command started (counted from the "
+              "process's start, its imports included; the study resumes later)")
+    searching(search, "--val-size", type=int, default=None,
+              help=f"training images held out for validation (default {default('val_size', DataConfig):,})")
+    searching(search, "--train-size", type=int, default=None,
+              help="train candidates on only this many images (quick looks; default all the rest)")
     _add_training(run)
     _add_storage(run, default_study=None)
+    run.set_defaults(search_flags=tuple((action.option_strings[0], action.dest) for action in declared))
 
 
 def add_report(sub) -> None:

@@ -1,5 +1,5 @@
 """What a command prints while its use case runs: one printer per use case, called with
-each event (`study.Event`, `confirm.Event`, `baseline.Event`, `dashboard.Serving`), and
+each event (`study.SearchEvent`, `confirm.ConfirmEvent`, `baseline.BaselineEvent`, `dashboard.Serving`), and
 what it prints of the outcome; the live lines themselves are progress.py's."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ class SearchPrinter:
     def __call__(self, event) -> None:
         from . import study as studies
         from .progress import Progress, search_status
-        from .results import report
+        from .results import document
 
         if isinstance(event, studies.Started):
             self.cfg = event.cfg  # the study's own choices where no flag made them
@@ -35,21 +35,21 @@ class SearchPrinter:
                   + f"; goal: {cfg.goal.describe()}")
             self.progress = Progress(cfg.trials, event.done, "trials", enabled=not self.quiet)
         elif isinstance(event, studies.TrialFinished):
-            self.progress.write(report.trial_line(event.trial))
+            self.progress.write(document.trial_line(event.trial))
         elif isinstance(event, studies.Polled):
             self.progress.update(*search_status(event.trials, cfg.trials, cfg.recipe.epochs, cfg.workers,
                                                 cfg.rung_epochs if cfg.promotes else None))
         elif isinstance(event, studies.Ended):  # the summary, before the figures are attached
             self.close()
-            print(f"\ntrials: {report.counts_line(event.study)}")
-            if report.failures(event.study):
-                print(report.failures_text(event.study))
-            running = report.running_text(event.study.get_trials(deepcopy=False), cfg.storage, cfg.study_name)
+            print(f"\ntrials: {document.counts_line(event.study)}")
+            if document.failures(event.study):
+                print(document.failures_text(event.study))
+            running = document.running_text(event.study.get_trials(deepcopy=False), cfg.storage, cfg.study_name)
             if running:
                 print(running)
-            print(report.front_table(event.study))
-            if report.quick_look(event.study):
-                print(report.quick_look(event.study))
+            print(document.front_table(event.study))
+            if document.quick_look(event.study):
+                print(document.quick_look(event.study))
 
     def close(self) -> None:
         if self.progress is not None:
@@ -57,7 +57,7 @@ class SearchPrinter:
             self.progress = None
 
     def finish(self, outcome) -> None:
-        """The last words of a search (`study.Outcome`): where to see it, and whether it resumes."""
+        """The last words of a search (`study.SearchOutcome`): where to see it, and whether it resumes."""
         from .execution.storage import dashboard_command
 
         print(f"\nsee the accuracy-vs-parameters front:  {dashboard_command(self.cfg.storage, self.cfg.study_name)}")
@@ -95,14 +95,14 @@ class ConfirmPrinter:
             self.progress.write(run_line(event.trial, score))
         elif isinstance(event, confirm.Polled):
             split = "test" if self.plan.check.is_test else "val"
-            self.progress.update(*confirm_status(event.runs, self.plan.total, self.plan.recipe.epochs, event.ids, split))
+            self.progress.update(*confirm_status(event.trials, self.plan.total, self.plan.recipe.epochs, event.workers, split))
 
     def close(self) -> None:
         if self.progress is not None:
             self.progress.close()
 
     def finish(self, outcome) -> None:
-        """The table of verdicts (`confirm.Outcome`), and where the runs are stored."""
+        """The table of verdicts (`confirm.ConfirmOutcome`), and where the runs are stored."""
         from .results import confirmation
 
         plan = outcome.plan
@@ -121,7 +121,7 @@ class BaselinePrinter:
     def __call__(self, event) -> None:
         from . import baseline
         from .engine.model import count_params, layer_table
-        from .results import report
+        from .results import document
 
         cfg, recipe, c = self.cfg, self.cfg.recipe, self.cfg.baseline.candidate
         if isinstance(event, baseline.Starting):
@@ -136,7 +136,7 @@ class BaselinePrinter:
         elif isinstance(event, baseline.Trained):
             history = event.result.history
             print()
-            print(report.baseline_comparison(cfg.baseline, [e.evals["test"].acc for e in history]))
+            print(document.baseline_comparison(cfg.baseline, [e.evals["test"].acc for e in history]))
             per_epoch = event.result.seconds / len(history)
             print(f"\n{len(history)} epochs in {event.result.seconds:.1f} s ({per_epoch:.1f} s/epoch, "
                   f"{MNIST_TRAIN / per_epoch:,.0f} images/s)")
@@ -152,14 +152,14 @@ class BaselinePrinter:
 
 def print_report(written) -> None:
     """What `report` prints of the study beside the file it wrote (`reporting.Written`)."""
-    from .results import report
+    from .results import document
 
     study, extra = written.study, written.summary
-    print(f"trials: {report.counts_line(study)}")
-    print(report.cost_line(study))
-    if report.failures(study):
-        print(report.failures_text(study))
-    print(report.front_table(study))
+    print(f"trials: {document.counts_line(study)}")
+    print(document.cost_line(study))
+    if document.failures(study):
+        print(document.failures_text(study))
+    print(document.front_table(study))
     if extra.text:
         print(f"\n{extra.text}")
     if extra.answer:

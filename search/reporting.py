@@ -13,7 +13,7 @@ import optuna
 from .config import ConfigError, Recipe, ReportConfig
 from .execution.identity import load
 from .execution.storage import open_existing, open_storage, report_path
-from .results import confirmation, report
+from .results import confirmation, document
 
 
 class ReportError(Exception):
@@ -31,15 +31,15 @@ def write(cfg: ReportConfig) -> Written:
     """Read the study, write its HTML report, and store its figures when `cfg.attach`."""
     study = load(open_existing(cfg.storage), cfg.study_name, cfg.storage)
     extra = confirmation.summary(study, open_storage(cfg.storage), Recipe(), cfg.command_flags)
-    figs = report.figures(study, extra.spread)
+    figs = document.figures(study, extra.spread)
     path = cfg.output or report_path(cfg.storage, study.study_name)
     if path.is_dir():
         raise ConfigError("output", f"{path} is a folder: name the HTML file, e.g. {path}/report.html.")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        report.write_html(study, path, figs, answer=extra.answer, tables=extra.tables)
+        document.write_html(study, path, figs, answer=extra.answer, tables=extra.tables)
     except OSError as e:
         raise ReportError(f"cannot write the report to {path}: {e.strerror or e}.") from None
     if cfg.attach:
-        report.attach(study, figs)
+        document.attach(study, figs)
     return Written(study, path, extra)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
 import spaces
 from baselines import BASELINES
@@ -23,12 +23,13 @@ from baselines import BASELINES
 from .config import RUN_CHOICES, SearchConfig
 from .engine.data import ensure_mnist
 from .execution.hardware import check_workers
-from .execution.identity import (SearchFailed, StudyError, changes, counts, kept, open_search, record_choices,
-                                 resume_search)
+from .execution.counts import counted, todo
+from .execution.choices import changes, record_choices
+from .execution.identity import SearchFailed, StudyError, kept, open_search, resume_search
 from .execution.liveness import awaits_claim, fail_dead_workers, fail_trial, requeue
-from .execution.supervisor import GO_ON, STOP, Supervisor, TrialFinished, Worker, reporter
-from .execution.workers import EXIT_GAVE_UP, search_worker, todo
-from .results import report
+from .execution.supervisor import GO_ON, STOP, Polled, Supervisor, TrialFinished, Worker, reporter
+from .execution.workers import EXIT_GAVE_UP, search_worker
+from .results import document
 
 
 @dataclass(frozen=True)
@@ -45,13 +46,6 @@ class Started:
 
 
 @dataclass(frozen=True)
-class Polled:
-    """Every poll: all the study's trials (live progress)."""
-
-    trials: list[FrozenTrial]
-
-
-@dataclass(frozen=True)
 class Ended:
     """The workers have stopped (all trials done, or a clean stop after Ctrl-C or
     SIGTERM); the report's figures are attached next."""
@@ -60,48 +54,50 @@ class Ended:
     interrupted: bool
 
 
-Event = Started | TrialFinished | Polled | Ended
+SearchEvent = Started | TrialFinished | Polled | Ended
 
 
 @dataclass(frozen=True)
-class Outcome:
+class SearchOutcome:
     study: optuna.Study
     interrupted: bool  # Ctrl-C or SIGTERM stopped it cleanly; the same command resumes
-    finished: int  # trials that count towards the total (`finished`)
+    finished: int  # trials that count towards the total (`counts.counted`)
     stopped_short: bool  # its --timeout stopped it before the study held its total
 
 
-def search(cfg: SearchConfig, on_event: Callable[[Event], None] = lambda e: None) -> Outcome:
+def search(cfg: SearchConfig, on_event: Callable[[SearchEvent], None] = lambda e: None) -> SearchOutcome:
     """`drill-search run --trials N` (see the module): refuse what cannot run before any
     worker starts, fill the study, and attach the report's figures, interrupted or not."""
     check_workers(cfg.storage, cfg.workers)
     ensure_mnist(cfg.data.root, download=cfg.data.download)
-    study, cfg = resume_search(cfg)
+    study, cfg = resume_search(cfg, on_stale=requeue)
     left, changed = todo(study, cfg.trials), changes(cfg, study)
     if left:
         record_choices(study, cfg)
     else:  # a run that trains nothing changes nothing: the study's own goal and sampler
         cfg, changed = kept(dataclasses.replace(cfg, defaulted=RUN_CHOICES), study), []
-    c = counts(study)
-    on_event(Started(study, cfg, c["complete"] + c["pruned"], left, changed))
+    on_event(Started(study, cfg, counted(study), left, changed))
     interrupted = False
     try:
-        study = run_search(cfg, on_event=on_event)
+        study = run_search(cfg, on_event=on_event, study=study)
     except KeyboardInterrupt:
         interrupted = True
     on_event(Ended(study, interrupted))
-    report.attach(study, report.figures(study))  # the dashboard shows the report's figures too
-    done = finished(study)
-    return Outcome(study, interrupted, done, not interrupted and cfg.past_deadline(time.time()) and done < cfg.trials)
+    document.attach(study, document.figures(study))  # the dashboard shows the report's figures too
+    done = counted(study)
+    return SearchOutcome(study, interrupted, done, not interrupted and cfg.past_deadline(time.time()) and done < cfg.trials)
 
 
 def run_search(
     cfg: SearchConfig,
-    on_event: Callable[[Event], None] = lambda e: None,
+    on_event: Callable[[SearchEvent], None] = lambda e: None,
     poll_seconds: float = 1.0,
     max_deaths: int | None = None,
+    study: optuna.Study | None = None,
 ) -> optuna.Study:
-    """Fill the study to `cfg.trials` finished trials with `cfg.workers` processes.
+    """Fill the study to `cfg.trials` finished trials with `cfg.workers` processes: `study`,
+    as `search` opened it once its checks passed, or opened here after the same checks
+    when this is called alone (benchmarks, tests).
 
     Workers are separate processes (real concurrency; no GIL). The supervisor polls the
     storage and reports `TrialFinished` once for every trial that finishes, whoever ran it,
@@ -110,14 +106,15 @@ def run_search(
     study still needs trials. A worker whose trials keep failing with errors stops the
     whole search (SearchFailed). A search that ends short of its total says why.
     """
-    check_workers(cfg.storage, cfg.workers)
-    study = open_search(cfg, on_stale=requeue)
+    if study is None:
+        check_workers(cfg.storage, cfg.workers)
+        study = open_search(cfg, on_stale=requeue)
     if cfg.with_baselines:
         enqueue_baselines(study, cfg.goal.max_params or cfg.max_params)
     fail_dead_workers(study)
     deaths, max_deaths = 0, max_deaths if max_deaths is not None else 3 * cfg.workers
     gave_up = False
-    supervisor = Supervisor(study, search_worker, reporter(study, on_event, Polled), poll_seconds)
+    supervisor = Supervisor(study, search_worker, reporter(study, on_event), poll_seconds)
 
     def spawn(index: int) -> None:
         if cfg.past_deadline(time.time()):
@@ -150,11 +147,11 @@ def run_search(
     # what that left, rather than end short.
     while not gave_up and deaths <= max_deaths and not cfg.past_deadline(time.time()):
         await_claims(study, poll_seconds)
-        before = finished(study)
+        before = counted(study)
         if todo(study, cfg.trials) == 0:
             break
         supervisor.run(on_exit, start)
-        if finished(study) == before:
+        if counted(study) == before:
             break  # a round that finished nothing: the message below, not another round
     if gave_up:
         last = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
@@ -170,15 +167,9 @@ def run_search(
     # summary says where they run. Failing on them broke README's several machines
     # (`run ... && drill-search report`).
     if cfg.deadline is None and todo(study, cfg.trials) > 0:
-        raise StudyError(f"the workers stopped with {finished(study)} of {cfg.trials} finished trials; run this "
+        raise StudyError(f"the workers stopped with {counted(study)} of {cfg.trials} finished trials; run this "
                          "command again to go on, and look at the failed trials above.")
     return study
-
-
-def finished(study: optuna.Study) -> int:
-    """Trials that count towards the total: complete and pruned (rejected ones included)."""
-    c = counts(study)
-    return c["complete"] + c["pruned"]
 
 
 def await_claims(study: optuna.Study, poll_seconds: float) -> None:

@@ -382,7 +382,7 @@ def test_confirm_and_reevaluate_refuse_a_study_of_runs_as_the_search_and_write_n
             params=params, distributions=dist, values=[99.1, 5760],
             user_attrs={"label": "trial 0", "confirm_seed": 1, "source_trial": 0, "test_acc": [99.1],
                         "run_protocol": runs.run_key(runs.run_protocol(Recipe(), None, check), ROUNDS["round3"].candidate)}))
-    identity.open_baselines(open_storage(str(store))).add_trial(optuna.trial.create_trial(
+    runs.open_baselines(open_storage(str(store))).add_trial(optuna.trial.create_trial(
         params=params, distributions=dist, values=[99.2, 5760], user_attrs={"baseline": "round3", "test_acc": [99.2]}))
     before = store.read_bytes()
     code, out, err = run(capsys, command, "--study-name", given, "--storage", str(store), "--seed", "5",
@@ -594,3 +594,38 @@ def test_a_search_that_finished_nothing_prints_no_bare_trials_line(capsys, tmp_p
     assert code == 0, err
     assert "trials: none" in out.splitlines() and not [line for line in out.splitlines() if line.strip() == "trials:"]
     assert "the --timeout stopped the search at 0 of 2 finished trials" in out
+
+
+def test_every_hint_names_the_study_one_way():
+    # the dashboard's, fail-stale's and the report's commands: one builder (config.study_flags)
+    from optuna.trial import TrialState, create_trial
+
+    from search.config import ReportConfig, study_flags
+    from search.execution.storage import dashboard_command
+    from search.results import document
+
+    import socket
+
+    lost = create_trial(state=TrialState.RUNNING, user_attrs={"worker": f"{socket.gethostname()}:4194303:1"})
+    lost.number = 7  # its worker, a pid past Linux's largest on this machine, is gone
+    for name in ("search", "big"):
+        flags = study_flags("v3.journal", name)
+        assert dashboard_command("v3.journal", name) == f"drill-search dashboard{flags}"
+        assert ReportConfig(storage="/abs/v3.journal", study_name=name, storage_given="v3.journal").command_flags == flags
+        assert f"drill-search fail-stale{flags} re-queues them" in document.running_text([lost], "v3.journal", name)
+    assert study_flags(None, "search") == "" and study_flags("v3.journal", "big") == " --storage v3.journal --study-name big"
+
+
+@pytest.mark.parametrize("flags, choices", [
+    (["--max-params", "5000"], {"max_params"}), (["--goal-score", "99"], {"goal"}), (["--goal-params", "9"], {"goal"}),
+    (["--epochs", "3"], {"recipe.epochs"}), (["--val-size", "100"], {"data.val_size"}), (["--bf16"], {"recipe.bf16"}),
+    (["--rung-epochs", "2", "--eta", "4"], {"rung_epochs", "eta"}), (["--pruner", "none", "--seed", "3"], set()),
+])
+def test_the_choices_a_flag_makes_follow_from_its_name(flags, choices):
+    # one declaration per flag (flags.py): the CLI keeps no list of them
+    from search.cli import _choices_given, _search_flags
+    from search.flags import build_parser
+
+    args = build_parser().parse_args(["run", "--trials", "2", *flags])
+    assert _choices_given(args) == choices
+    assert _search_flags(args) == [f for f in flags if f.startswith("--") and f not in ("--epochs", "--bf16", "--seed")]

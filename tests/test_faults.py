@@ -18,10 +18,10 @@ from optuna.trial import TrialState
 
 from search import study as studies
 from search.config import Recipe
-from search.execution import liveness, supervisor, workers
+from search.execution import counts, liveness, supervisor, workers
 from search.execution import identity
 from search.execution.storage import open_storage
-from search.results import report
+from search.results import document
 from tests.test_search import config, synthetic_data
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,8 +69,7 @@ def wait_until_closed(storage_path: Path, number: int, timeout: float = 120.0) -
 
 
 def finished(study) -> int:
-    c = identity.counts(study)
-    return c["complete"] + c["pruned"]
+    return counts.counted(study)
 
 
 # One worker: with one per core (the default) the other worker may finish its trial before
@@ -102,9 +101,9 @@ def test_interrupt_closes_the_trial_and_the_same_command_resumes(tmp_path, data_
     study = optuna.load_study(study_name="search", storage=open_storage(str(store)))
     t = study.trials[victim.number]
     assert t.state == TrialState.FAIL and t.user_attrs["state_reason"] == "interrupted"
-    assert identity.counts(study)["running"] == 0
+    assert counts.counts(study)["running"] == 0
     # the summary printed on the way out is the study as the stopped workers left it
-    assert f"trials: {report.counts_line(study)}" in out, out
+    assert f"trials: {document.counts_line(study)}" in out, out
     retry = [o for o in study.trials if o.user_attrs.get("retry_of") == victim.number]
     assert len(retry) == 1 and retry[0].state == TrialState.WAITING
 
@@ -112,7 +111,7 @@ def test_interrupt_closes_the_trial_and_the_same_command_resumes(tmp_path, data_
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
     study = optuna.load_study(study_name="search", storage=open_storage(str(store)))
-    assert finished(study) == 2 and identity.counts(study)["waiting"] == 0
+    assert finished(study) == 2 and counts.counts(study)["waiting"] == 0
     assert study.trials[retry[0].number].state == TrialState.COMPLETE  # the interrupted candidate ran
 
 
@@ -251,7 +250,7 @@ def test_an_error_in_training_fails_the_trial_which_is_retried_and_never_counted
     assert a.state == TrialState.FAIL and a.user_attrs["state_reason"] == "error: RuntimeError: boom"
     assert b.user_attrs["retry_of"] == 0 and b.params == a.params and b.state == TrialState.COMPLETE
     assert c.state == TrialState.COMPLETE  # the failure did not use up one of the 2 trials
-    assert "failed: error: RuntimeError: boom" in __import__("search.results.report").results.report.trial_line(a)
+    assert "failed: error: RuntimeError: boom" in __import__("search.results.document").results.document.trial_line(a)
 
 
 def test_a_search_whose_training_always_raises_stops_with_one_sentence(tmp_path, monkeypatch, capsys):
@@ -268,7 +267,7 @@ def test_a_search_whose_training_always_raises_stops_with_one_sentence(tmp_path,
     study = optuna.load_study(study_name=cfg.study_name, storage=cfg.storage)
     assert finished(study) == 0
     assert all(t.state in (TrialState.FAIL, TrialState.WAITING) for t in study.trials)
-    assert identity.counts(study)["fail"] == workers.MAX_ERRORS_IN_A_ROW
+    assert counts.counts(study)["fail"] == workers.MAX_ERRORS_IN_A_ROW
 
 
 def test_a_resumed_seeded_search_draws_new_candidates(tmp_path):
@@ -423,7 +422,7 @@ def test_a_reused_pid_does_not_hide_a_dead_worker(capsys, tmp_path):
     assert liveness.fail_dead_workers(study) == [stale.number]
     states = {t.number: t.state for t in study.trials}
     assert states[stale.number] == TrialState.FAIL and states[live.number] == TrialState.RUNNING
-    assert workers.todo(study, 2) == 1  # the dead trial no longer holds a place
+    assert counts.todo(study, 2) == 1  # the dead trial no longer holds a place
 
 
 def test_a_running_trial_that_names_no_worker_is_failed_after_the_grace(tmp_path, monkeypatch):
@@ -470,7 +469,7 @@ def test_a_resumed_search_runs_what_an_unclaimed_trial_held_and_reaches_its_tota
 
     studies.run_search(cfg, on_event=grace_passes, poll_seconds=0.2)
     trials = load(cfg).trials
-    c = identity.counts(load(cfg))
+    c = counts.counts(load(cfg))
     assert c["complete"] + c["pruned"] == 2 and c["waiting"] == c["running"] == 0, c
     assert trials[orphan.number].state == TrialState.FAIL
     (retry,) = [t for t in trials if t.user_attrs.get("retry_of") == orphan.number]

@@ -19,9 +19,9 @@ from optuna.trial import TrialState
 
 from search import cli
 from search import study as studies
-from search.execution import identity, liveness, supervisor, workers
+from search.execution import counts, identity, liveness, supervisor, workers
 from search.execution.storage import open_storage
-from search.results import report
+from search.results import document
 from tests.test_faults import ROOT, SEARCH, cli as command, finished, run_cli, wait_for_running_epoch
 from tests.test_search import config, synthetic_data
 
@@ -131,7 +131,7 @@ def test_a_killed_command_leaves_no_worker_and_the_next_one_runs_its_trial_again
     assert dead.state == TrialState.FAIL and "died" in dead.user_attrs["state_reason"]
     (retry,) = [t for t in study.trials if t.user_attrs.get("retry_of") == victim.number]
     assert retry.params == victim.params and retry.state.is_finished()
-    c = identity.counts(study)
+    c = counts.counts(study)
     assert finished(study) == 2 and c["running"] == c["waiting"] == 0, c
 
 
@@ -245,13 +245,13 @@ def test_a_running_trial_whose_worker_is_gone_is_named_with_the_command_that_req
     gone, away = study.ask(), study.ask()
     gone.set_user_attr("worker", f"{socket.gethostname()}:{dead.pid}")
     away.set_user_attr("worker", "another-machine:4242:99")
-    text = report.running_text(study.get_trials(deepcopy=False), str(tmp_path / "s.journal"), "search")
+    text = document.running_text(study.get_trials(deepcopy=False), str(tmp_path / "s.journal"), "search")
     lines = text.splitlines()
     assert len(lines) == 2, text
     assert f"trial {away.number} on another-machine:4242" in lines[0]
     assert f"trial {gone.number}" in lines[1] and f"{socket.gethostname()}:{dead.pid}" in lines[1]
     assert f"drill-search fail-stale --storage {tmp_path / 's.journal'}" in lines[1]
-    assert report.running_text([], "s.journal", "search") == ""
+    assert document.running_text([], "s.journal", "search") == ""
 
 
 def test_stopping_workers_waits_one_minute_for_all_of_them_not_a_minute_each(monkeypatch):
@@ -284,15 +284,17 @@ def test_a_use_case_hears_once_of_each_trial_that_finishes_while_it_runs():
     study.tell(study.ask(), 1.0)  # finished before the command: not reported
     running, other = study.ask(), study.ask()
     events = []
-    tell = supervisor.reporter(study, events.append, lambda ours: ("polled", [t.number for t in ours]),
-                               ours=lambda trials: [t for t in trials if t.number != other.number])
+    tell = supervisor.reporter(study, events.append, ours=lambda trials: [t for t in trials if t.number != other.number],
+                               workers=lambda: {"here:1:1"})
     tell(study.get_trials(deepcopy=False))
     study.tell(running, 2.0)
     study.tell(other, 3.0)  # not the use case's: neither reported nor polled
     tell(study.get_trials(deepcopy=False))
     tell(study.get_trials(deepcopy=False))
     assert [e.trial.number for e in events if isinstance(e, supervisor.TrialFinished)] == [running.number]
-    assert [e for e in events if not isinstance(e, supervisor.TrialFinished)] == [("polled", [0, 1])] * 3
+    polled = [e for e in events if not isinstance(e, supervisor.TrialFinished)]
+    assert [([t.number for t in e.trials], e.workers) for e in polled] == [([0, 1], {"here:1:1"})] * 3
+    assert all(isinstance(e, supervisor.Polled) for e in polled)  # one event, for the search and the confirmation
 
 
 def test_a_worker_can_watch_its_command_before_torch_is_imported():

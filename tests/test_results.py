@@ -18,7 +18,7 @@ from search.config import Recipe
 from search.engine.data import Mnist, normalize
 from search.execution import identity, runs as runs_module, workers
 from search.execution.storage import artifact_store, open_storage
-from search.results import confirmation, export, report, selection, verdicts
+from search.results import confirmation, document, export, selection, verdicts
 from tests.conftest import synthetic_split
 from tests.test_search import config, synthetic_data
 
@@ -36,8 +36,8 @@ def searched(tmp_path_factory):
 
 def train_and_judge(choices, seeds, recipe, data, storage, name, check=runs_module.TEST, train_size=None, **kw):
     """The runs of `choices` x `seeds` trained in this process (what the workers of
-    `confirm.run` do, each with its part), then the verdicts on what is stored."""
-    runs_module.train(confirm.plan(choices, seeds), recipe, data, torch.device("cpu"), storage, name, check,
+    `confirm.retrain` do, each with its part), then the verdicts on what is stored."""
+    runs_module.train(confirm.asked(choices, seeds), recipe, data, torch.device("cpu"), storage, name, check,
                       train_size=train_size, **kw)
     study = runs_module.open_runs(storage, name, check)
     return verdicts.verdicts(study, choices, seeds, runs_module.run_protocol(recipe, train_size, check), check)
@@ -46,7 +46,7 @@ def train_and_judge(choices, seeds, recipe, data, storage, name, check=runs_modu
 def test_report_has_the_front_labels_budget_and_target(searched, tmp_path):
     cfg, study = searched
     path = tmp_path / "r.html"
-    report.write_html(study, path)
+    document.write_html(study, path)
     html = path.read_text()
     assert "Pareto front" in html and "hand-designed rounds" in html
     for name in ("round1", "round2", "round3"):
@@ -81,7 +81,7 @@ def _get(app, path: str):
 
 def test_dashboard_app_serves_the_study_with_metric_names_and_figures(searched):
     cfg, study = searched
-    report.attach(study, report.figures(study))
+    document.attach(study, document.figures(study))
     app = optuna_dashboard.wsgi(open_storage(cfg.storage), artifact_store=artifact_store(cfg.storage))
     status, body = _get(app, "/api/studies")
     assert status.startswith("200")
@@ -107,14 +107,14 @@ def test_report_leaves_the_study_it_reads_as_it_was(searched, tmp_path, monkeypa
     optuna.copy_study(from_study_name=cfg.study_name, from_storage=cfg.storage,
                       to_storage=open_storage(str(journal)))
     before = journal.read_bytes()
-    real = report.figures
+    real = document.figures
 
     def elsewhere(study, spread=None):
         figs = real(study, spread)
         figs["curves"].update_layout(title="drawn by another plotly")
         return figs
 
-    monkeypatch.setattr(report, "figures", elsewhere)
+    monkeypatch.setattr(document, "figures", elsewhere)
     args = ["report", "--storage", str(journal), "--study-name", cfg.study_name, "--output", str(tmp_path / "r.html")]
     assert cli.main(args) == 0
     assert journal.read_bytes() == before
@@ -129,13 +129,13 @@ def test_the_report_stores_figures_only_when_they_changed(searched, tmp_path):
     optuna.copy_study(from_study_name=cfg.study_name, from_storage=cfg.storage,
                       to_storage=open_storage(str(journal)))
     study = optuna.load_study(study_name=cfg.study_name, storage=open_storage(str(journal)))
-    figs = report.figures(study)
-    report.attach(study, figs)  # stored now, or already stored by another test
+    figs = document.figures(study)
+    document.attach(study, figs)  # stored now, or already stored by another test
     size = journal.stat().st_size
-    assert not report.attach(study, report.figures(study))
+    assert not document.attach(study, document.figures(study))
     assert journal.stat().st_size == size
     figs["curves"].update_layout(title="a trial was added")
-    assert report.attach(study, figs)
+    assert document.attach(study, figs)
     assert journal.stat().st_size > size
 
 
@@ -319,7 +319,7 @@ def test_confirm_workers_split_the_missing_runs_each_run_once(searched, tmp_path
     assert sorted(trained) == sorted((c.label, s, False) for c, s in todo)  # each missing run trained once
     runs = optuna.load_study(study_name="c", storage=storage).trials
     assert sorted((t.user_attrs["label"], t.user_attrs["confirm_seed"]) for t in runs) == sorted(
-        (c.label, s) for c, s in confirm.plan(choices, [1, 2, 3]))
+        (c.label, s) for c, s in confirm.asked(choices, [1, 2, 3]))
     assert confirm.missing(runs_module.open_runs(storage, "c"), choices, [1, 2, 3], key) == []
 
 
@@ -330,7 +330,7 @@ def test_a_confirm_worker_that_fails_is_one_sentence_and_its_reason(searched, tm
     not_a_folder.write_text("")
     url = f"sqlite:///{tmp_path}/c.db"
     runs = runs_module.open_runs(open_storage(url), "c")
-    plan = confirm.Plan(runs_module.TEST, choices, [1], Recipe(epochs=1), None, "c", confirm.plan(choices, [1]))
+    plan = confirm.Plan(runs_module.TEST, choices, [1], Recipe(epochs=1), None, "c", confirm.asked(choices, [1]))
     job = workers.ConfirmJob(Recipe(epochs=1), str(not_a_folder), "cpu", url, "c", None, 1)
     with pytest.raises(identity.SearchFailed, match="a confirmation run failed"):
         confirm.supervise(runs, plan, job, on_event=lambda e: None, poll_seconds=0.1)
@@ -407,7 +407,7 @@ def test_the_report_shows_what_the_confirmation_study_holds_under_its_recipe(sea
     assert confirmation.stored_table(study, storage, Recipe(epochs=1, batch_size=128)) is None  # another recipe's runs
     path = tmp_path / "r.html"
     extra = confirmation.summary(study, storage, Recipe(epochs=1))
-    report.write_html(study, path, answer=extra.answer, tables=extra.tables)
+    document.write_html(study, path, answer=extra.answer, tables=extra.tables)
     assert "<h2>Confirmation on test</h2>" in path.read_text() and first[0].label in path.read_text()
 
 
@@ -419,7 +419,7 @@ def test_a_recorded_run_holds_its_own_candidate_even_with_a_trial_waiting(tmp_pa
     from search.execution.runs import record_run
 
     storage = open_storage(f"sqlite:///{tmp_path}/b.db")
-    study = identity.open_baselines(storage)
+    study = runs_module.open_baselines(storage)
     study.enqueue_trial(spaces.encode(ROUNDS["round1"].candidate), user_attrs={"baseline": "round1"})
     data = Mnist(train=synthetic_split(128, 1), test=synthetic_split(64, 4))
     record_run(study, ROUNDS["round3"].candidate, Recipe(epochs=1), data.train, {"test": data.test},
@@ -441,7 +441,7 @@ def test_points_below_the_zoomed_front_axis_are_drawn_on_its_floor_and_counted(t
         study.add_trial(optuna.trial.create_trial(
             state=TrialState.COMPLETE, values=[acc, n], params=params, distributions=dists,
             user_attrs={"params": n, "val_acc": [acc], "test_acc": [acc + 0.2]}))
-    fig = report.front_figure(study)
+    fig = document.front_figure(study)
     lo, hi = fig.layout.yaxis.range
     assert lo == pytest.approx(96.8) and hi == 100.0  # zoom kept
     ys = [(y, sym) for tr in fig.data for y, sym in zip(tr.y, tr.marker.symbol)]
@@ -459,7 +459,7 @@ def test_the_pruned_curves_legend_entry_appears_whatever_trial_came_first():
     study.add_trial(optuna.trial.create_trial(state=TrialState.PRUNED, params={"x": 2}, distributions=dist,
                                               user_attrs={"params": 6000, "val_acc": [97.0],
                                                           "state_reason": "pruned: x"}))
-    fig = report.curves_figure(study)
+    fig = document.curves_figure(study)
     assert [tr.showlegend for tr in fig.data if tr.legendgroup == "pruned"] == [True]
 
 
@@ -477,7 +477,7 @@ def test_cost_counts_trained_epochs_against_an_unpruned_search():
                         "rung_val_acc": [97.0] * rung, "rung_epoch_seconds": [60.0] * rung})
         trial.datetime_start, trial.datetime_complete = start, start + datetime.timedelta(seconds=60 * (n + rung))
         study.add_trial(trial)
-    line = report.cost_line(study)
+    line = document.cost_line(study)
     assert line.startswith("21 candidate-epochs trained for 3 finished trials, 6 of them on rungs")
     assert "1.4 full-run equivalents, candidate-epochs / 15" in line and "the 2 that were not rejected would train 2 x 15 = 30" in line
     assert "0.3 worker-hours (the sum of trial durations)" in line  # 21 minutes
@@ -518,7 +518,7 @@ def test_the_answer_names_the_validation_leader_and_falls_back_to_test_saying_so
 
 def test_the_dashboard_note_names_the_rounds_trials(searched):
     _, study = searched
-    note = report.dashboard_note(study)
+    note = document.dashboard_note(study)
     rounds = [t for t in study.trials if "baseline" in t.user_attrs]
     assert rounds and all(f"trial {t.number} is {t.user_attrs['baseline']}" in note for t in rounds)
 
@@ -527,12 +527,12 @@ def test_a_study_shorter_than_the_protocol_is_labelled_a_quick_look(tmp_path):
     study = optuna.create_study(directions=["maximize", "minimize"])
     study.set_user_attr("recipe", {"epochs": 15})
     study.set_user_attr("train_size", None)
-    assert report.quick_look(study) is None
+    assert document.quick_look(study) is None
     study.set_user_attr("recipe", {"epochs": 5})
     study.set_user_attr("train_size", 10_000)
-    assert report.quick_look(study).startswith("Quick look: this study trains 5 epochs on 10,000 training images")
+    assert document.quick_look(study).startswith("Quick look: this study trains 5 epochs on 10,000 training images")
     path = tmp_path / "q.html"
-    report.write_html(study, path, figs={})
+    document.write_html(study, path, figs={})
     assert "Quick look" in path.read_text()
 
 
@@ -560,7 +560,7 @@ def test_a_trial_handed_back_at_the_total_is_not_counted_as_work_left():
     study = optuna.create_study(directions=["maximize", "minimize"])
     study.enqueue_trial({}, user_attrs={"beyond_total": True})
     study.enqueue_trial({})
-    assert report.counts_line(study) == "1 waiting"
+    assert document.counts_line(study) == "1 waiting"
 
 
 def test_a_reevaluation_reads_the_recipe_of_a_study_made_by_an_older_version():

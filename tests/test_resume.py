@@ -31,12 +31,12 @@ def no_training(monkeypatch):
     real = use_case.run_search
 
     def trains_nothing(cfg, **kw):
-        assert use_case.todo(use_case.open_search(cfg), cfg.trials) == 0, "this run would train"
+        assert use_case.todo(kw["study"], cfg.trials) == 0, "this run would train"
         return real(cfg, **kw)
 
     monkeypatch.setattr(use_case, "ensure_mnist", lambda root, download=True: root)
     monkeypatch.setattr(use_case, "run_search", trains_nothing)
-    monkeypatch.setattr(use_case.report, "attach", lambda study, figs: False)  # the figures take a while
+    monkeypatch.setattr(use_case.document, "attach", lambda study, figs: False)  # the figures take a while
 
 
 def _copy(name: str, tmp_path: Path) -> str:
@@ -85,7 +85,7 @@ def test_v2_resumes_with_the_plain_tpe_it_ran_with(capsys, tmp_path, no_training
 @pytest.mark.parametrize("name, sampler", [("reference", "tpe-plain"), ("v2", "tpe-plain"), ("v3", "tpe"),
                                            ("v4", "random")])
 def test_each_shipped_study_names_the_sampler_it_ran_with(name, sampler):
-    from search.execution.identity import study_sampler
+    from search.execution.choices import study_sampler
 
     study = optuna.load_study(study_name="search", storage=optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(STUDIES / f"{name}.journal"))))
@@ -114,11 +114,11 @@ def started(monkeypatch):
 
     def run_search(cfg, **kw):
         seen.append(cfg)
-        return use_case.open_search(cfg)
+        return kw["study"]
 
     monkeypatch.setattr(use_case, "ensure_mnist", lambda root, download=True: root)
     monkeypatch.setattr(use_case, "run_search", run_search)
-    monkeypatch.setattr(use_case.report, "attach", lambda study, figs: False)
+    monkeypatch.setattr(use_case.document, "attach", lambda study, figs: False)
     return seen
 
 

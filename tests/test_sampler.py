@@ -82,13 +82,13 @@ def test_a_resumed_study_keeps_its_sampler_however_the_default_moves(tmp_path):
     # v1-v3 were TPE studies made before studies recorded their sampler; resuming one
     # without --sampler must not switch it to the new default.
     from search.config import DEFAULT_SAMPLER, LEGACY_SAMPLER, DataConfig, Recipe, SearchConfig
-    from search.execution import identity
+    from search.execution import choices, identity
 
     def opened(storage, sampler=None) -> str:
         cfg = SearchConfig(storage=str(storage), recipe=Recipe(epochs=2), data=DataConfig(root=tmp_path),
                            **({"defaulted": frozenset({"sampler"})} if sampler is None else {"sampler": sampler}))
         study, cfg = identity.resume_search(cfg)
-        identity.record_choices(study, cfg)  # as a run that trains does
+        choices.record_choices(study, cfg)  # as a run that trains does
         return cfg.sampler
 
     new = tmp_path / "new.journal"

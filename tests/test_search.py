@@ -21,9 +21,9 @@ from baselines import PUBLISHED, ROUNDS
 from search import study as studies
 from search.config import DataConfig, Goal, Recipe, SearchConfig
 from search.engine.data import Split
-from search.execution import hardware, identity, liveness, record, workers
+from search.execution import counts, hardware, identity, liveness, record, workers
 from search.execution.objective import SearchData
-from search.results import report
+from search.results import document
 from tests.conftest import synthetic_split
 
 
@@ -74,7 +74,7 @@ def test_over_budget_candidate_is_infeasible_and_never_trained(tmp_path, count_s
     assert t.state == TrialState.PRUNED and t.user_attrs["state_reason"].startswith("rejected")
     assert t.constraints == {"params": 936.0} and t.constraints["params"] > 0
     assert load(cfg).best_trials == []
-    assert report.outcome(t) == "rejected"
+    assert document.outcome(t) == "rejected"
 
 
 def test_a_trial_records_curves_provenance_and_two_objectives(tmp_path, count_steps):
@@ -111,7 +111,7 @@ def test_pruning_stops_a_trial_and_keeps_its_curve(tmp_path, monkeypatch):
     assert t.user_attrs["pruned_at_epoch"] == 2 and len(t.user_attrs["val_acc"]) == 2
     assert t.user_attrs["state_reason"] == "pruned: test rule"
     assert "PruneAtTwo" in t.user_attrs["pruner"]  # the rule that judged it is on record
-    assert "pruned at epoch 2: test rule" in report.trial_line(t)
+    assert "pruned at epoch 2: test rule" in document.trial_line(t)
 
 
 @pytest.mark.parametrize("state, words", [
@@ -210,6 +210,22 @@ def test_sqlite_refuses_concurrent_workers(tmp_path):
         studies.run_search(config(tmp_path, workers=2))
 
 
+def test_a_search_checks_its_workers_and_opens_its_study_once(tmp_path, monkeypatch):
+    cfg = config(tmp_path, storage=str(tmp_path / "s.journal"), trials=1)
+    params = spaces.encode(ROUNDS["round3"].candidate)
+    identity.open_search(cfg).add_trial(optuna.trial.create_trial(
+        params=params, distributions={k: spaces.SPACE[k] for k in params}, values=[99.0, 5760]))  # nothing to train
+    calls = []
+    opened = studies.resume_search
+    monkeypatch.setattr(studies, "ensure_mnist", lambda root, download=True: root)
+    monkeypatch.setattr(studies, "check_workers", lambda storage, workers: calls.append("check"))
+    monkeypatch.setattr(studies, "resume_search", lambda *a, **kw: calls.append("open") or opened(*a, **kw))
+    monkeypatch.setattr(studies, "open_search", lambda *a, **kw: calls.append("open again"))
+    monkeypatch.setattr(studies.document, "attach", lambda study, figs: False)
+    studies.search(cfg)
+    assert calls == ["check", "open"]
+
+
 # --- worker processes on real MNIST (tiny subsets) ----------------------------------------
 
 
@@ -226,10 +242,10 @@ def real_config(tmp_path, data_root, **kw) -> SearchConfig:
 def test_resume_reaches_the_requested_total(tmp_path, data_root):
     cfg = real_config(tmp_path, data_root, trials=2)
     studies.run_search(cfg, poll_seconds=0.2)
-    assert identity.counts(load(cfg))["complete"] + identity.counts(load(cfg))["pruned"] == 2
+    assert counts.counts(load(cfg))["complete"] + counts.counts(load(cfg))["pruned"] == 2
     studies.run_search(dataclasses.replace(cfg, trials=4), poll_seconds=0.2)
     studies.run_search(dataclasses.replace(cfg, trials=4), poll_seconds=0.2)  # nothing left to do
-    c = identity.counts(load(cfg))
+    c = counts.counts(load(cfg))
     assert c["complete"] + c["pruned"] == 4 and c["running"] == c["waiting"] == 0
 
 
@@ -293,7 +309,7 @@ def test_a_killed_worker_trial_ends_failed_and_runs_again(tmp_path, data_root):
     assert dead.state == TrialState.FAIL and "died" in dead.user_attrs["state_reason"]
     retry = [t for t in trials if t.user_attrs.get("retry_of") == dead.number]
     assert len(retry) == 1 and retry[0].params == killed["params"] and retry[0].state.is_finished()
-    c = identity.counts(load(cfg))
+    c = counts.counts(load(cfg))
     assert c["complete"] + c["pruned"] == 2 and c["running"] == 0
 
 
@@ -393,10 +409,32 @@ def test_the_search_ends_its_story_before_the_figures_are_attached(tmp_path, mon
     cfg = config(tmp_path)
     said = []
     monkeypatch.setattr(use_case, "ensure_mnist", lambda root, download=True: root)
-    monkeypatch.setattr(use_case, "run_search", lambda cfg, on_event: identity.open_search(cfg))
-    monkeypatch.setattr(use_case.report, "attach", lambda study, figs: said.append("attached"))
+    monkeypatch.setattr(use_case, "run_search", lambda cfg, on_event, study: study)
+    monkeypatch.setattr(use_case.document, "attach", lambda study, figs: said.append("attached"))
     outcome = use_case.search(cfg, lambda e: said.append(type(e).__name__))
     assert said == ["Started", "Ended", "attached"] and not outcome.interrupted
+
+
+def test_one_count_of_a_studys_trials_towards_its_total():
+    # what a search finished, what is left to start, when a worker stops, and whether a
+    # new trial is one too many all read counts.counted
+    import types
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, values=[99.0, 1000]))
+    for state in (TrialState.PRUNED, TrialState.FAIL):
+        study.add_trial(optuna.trial.create_trial(state=state))
+    study.ask()  # trial 3, running
+    study.enqueue_trial({})  # trial 4, waiting
+    assert (counts.counted(study), counts.counted(study, running=True)) == (2, 3)
+    assert counts.counted(study, running=True, below=3) == 2  # not trial 2 (failed), nor 3 itself
+    assert (counts.todo(study, 5), counts.todo(study, 3), counts.todo(study, 2)) == (2, 0, 0)
+    stopped = []
+    watched = types.SimpleNamespace(get_trials=study.get_trials, stop=lambda: stopped.append(True))
+    counts.StopAtTotal(4)(watched, study.trials[0])
+    assert stopped == []  # one left to start
+    counts.StopAtTotal(3)(watched, study.trials[0])
+    assert stopped == [True]
 
 
 # --- the stages space ---------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""A study's identity: opening a study only under the protocol it was made with, and
-counting what it holds.
+"""A study's identity: opening a study only under the protocol it was made with, and a
+search resumed under the choices it recorded (`resume_search`, `kept`).
 
 Every study drill-search writes records its protocol in its user attributes (kind,
 schema, space fingerprint, the recipe's values, ...) and refuses runs made under another
@@ -18,17 +18,15 @@ from collections.abc import Callable
 
 import optuna
 from optuna.study import StudyDirection
-from optuna.trial import TrialState
 
 import spaces
 
 from .. import __version__
-from ..config import (BASELINE_STUDY, DEFAULT_SAMPLER, LEGACY_SAMPLER, MNIST_TRAIN, PARAM_BUDGET, SCORE_EPOCHS, Goal,
-                      SearchConfig)
+from ..config import SCORE_EPOCHS, Goal, SearchConfig
+from .choices import run_choices, study_sampler
 from .storage import open_storage
 
 SCHEMA = 2  # bump when the meaning of stored attributes changes (2: objective 0 is the last-3 mean)
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 # Keys older versions recorded in a protocol, with the value the code now implies: a
@@ -163,30 +161,6 @@ def load(storage: optuna.storages.BaseStorage, name: str, where: str) -> optuna.
         raise StudyError(f"there is no study {name!r} in {where}; studies there: {', '.join(names) or 'none'}.") from None
 
 
-def counts(study: optuna.Study) -> dict[str, int]:
-    """Trials per state, by lower-case state name."""
-    c = {s.name.lower(): 0 for s in TrialState}
-    for t in study.get_trials(deepcopy=False):
-        c[t.state.name.lower()] += 1
-    return c
-
-
-def budget(study: optuna.Study) -> int:
-    """The parameter budget `study` was made under (PARAM_BUDGET when it recorded none)."""
-    return study.user_attrs.get("max_params", PARAM_BUDGET)
-
-
-# --- baselines --------------------------------------------------------------------------
-
-BASELINE_ATTRS = {"kind": "baselines"}
-BASELINE_PROTOCOL = f"train on all {MNIST_TRAIN:,} training images; objective 0 is final-epoch test accuracy"
-
-
-def open_baselines(storage: optuna.storages.BaseStorage, name: str = BASELINE_STUDY) -> optuna.Study:
-    return open_study(storage, name, ["maximize", "minimize"], ["test_acc", "params"], BASELINE_ATTRS,
-                      described=BASELINE_PROTOCOL)
-
-
 # --- search -----------------------------------------------------------------------------
 
 
@@ -290,40 +264,3 @@ def kept(cfg: SearchConfig, study: optuna.Study) -> SearchConfig:
         top["space"] = spaces.name_of(space)
     return dataclasses.replace(cfg, recipe=dataclasses.replace(cfg.recipe, **recipe),
                                data=dataclasses.replace(cfg.data, **data), **top)
-
-
-def run_choices(cfg: SearchConfig) -> dict:
-    """The choices a run may change of the study it resumes (RUN_CHOICES), as recorded:
-    not the study's identity, so not compared; `reevaluate` and the report read the goal."""
-    return {"goal": cfg.goal.to_dict(), "sampler": cfg.sampler}
-
-
-def changes(cfg: SearchConfig, study: optuna.Study) -> list[str]:
-    """What `cfg` changes of the goal and sampler `study` recorded, in words ([] for none)."""
-    out = []
-    goal = Goal(**study.user_attrs.get("goal", {}))
-    if cfg.goal != goal:
-        out.append(f"goal to {cfg.goal.describe()} (it was {goal.describe()})")
-    if cfg.sampler != study_sampler(study):
-        out.append(f"sampler to {cfg.sampler} (it was {study_sampler(study)})")
-    return out
-
-
-def record_choices(study: optuna.Study, cfg: SearchConfig) -> None:
-    """Record the goal and sampler of a run that trains (those the study has are kept)."""
-    for key, value in run_choices(cfg).items():
-        if study.user_attrs.get(key) != value:
-            study.set_user_attr(key, value)
-
-
-def study_sampler(study: optuna.Study) -> str:
-    """The sampler a search study ran with: the one it recorded last; for one made before
-    studies recorded theirs, the goal-aimed TPE when it records a strategy (which came
-    with the goal's view: v3), else Optuna's plain TPE (v1, v2; LEGACY_SAMPLER); the
-    default for a study that holds nothing."""
-    recorded = study.user_attrs.get("sampler")
-    if recorded is not None:
-        return recorded
-    if not study.get_trials(deepcopy=False):
-        return DEFAULT_SAMPLER
-    return "tpe" if "strategy" in study.user_attrs else LEGACY_SAMPLER

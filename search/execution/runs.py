@@ -1,6 +1,7 @@
 """A run: one candidate trained once, with one seed, under a fixed protocol, stored as one
-trial. The rounds' reproductions (`drill-search run --baseline`), the confirmations and
-the re-evaluations are runs; a search's trials are not (the objective trains those).
+trial. The rounds' reproductions (`drill-search run --baseline`, study `baselines`:
+`open_baselines`), the confirmations and the re-evaluations are runs; a search's trials
+are not (the objective trains those).
 
 A companion study (`<search>-confirm`, `<search>-reeval`) holds the runs of one `Check`:
 each run records its seed (`confirm_seed`) and its protocol (`run_protocol`), so a run is
@@ -22,12 +23,15 @@ from optuna.trial import TrialState
 import spaces
 
 from .. import optuna_private
-from ..config import VAL_SIZE, Recipe, score as search_score
+from ..config import BASELINE_STUDY, MNIST_TRAIN, VAL_SIZE, Recipe, score as search_score
 from ..engine.data import Mnist, Split, split_validation
 from ..engine.model import count_params
 from ..engine.train import EpochResult, TrainResult, train as train_candidate
 from . import record
-from .identity import BASELINE_PROTOCOL, open_study, same_protocol
+from .identity import open_study, same_protocol
+
+BASELINE_ATTRS = {"kind": "baselines"}
+BASELINE_PROTOCOL = f"train on all {MNIST_TRAIN:,} training images; objective 0 is final-epoch test accuracy"
 
 
 def final_test_acc(history: list[EpochResult]) -> float:
@@ -105,6 +109,12 @@ class Choice:
 
 
 Run = tuple[Choice, int]  # a choice and a seed
+
+
+def open_baselines(storage: optuna.storages.BaseStorage, name: str = BASELINE_STUDY) -> optuna.Study:
+    """The study of the rounds reproduced with their own recipe (`drill-search run --baseline`)."""
+    return open_study(storage, name, ["maximize", "minimize"], ["test_acc", "params"], BASELINE_ATTRS,
+                      described=BASELINE_PROTOCOL)
 
 
 def open_runs(storage, study_name: str, check: Check = TEST) -> optuna.Study:

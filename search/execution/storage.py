@@ -33,6 +33,8 @@ from optuna.storages import BaseStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock, JournalStorage
 from optuna.trial import FrozenTrial
 
+from ..config import SEARCH_STUDY, study_flags
+
 log = logging.getLogger(__name__)
 
 # A journal file: several worker processes may write it at once (SQLite may not), and it
@@ -364,7 +366,6 @@ def artifact_store(url: str, create: bool = True) -> FileSystemArtifactStore:
     return FileSystemArtifactStore(str(path))
 
 
-def dashboard_command(url: str, study_name: str = "search") -> str:
+def dashboard_command(url: str, study_name: str = SEARCH_STUDY) -> str:
     """The command that opens this storage in optuna-dashboard, as README gives it."""
-    name = "" if study_name == "search" else f" --study-name {study_name}"
-    return f"drill-search dashboard --storage {url}{name}"
+    return f"drill-search dashboard{study_flags(url, study_name)}"

@@ -149,12 +149,21 @@ class TrialFinished:
     trial: FrozenTrial
 
 
-def reporter(study: optuna.Study, on_event: Callable, polled: Callable[[list[FrozenTrial]], object],
+@dataclasses.dataclass(frozen=True)
+class Polled:
+    """An event of a use case, every poll: the trials it watches (a search: all the study's;
+    a confirmation: its plan's runs) and the ids of the workers this command started."""
+
+    trials: list[FrozenTrial]
+    workers: frozenset[str]
+
+
+def reporter(study: optuna.Study, on_event: Callable,
              ours: Callable[[list[FrozenTrial]], list[FrozenTrial]] = lambda trials: trials,
-             ) -> Callable[[list[FrozenTrial]], None]:
+             workers: Callable[[], set[str]] = set) -> Callable[[list[FrozenTrial]], None]:
     """A use case's `on_poll`: `TrialFinished` once for each of `ours(trials)` that
-    finishes (complete, pruned, rejected or failed) from now on, then the use case's own
-    event, `polled(ours(trials))`. What `study` holds finished already is not reported."""
+    finishes (complete, pruned, rejected or failed) from now on, then `Polled` with them and
+    the command's `workers()`. What `study` holds finished already is not reported."""
     seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
 
     def tell(trials: list[FrozenTrial]) -> None:
@@ -163,7 +172,7 @@ def reporter(study: optuna.Study, on_event: Callable, polled: Callable[[list[Fro
             if t.state.is_finished() and t.number not in seen:
                 seen.add(t.number)
                 on_event(TrialFinished(t))
-        on_event(polled(mine))
+        on_event(Polled(mine, frozenset(workers())))
 
     return tell
 

@@ -32,7 +32,8 @@ from ..strategy.promote import Promotion
 from ..strategy.prune import make_pruner
 from ..strategy.sampler import ForwardingSampler, make_sampler
 from .hardware import use_cores
-from .identity import FINISHED, counts, resume_search
+from .counts import StopAtTotal, counted, todo
+from .identity import resume_search
 from .liveness import requeue, worker_id
 from .objective import Objective, SearchData, TrialError
 from .runs import TEST, Check, Run, train as train_runs
@@ -40,12 +41,6 @@ from .storage import artifact_store, open_storage
 from .supervisor import interrupt_once
 
 MAX_ERRORS_IN_A_ROW = MAX_RETRY + 2  # a worker whose trials keep raising stops the search
-
-
-def todo(study: optuna.Study, total: int) -> int:
-    """Trials still to start: the total minus those finished or running now."""
-    c = counts(study)
-    return max(0, total - c["complete"] - c["pruned"] - c["running"])
 
 
 def load_search_data(cfg: SearchConfig, device: torch.device) -> SearchData:
@@ -96,7 +91,7 @@ def run_worker(
     objective = Objective(data, cfg.recipe, cfg.max_params, pruner, device, progress=progress,
                           artifacts=artifact_store(cfg.storage), promotion=promotion,
                           rung_epochs=cfg.rung_epochs, goal=cfg.goal, space=space)
-    stop = optuna.study.MaxTrialsCallback(cfg.trials, states=(*FINISHED, TrialState.RUNNING))
+    stop = StopAtTotal(cfg.trials)
     errors = ErrorCallback()
     # Failed trials are reported by the supervisor, with their reasons; Optuna would print
     # a traceback for each.
@@ -145,7 +140,7 @@ class WithinTotal(ForwardingSampler):
     """`inner`, refusing a trial that would take the study past `total` finished or running
     trials: it goes back to the queue (WAITING) untouched and the worker stops.
 
-    The stop rule (MaxTrialsCallback) counts the study after a trial and the next `ask`
+    The stop rule (`StopAtTotal`) counts the study after a trial and the next `ask`
     creates one, so two workers that count before either asks both see room for one more.
     A new trial's number orders it after every trial created before it, so the one whose
     earlier trials already fill the total is the one too many. A sampler, because its
@@ -158,17 +153,12 @@ class WithinTotal(ForwardingSampler):
         self.total = total
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        if counted_before(study, trial.number) >= self.total:
+        if counted(study, running=True, below=trial.number) >= self.total:
             # RUNNING -> WAITING, marked so that counts do not show it as work left (a resume
             # takes it like any other).
             optuna_private.back_to_queue(study, trial, "beyond_total")
             raise TotalReached(f"trial {trial.number} is beyond the {self.total} trials asked for")
         super().before_trial(study, trial)
-
-
-def counted_before(study: optuna.Study, number: int) -> int:
-    """Trials numbered below `number` that count towards the total: finished or running."""
-    return sum(t.number < number for t in study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING)))
 
 
 class _EndedElsewhere:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import optuna
 
 from ..config import MNIST_TRAIN, TARGET_ACC, Recipe
-from ..execution.identity import budget
+from ..execution.choices import study_budget, study_goal
 from ..execution.runs import TEST, VALIDATION, Check, Choice
 from .verdicts import PROTOCOL_SEEDS, Verdict, standard_error, stored_verdicts
 
@@ -85,11 +85,12 @@ def stored_table(search: optuna.Study, storage, recipe: Recipe, check: Check = T
     return table(found, recipe.epochs, check) + cost + note
 
 
-def answer(confirmed: list[Verdict], reevaluated: list[Verdict], max_params: int, storage_flag: str = "") -> list[str]:
+def answer(confirmed: list[Verdict], reevaluated: list[Verdict], max_params: int, flags: str = "") -> list[str]:
     """The report's first lines: the network to use within `max_params` (the leader of the
     re-evaluation on validation, a searched trial or a round, when it is confirmed, else the
     best searched network confirmed by test mean, which says so), the smallest that holds
-    the target on every seed, and round3 and round1 under the same protocol."""
+    the target on every seed, and round3 and round1 under the same protocol. The commands
+    it suggests name the study with `flags` (config.study_flags)."""
     full = [v for v in confirmed if len(v.final) >= len(PROTOCOL_SEEDS)]
     searched = [v for v in full if v.choice.baseline is None and v.params <= max_params]
     rounds = {v.choice.baseline: v for v in full if v.choice.baseline}
@@ -102,7 +103,7 @@ def answer(confirmed: list[Verdict], reevaluated: list[Verdict], max_params: int
         lines.append(
             f"Leader of the re-evaluation on validation, at most {max_params:,} parameters: {leader.choice.label}, "
             f"{leader.params:,} parameters ({leader.mean:.2f}% over {len(leader.final)} new seeds); not confirmed on "
-            f"test yet: drill-search confirm --trials {leader.choice.source_trial} --no-baselines{storage_flag}")
+            f"test yet: drill-search confirm --trials {leader.choice.source_trial} --no-baselines{flags}")
     elif leader is not None or searched:
         if leader is not None:
             best, chosen = held, leader.choice
@@ -116,7 +117,7 @@ def answer(confirmed: list[Verdict], reevaluated: list[Verdict], max_params: int
             f"Network to use, at most {max_params:,} parameters: {chosen.label}, {best.params:,} parameters "
             f"({chosen.candidate.describe()}), {how}: {best.mean:.2f}% mean final-epoch test accuracy over "
             f"seeds {seeds} (min {min(best.final):.2f}), retrained on all {MNIST_TRAIN:,} training images. Its search run's "
-            f"weights: drill-search export {chosen.source_trial}{storage_flag}")
+            f"weights: drill-search export {chosen.source_trial}{flags}")
     else:
         lines.append(f"No searched network of at most {max_params:,} parameters is confirmed on seeds {seeds} yet "
                      "(drill-search confirm).")
@@ -151,11 +152,10 @@ class Summary:
     text: str  # the same tables for the terminal
 
 
-def summary(search: optuna.Study, storage, recipe: Recipe, storage_flag: str = "") -> Summary:
+def summary(search: optuna.Study, storage, recipe: Recipe, flags: str = "") -> Summary:
     confirmed, _ = stored_verdicts(search, storage, recipe)
     reevaluated, _ = stored_verdicts(search, storage, recipe, VALIDATION)
-    goal = search.user_attrs.get("goal", {}).get("max_params")
-    within = goal or budget(search)
+    within = study_goal(search).max_params or study_budget(search)
     tables, text = [], []
     if reevaluated:
         check = VALIDATION.of(search)
@@ -172,5 +172,5 @@ def summary(search: optuna.Study, storage, recipe: Recipe, storage_flag: str = "
         text.append(stored_table(search, storage, recipe) or "")
     spread = {v.choice.source_trial: (v.mean, standard_error(v), len(v.final))
               for v in reevaluated if v.choice.source_trial is not None and len(v.final) > 1}
-    lines = answer(confirmed, reevaluated, within, storage_flag) if confirmed or reevaluated else []
+    lines = answer(confirmed, reevaluated, within, flags) if confirmed or reevaluated else []
     return Summary(lines, tables, spread, "\n\n".join(text))

@@ -14,7 +14,7 @@ import optuna
 from optuna.trial import TrialState
 
 from ..config import PARAM_BUDGET, TARGET_ACC, Recipe
-from ..execution.identity import budget
+from ..execution.choices import study_budget
 from ..execution.runs import TEST, Check, Choice, complete_runs, run_protocol, search_protocol
 from .selection import choose, one_per_seed
 
@@ -93,7 +93,7 @@ def stored_verdicts(search: optuna.Study, storage, recipe: Recipe, check: Check 
     except KeyError:
         return [], []
     if check.is_test:
-        choices = choose(search, None, budget(search))
+        choices = choose(search, None, study_budget(search))
         key = run_protocol(recipe, None)
     else:
         choices = []

@@ -1,4 +1,5 @@
-"""What a person reads about a study: trial lines, the Pareto front, counts.
+"""The report as a document, what a person reads about a study: trial lines, the Pareto
+front, counts, figures and the HTML file (`search.reporting` is the use case that writes it).
 
 Everything here reads from the storage (FrozenTrial values and attributes), never from a
 worker's memory, so it works the same for a study that ran on another machine.
@@ -15,8 +16,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 import spaces
 
-from ..config import MAX_EPOCHS, MAX_RETRY, MNIST_TRAIN, TARGET_ACC, VAL_SIZE
-from ..execution.identity import budget as study_budget
+from ..config import MAX_EPOCHS, MAX_RETRY, MNIST_TRAIN, TARGET_ACC, VAL_SIZE, study_flags
+from ..execution.choices import study_budget
 from .selection import front
 
 TIMES = {1: "once", 2: "twice"}  # a count in words (MAX_RETRY)
@@ -193,9 +194,8 @@ def running_text(trials: list[FrozenTrial], storage: str, study_name: str) -> st
             f"trial {t.number} on {where(t.user_attrs['worker'])}" if t.user_attrs.get("worker")
             else f"trial {t.number} (its worker is starting)" for t in alive))
     if lost:
-        name = "" if study_name == "search" else f" --study-name {study_name}"
         lines.append(f"left RUNNING by workers that are gone: {', '.join(f'trial {n} ({why})' for n, why in lost.items())}; "
-                     f"drill-search fail-stale --storage {storage}{name} re-queues them.")
+                     f"drill-search fail-stale{study_flags(storage, study_name)} re-queues them.")
     return "\n".join(lines)
 
 
