@@ -227,8 +227,13 @@ def resume_search(cfg: SearchConfig, sampler: optuna.samplers.BaseSampler | None
 
 def _check_fits(cfg: SearchConfig, space: str | None) -> None:
     """Refuse a budget no network of `space` fits (None: of any space, when the study has
-    not yet said which is its own)."""
-    names = [space] if space is not None else list(spaces.SPACES)
+    not yet said which is its own), where the sampler draws only networks that fit: it
+    would draw forever. (In the chain space such a search rejects every draw untrained, as
+    it always did.)"""
+    names = [n for n in ([space] if space is not None else spaces.SPACES)
+             if spaces.by_name(n).DRAWS_WITHIN_BUDGET]
+    if not names:
+        return
     least, name = min((spaces.by_name(n).smallest(), n) for n in names)
     flag, budget = ("--goal-params", cfg.goal.max_params) if cfg.goal.max_params is not None else \
         ("--max-params", cfg.max_params)
