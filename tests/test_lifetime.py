@@ -215,8 +215,8 @@ def test_a_command_whose_own_work_is_done_exits_0_and_says_what_other_commands_s
     # README's several machines: the command that finishes first must not fail (`run ... &&
     # drill-search report`) because another command's trials are still under way.
     store = tmp_path / "s.journal"
-    run = ["run", "--storage", str(store), "--data-dir", str(data_root), "--max-params", "10", "--sampler",
-           "random", "--no-baselines", "--workers", "1", "--device", "cpu", "--epochs", "1", "--val-size", "500",
+    run = ["run", "--storage", str(store), "--data-dir", str(data_root), "--space", "chain", "--max-params", "10",
+           "--sampler", "random", "--no-baselines", "--workers", "1", "--device", "cpu", "--epochs", "1", "--val-size", "500",
            "--train-size", "500", "--seed", "1", "--quiet"]  # every candidate rejected untrained: fast
     code, out, err = run_cli(capsys, *run, "--trials", "1")
     assert code == 0, err
