@@ -30,13 +30,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from baselines.published import DESIGN_3762
-from spaces import Candidate, Net
+from spaces import Arch, Candidate, Net
 
 ROOT = Path(__file__).resolve().parents[1]
 
-def _chain(c1, c2, t, c4, c6, c7, dropout, lr, batch, rotation) -> Candidate:
-    from spaces import Arch
 
+def _chain(c1, c2, t, c4, c6, c7, dropout, lr, batch, rotation) -> Candidate:
     return Candidate(Arch(c1, c2, t, c4, None, c6, c7, dropout).to_net(), lr=lr, lr_step=None,
                      schedule="onecycle", batch_size=batch, rotation=rotation)
 
@@ -72,29 +71,21 @@ def _toggle(c: Candidate, on: bool, add, remove) -> tuple[Candidate, bool, str] 
     return other, not on, "gap" if other.arch.head != c.arch.head else "base"
 
 
-# Each lever: name -> (what it is, c -> (the other arm, lever on in it?) or None).
+# Each lever: name -> (what it is, c -> (the other arm, lever on in it?, the run it pairs with) or None).
 def _padded(c):
     stages = tuple(replace(s, pad=True) for s in c.arch.stages)
     return _net(c, stages=stages, head="gap")  # a padded map is larger than 6: avg6 would see one corner
 
 
-def _second_pool(c):
-    """A max-pool at the end of the stage after the one pool, when that stage is not the last."""
+def _pools(c, wanted: int):
+    """The network with a second max-pool (at the end of the stage after the first, when
+    that stage is not the last), or with its second one removed; None when it cannot."""
     stages = c.arch.stages
     pools = [k for k, s in enumerate(stages) if s.pool]
-    if len(pools) != 1 or pools[0] + 1 >= len(stages) - 1:
+    k = pools[0] + 1 if wanted == 2 and len(pools) == 1 else pools[1] if wanted == 1 and len(pools) == 2 else None
+    if k is None or k >= len(stages) - 1:
         return None
-    k = pools[0] + 1
-    return _ends_gap(c, stages[:k] + (replace(stages[k], pool=True),) + stages[k + 1:])
-
-
-def _one_pool(c):
-    stages = c.arch.stages
-    i = [k for k, s in enumerate(stages) if s.pool]
-    if len(i) != 2:
-        return None
-    k = i[1]
-    return _ends_gap(c, stages[:k] + (replace(stages[k], pool=False),) + stages[k + 1:])
+    return _ends_gap(c, stages[:k] + (replace(stages[k], pool=wanted == 2),) + stages[k + 1:])
 
 
 def _momentum(c, m):
@@ -142,7 +133,8 @@ LEVERS = {
     "padded": ("every 3x3 conv padded (keeps the map), global average head",
                lambda c: _toggle(c, all(s.pad for s in c.arch.stages), _padded, lambda x: None)),
     "pool2": ("a second max-pool (global average head where the map ends under 6x6)",
-              lambda c: _toggle(c, sum(s.pool for s in c.arch.stages) >= 2, _second_pool, _one_pool)),
+              lambda c: _toggle(c, sum(s.pool for s in c.arch.stages) >= 2, lambda x: _pools(x, 2),
+                                lambda x: _pools(x, 1))),
     "bnrelu": ("BatchNorm before ReLU",
                lambda c: _toggle(c, c.arch.order == "bn-relu", lambda x: _net(x, order="bn-relu"),
                                  lambda x: _net(x, order="relu-bn"))),

@@ -46,10 +46,6 @@ class Stage:
         if self.transition is not None and self.transition < 1:
             raise ValueError(f"transition must be a positive width or None, got {self.transition}")
 
-    @property
-    def out(self) -> int:
-        return self.transition or self.widths[-1]
-
     def size_after(self, size: int) -> int:
         """The map's side after this stage, from `size` before it."""
         size -= 0 if self.pad else 2 * len(self.widths)

@@ -173,7 +173,6 @@ class FittingSampler(optuna.samplers.BaseSampler):
     def __init__(self, space: Any, budget: int, seed: int | None = None) -> None:
         self.space, self.budget = space, budget
         self._random = optuna.samplers.RandomSampler(seed=seed)  # its stream runs on across draws
-        self._fallback = optuna.samplers.RandomSampler(seed=seed)
 
     def infer_relative_search_space(self, study, trial) -> dict[str, BaseDistribution]:
         return dict(self.space.SPACE)
@@ -185,12 +184,12 @@ class FittingSampler(optuna.samplers.BaseSampler):
         return draw_fitting(optuna.create_study(sampler=self._random), self.space, self.budget)
 
     def sample_independent(self, study, trial, param_name, param_distribution) -> Any:
-        # only for a parameter outside the space's declaration, which the space never asks for
-        return self._fallback.sample_independent(study, trial, param_name, param_distribution)
+        # only for a parameter the drawn point lacks: one a partly enqueued trial's fixed
+        # values make exist (its own draw has the switch off)
+        return self._random.sample_independent(study, trial, param_name, param_distribution)
 
     def reseed_rng(self) -> None:
         self._random.reseed_rng()
-        self._fallback.reseed_rng()
 
 
 def draw_fitting(draws: optuna.Study, space: Any, budget: int, most: int = 100_000) -> dict[str, Any]:
